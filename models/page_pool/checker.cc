@@ -1,0 +1,378 @@
+#include "models/page_pool/checker.h"
+
+#include <cstdio>
+
+namespace ppsim::page_pool {
+
+const char* PageChecker::sname(S s) {
+  switch (s) {
+    case S::kBuddy: return "buddy";
+    case S::kAllocCache: return "alloc_cache";
+    case S::kRing: return "ring";
+    case S::kCarving: return "frag_page";
+    case S::kOut: return "out";
+    case S::kReturning: return "returning";
+    case S::kDetached: return "detached";
+  }
+  return "?";
+}
+
+void PageChecker::add_pool(const PagePool* pool) {
+  if (static_cast<int>(pools_.size()) <= pool->id()) pools_.resize(pool->id() + 1);
+  pools_[pool->id()].pool = pool;
+}
+
+PageChecker::Shadow& PageChecker::sh(PageId p) {
+  if (p >= pages_.size()) pages_.resize(static_cast<std::size_t>(p) + 1024);
+  return pages_[p];
+}
+
+void PageChecker::record(Shadow& s, const PageEvent& ev) {
+  Hist h{ev.time, ev.kind, s.s, static_cast<std::int16_t>(ev.ctx ? ev.ctx->cpu : -1),
+         ev.ctx ? ev.ctx->softirq : false, ev.offset};
+  s.hist[s.hpos] = h;
+  s.hpos = static_cast<std::uint8_t>((s.hpos + 1) % kHistory);
+  if (s.nhist < kHistory) ++s.nhist;
+}
+
+void PageChecker::fail(const char* invariant, const PageEvent& ev, const std::string& detail) {
+  sim::Violation v;
+  v.invariant = invariant;
+  v.time = ev.time;
+  v.event = ev_name(ev.kind);
+  if (ev.ctx) {
+    char c[64];
+    std::snprintf(c, sizeof c, " (cpu %d, %s)", ev.ctx->cpu,
+                  ev.ctx->softirq ? "softirq" : ev.ctx->exclusive ? "exclusive" : "process");
+    v.event += c;
+  }
+  v.detail = detail;
+  if (ev.page != kNoPage) {
+    char subj[96];
+    std::snprintf(subj, sizeof subj, "page %u (pool %d)", ev.page, ev.pool);
+    v.subject = subj;
+    Shadow& s = sh(ev.page);
+    for (int i = 0; i < s.nhist; ++i) {
+      const Hist& h = s.hist[(s.hpos + kHistory - s.nhist + i) % kHistory];
+      char line[160];
+      std::snprintf(line, sizeof line, "t=%.6f us  %-20s -> %-11s cpu %d%s off %u", sim::to_us(h.t), ev_name(h.ev),
+                    sname(h.to), h.cpu, h.softirq ? " softirq" : "", h.offset);
+      v.history.push_back(line);
+    }
+  } else {
+    v.subject = "pool " + std::to_string(ev.pool);
+  }
+  if (verdicts_.report(std::move(v)) && !stop_) {
+    stop_ = true;
+    if (on_stop) on_stop();
+  }
+}
+
+bool PageChecker::napi_context(const PoolShadow& ps, const PageEvent& ev) const {
+  if (!ev.ctx) return false;
+  if (ev.ctx->exclusive) return true;
+  if (!ev.ctx->softirq) return false;
+  const PoolParams& p = ps.pool->params();
+  if (p.cpuid == ev.ctx->cpu) return true;
+  return p.napi_list_owner && *p.napi_list_owner == ev.ctx->cpu;
+}
+
+void PageChecker::expect(Shadow& s, const PageEvent& ev, std::initializer_list<S> allowed) {
+  for (S a : allowed)
+    if (s.s == a) return;
+  std::string want;
+  for (S a : allowed) want += (want.empty() ? "" : " or ") + std::string(sname(a));
+  fail("state_transition", ev, std::string("page is in ") + sname(s.s) + ", event needs it in " + want);
+}
+
+PageChecker::Buf* PageChecker::find_buf(Shadow& s, std::uint32_t offset) {
+  for (auto& b : s.bufs)
+    if (b.offset == offset) return &b;
+  return nullptr;
+}
+
+void PageChecker::check_conservation(const PoolShadow& ps, const PageEvent& ev) {
+  const std::int64_t model = ps.pool->inflight();
+  if (model != ps.in_world) {
+    char d[160];
+    std::snprintf(d, sizeof d, "hold %u - release %u = %lld, but %lld pages are in the pool's world",
+                  ps.pool->hold_cnt(), ps.pool->release_cnt(), static_cast<long long>(model),
+                  static_cast<long long>(ps.in_world));
+    fail("conservation", ev, d);
+  }
+}
+
+void PageChecker::on_pool_event(PoolShadow& ps, const PageEvent& ev, const PageWorld& world) {
+  switch (ev.kind) {
+    case PageEv::kPoolDestroy: ps.destroyed = true; break;
+    case PageEv::kPoolReleaseTry: {
+      if (!ps.released_once) {
+        ps.released_once = true;
+        for (PageId p = 0; p < pages_.size(); ++p) {
+          const Shadow& s = pages_[p];
+          if (s.pool == ev.pool && s.mapped) {
+            PageEvent e2 = ev;
+            e2.page = p;
+            fail("unmapped_at_destroy", e2,
+                 std::string("page is still DMA-mapped after page_pool_release (it is in ") + sname(s.s) + ")");
+            if (stop_) return;
+          }
+        }
+      }
+      break;
+    }
+    case PageEv::kPoolFreed:
+      if (ps.in_world != 0)
+        fail("inflight_zero_after_destroy", ev,
+             "pool freed with " + std::to_string(ps.in_world) + " pages still in its world");
+      ps.freed = true;
+      break;
+    default: break;
+  }
+  (void)world;
+}
+
+void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
+  ++events_;
+  verdicts_.count_check();
+  PoolShadow* ps = ev.pool >= 0 && ev.pool < static_cast<int>(pools_.size()) && pools_[ev.pool].pool
+                       ? &pools_[ev.pool]
+                       : nullptr;
+  if (ps && ps->freed) {
+    fail("no_use_after_free", ev, "the pool was already freed (__page_pool_destroy)");
+    return;
+  }
+  if (ev.page == kNoPage) {
+    if (ps) on_pool_event(*ps, ev, world);
+    return;
+  }
+  Shadow& s = sh(ev.page);
+  const Page& pg = world.page(ev.page);
+  auto cache_access = [&](const char* what) {
+    if (ps && !napi_context(*ps, ev))
+      fail("cache_napi_only", ev, std::string(what) + " outside the pool's NAPI context");
+  };
+
+  switch (ev.kind) {
+    case PageEv::kHold:
+      expect(s, ev, {S::kBuddy});
+      s.pool = ev.pool;
+      s.bufs.clear();
+      if (ps) ++ps->in_world;
+      if (ev.to == PageLoc::kAllocCache) {
+        s.s = S::kAllocCache;
+        if (ps) ++ps->cache;
+        cache_access("slow-path fill of the alloc cache");
+      } else {
+        s.s = S::kOut;
+        s.bufs.push_back({0, BufLoc::kDriver});
+      }
+      break;
+
+    case PageEv::kCachePop:
+      expect(s, ev, {S::kAllocCache});
+      if (ps) --ps->cache;
+      cache_access("alloc-cache pop");
+      if (ev.to == PageLoc::kBuddy) {
+        s.s = S::kReturning;
+      } else {
+        s.s = S::kOut;
+        s.bufs.assign(1, {0, BufLoc::kDriver});
+      }
+      break;
+
+    case PageEv::kCachePush:
+      expect(s, ev, {S::kReturning});
+      s.s = S::kAllocCache;
+      if (ps) {
+        ++ps->cache;
+        if (ps->destroyed) fail("no_cache_after_destroy", ev, "recycled into the alloc cache of a destroyed pool");
+        if (ps->cache > static_cast<std::int64_t>(kAllocCacheSize))
+          fail("cache_bound", ev, "alloc cache holds " + std::to_string(ps->cache) + " pages (limit 128)");
+      }
+      cache_access("direct recycle into the alloc cache");
+      if (pg.refcount != 1 || pg.pp_ref_count != 1)
+        fail("recycle_refcount_one", ev, "refcount " + std::to_string(pg.refcount) + ", pp_ref_count " +
+                                             std::to_string(pg.pp_ref_count));
+      break;
+
+    case PageEv::kRingProduce:
+      expect(s, ev, {S::kReturning});
+      s.s = S::kRing;
+      if (pg.refcount != 1 || pg.pp_ref_count != 1)
+        fail("recycle_refcount_one", ev, "refcount " + std::to_string(pg.refcount) + ", pp_ref_count " +
+                                             std::to_string(pg.pp_ref_count));
+      break;
+
+    case PageEv::kRingConsume:
+      expect(s, ev, {S::kRing});
+      if (ev.to == PageLoc::kAllocCache) {
+        s.s = S::kAllocCache;
+        if (ps) ++ps->cache;
+        cache_access("refill of the alloc cache");
+      } else {
+        s.s = S::kReturning;
+      }
+      break;
+
+    case PageEv::kRelease:
+      expect(s, ev, {S::kReturning});
+      if (s.mapped || pg.dma_addr != 0) fail("release_unmapped", ev, "page leaves the pool still DMA-mapped");
+      if (ps) --ps->in_world;
+      s.s = ev.to == PageLoc::kBuddy ? S::kBuddy : S::kDetached;
+      s.pool = -1;
+      s.bufs.clear();
+      break;
+
+    case PageEv::kFragCarve:
+      if (s.s == S::kOut && s.bufs.size() == 1 && s.bufs[0].loc == BufLoc::kDriver && s.bufs[0].offset == 0) {
+        s.bufs.clear();
+      } else if (s.s == S::kCarving) {
+        if (!s.bufs.empty())
+          fail("frag_reuse_with_users", ev, std::to_string(s.bufs.size()) + " frags of the page are still out");
+      } else {
+        expect(s, ev, {S::kCarving});
+      }
+      s.bufs.clear();
+      s.s = S::kCarving;
+      break;
+
+    case PageEv::kFragHandOut:
+      expect(s, ev, {S::kCarving});
+      if (find_buf(s, ev.offset)) fail("state_transition", ev, "frag offset handed out twice");
+      s.bufs.push_back({ev.offset, BufLoc::kDriver});
+      break;
+
+    case PageEv::kFragDrain:
+      expect(s, ev, {S::kCarving});
+      if (ev.value < 0) fail("pp_ref_count_nonneg", ev, "pp_ref_count " + std::to_string(ev.value));
+      if (ev.to == PageLoc::kCarving) {
+        if (!s.bufs.empty())
+          fail("frag_reuse_with_users", ev, std::to_string(s.bufs.size()) + " frags of the page are still out");
+        s.bufs.clear();
+        s.needs_sync = ps && ps->pool->params().dma_sync && ps->pool->params().dma_need_sync;
+      } else if (ev.value == 0) {
+        if (!s.bufs.empty())
+          fail("pp_ref_count_consistent", ev, "pp_ref_count reached 0 with " + std::to_string(s.bufs.size()) +
+                                                  " frags still out");
+        s.s = S::kReturning;
+      } else {
+        if (ev.value != static_cast<std::int64_t>(s.bufs.size()))
+          fail("pp_ref_count_consistent", ev, "pp_ref_count " + std::to_string(ev.value) + " but " +
+                                                  std::to_string(s.bufs.size()) + " frags are out");
+        s.s = S::kOut;
+      }
+      break;
+
+    case PageEv::kPut: {
+      if (s.s != S::kOut && s.s != S::kCarving) {
+        fail("no_double_put", ev, std::string("put of a page that is in ") + sname(s.s));
+        break;
+      }
+      Buf* b = find_buf(s, ev.offset);
+      if (!b) {
+        fail("no_double_put", ev, "put of frag offset " + std::to_string(ev.offset) + " that is not outstanding");
+        break;
+      }
+      *b = s.bufs.back();
+      s.bufs.pop_back();
+      if (ev.value < 0) {
+        fail("pp_ref_count_nonneg", ev, "pp_ref_count " + std::to_string(ev.value));
+        break;
+      }
+      if (s.s == S::kCarving) {
+        if (ev.value == 0) fail("pp_ref_count_consistent", ev, "pp_ref_count reached 0 while the pool carves the page");
+      } else if (ev.value != static_cast<std::int64_t>(s.bufs.size())) {
+        fail("pp_ref_count_consistent", ev, "pp_ref_count " + std::to_string(ev.value) + " but " +
+                                                std::to_string(s.bufs.size()) + " buffers remain out");
+      } else if (ev.value == 0) {
+        s.s = S::kReturning;
+        s.needs_sync = ps && ps->pool->params().dma_sync && ps->pool->params().dma_need_sync;
+      }
+      break;
+    }
+
+    case PageEv::kDmaMap:
+      if (s.mapped) fail("state_transition", ev, "page mapped twice");
+      s.mapped = true;
+      s.needs_sync = ps && ps->pool->params().dma_sync && ps->pool->params().dma_need_sync;
+      break;
+
+    case PageEv::kDmaUnmap:
+      if (!s.mapped) fail("state_transition", ev, "unmap of a page that is not mapped");
+      if (ps && ps->released_once && s.s != S::kReturning)
+        fail("unmapped_at_destroy", ev, "inflight page unmapped after the pool's release started");
+      s.mapped = false;
+      break;
+
+    case PageEv::kDmaSyncForDevice: s.needs_sync = false; break;
+
+    case PageEv::kPostToNic: {
+      Buf* b = find_buf(s, ev.offset);
+      if (!b || b->loc != BufLoc::kDriver) {
+        fail("state_transition", ev, "posted buffer is not held by the driver");
+        break;
+      }
+      b->loc = BufLoc::kNicRing;
+      if (ps && ps->pool->params().dma_map && !s.mapped)
+        fail("dma_into_posted_mapped", ev, "buffer posted to the device while its page is not DMA-mapped");
+      break;
+    }
+
+    case PageEv::kDmaWrite: {
+      Buf* b = find_buf(s, ev.offset);
+      if (!b || b->loc != BufLoc::kNicRing) {
+        fail("dma_into_posted_mapped", ev, "device wrote into a buffer that is not posted on its RX ring");
+        break;
+      }
+      if (ps && ps->pool->params().dma_map && (!s.mapped || pg.dma_addr == 0))
+        fail("dma_into_posted_mapped", ev, "device wrote into an unmapped page");
+      if (s.needs_sync) fail("sync_for_device", ev, "device wrote into a page not synced for the device after CPU use");
+      break;
+    }
+
+    case PageEv::kToStack: {
+      Buf* b = find_buf(s, ev.offset);
+      if (!b || b->loc == BufLoc::kStack) {
+        fail("state_transition", ev, "buffer handed to the stack is not held by the NIC ring or the driver");
+        break;
+      }
+      b->loc = BufLoc::kStack;
+      break;
+    }
+
+    case PageEv::kGetPage: ++s.extra_refs; break;
+    case PageEv::kPutPage:
+      if (--s.extra_refs < 0) fail("state_transition", ev, "put_page without a matching get_page");
+      if (s.s == S::kDetached && ev.value == 0) s.s = S::kBuddy;
+      break;
+
+    default: break;
+  }
+  record(s, ev);
+  if (ps) check_conservation(*ps, ev);
+}
+
+void PageChecker::finish(sim::Picos now, const PageWorld& world, bool consumers_done) {
+  if (!consumers_done) return;
+  for (const auto& ps : pools_) {
+    if (!ps.pool || !ps.destroyed || ps.freed) continue;
+    PageEvent ev{PageEv::kPoolReleaseTry};
+    ev.pool = ps.pool->id();
+    ev.time = now;
+    fail("inflight_zero_after_destroy", ev,
+         "pool destroyed but never freed: inflight " + std::to_string(ps.pool->inflight()) + " after every consumer let go");
+    int reported = 0;
+    for (PageId p = 0; p < pages_.size() && reported < 5; ++p) {
+      const Shadow& s = pages_[p];
+      if (s.pool != ev.pool || s.s == S::kBuddy || s.s == S::kDetached) continue;
+      PageEvent e2 = ev;
+      e2.page = p;
+      fail("inflight_zero_after_destroy", e2, std::string("page stranded in ") + sname(s.s));
+      ++reported;
+    }
+  }
+  (void)world;
+}
+
+}  // namespace ppsim::page_pool

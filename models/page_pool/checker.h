@@ -1,0 +1,98 @@
+// The verification harness for pages: an observer on the PageWorld bus that keeps its own shadow
+// of every page (where it is, who holds which buffer, mapped or not, synced or not) and of every
+// pool (pages in its world, alloc-cache size, destroyed, freed), and checks each event against
+// the allowed transitions and the recycling invariants. It never trusts the model's own state
+// for what it checks: the pool's counters are compared with the shadow, not the other way round.
+//
+// Invariants (names appear in violations and docs/verification.md):
+//   state_transition        event not allowed from the page's current state (two places at once)
+//   no_double_put           a put of a buffer that is not outstanding (already returned)
+//   conservation            pages_state_hold_cnt - release_cnt != pages in the pool's world
+//   pp_ref_count_nonneg     pp_ref_count went negative
+//   pp_ref_count_consistent pp_ref_count disagrees with the frags still out
+//   recycle_refcount_one    a page entered the cache or ring with refcount != 1 or pp_ref_count != 1
+//   cache_napi_only         alloc-cache access outside the pool's NAPI context
+//   no_cache_after_destroy  a page recycled into a destroyed pool's alloc cache
+//   cache_bound             more than PP_ALLOC_CACHE_SIZE pages in the alloc cache
+//   no_use_after_free       any event on a pool after it was freed
+//   frag_reuse_with_users   a frag page re-carved while frags of it are still out
+//   dma_into_posted_mapped  device DMA into a buffer not on the NIC ring, or into an unmapped page
+//   sync_for_device         device DMA into a page the CPU used and nobody synced for the device
+//   unmapped_at_destroy     a page of the pool still DMA-mapped after page_pool_release ran
+//   release_unmapped        a page left the pool while still DMA-mapped
+//   inflight_zero_after_destroy  (end of run) a destroyed pool never reached inflight 0 / leaked pages
+#pragma once
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "models/page_pool/page.h"
+#include "models/page_pool/page_pool.h"
+#include "sim/invariants.h"
+
+namespace ppsim::page_pool {
+
+class PageChecker : public PageObserver {
+ public:
+  explicit PageChecker(sim::Verdicts& verdicts) : verdicts_(verdicts) {}
+  void add_pool(const PagePool* pool);
+  void on_event(const PageEvent& ev, const PageWorld& world) override;
+  // End-of-run checks. `consumers_done`: every consumer has let go of its pages, so destroyed
+  // pools must have reached inflight 0 and every pool page must be back in the allocator.
+  void finish(sim::Picos now, const PageWorld& world, bool consumers_done);
+  bool stop_requested() const { return stop_; }
+  std::function<void()> on_stop;  // called once when a violation asks the run to stop
+  std::uint64_t events() const { return events_; }
+
+ private:
+  static constexpr int kHistory = 8;
+  enum class S : std::uint8_t { kBuddy, kAllocCache, kRing, kCarving, kOut, kReturning, kDetached };
+  struct Hist {
+    sim::Picos t;
+    PageEv ev;
+    S to;
+    std::int16_t cpu;
+    bool softirq;
+    std::uint32_t offset;
+  };
+  struct Buf {
+    std::uint32_t offset;
+    BufLoc loc;
+  };
+  struct Shadow {
+    S s = S::kBuddy;
+    int pool = -1;
+    bool mapped = false;
+    bool needs_sync = false;
+    std::int64_t extra_refs = 0;
+    std::vector<Buf> bufs;
+    std::array<Hist, kHistory> hist{};
+    std::uint8_t nhist = 0, hpos = 0;
+  };
+  struct PoolShadow {
+    const PagePool* pool = nullptr;
+    std::int64_t in_world = 0;
+    std::int64_t cache = 0;
+    bool destroyed = false, freed = false, released_once = false;
+  };
+
+  static const char* sname(S s);
+  Shadow& sh(PageId p);
+  void record(Shadow& s, const PageEvent& ev);
+  void fail(const char* invariant, const PageEvent& ev, const std::string& detail);
+  bool napi_context(const PoolShadow& ps, const PageEvent& ev) const;
+  void expect(Shadow& s, const PageEvent& ev, std::initializer_list<S> allowed);
+  Buf* find_buf(Shadow& s, std::uint32_t offset);
+  void check_conservation(const PoolShadow& ps, const PageEvent& ev);
+  void on_pool_event(PoolShadow& ps, const PageEvent& ev, const PageWorld& world);
+
+  sim::Verdicts& verdicts_;
+  std::vector<Shadow> pages_;
+  std::vector<PoolShadow> pools_;
+  std::uint64_t events_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace ppsim::page_pool

@@ -1,0 +1,164 @@
+// Pages, the page allocator ("buddy"), and the events every page movement emits.
+//
+// A Page mirrors the fields of struct page / netmem that page_pool reads and writes
+// (include/net/netmem.h): _refcount, pp_ref_count, pp, pp_magic, dma_addr, nid, pfmemalloc.
+// Models move pages and emit PageEvents on a PageBus; the invariant checker, the tracer, stats
+// and cost models subscribe to the bus (they are never called by the models directly).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sim/time.h"
+
+namespace ppsim::page_pool {
+
+using PageId = std::uint32_t;
+constexpr PageId kNoPage = UINT32_MAX;
+constexpr std::uint32_t kPageSize = 4096;
+constexpr std::uint64_t kPpSignature = 0x40;  // PP_SIGNATURE on x86_64 (POISON_POINTER_DELTA elided)
+
+struct Page {
+  std::uint64_t pfn = 0;
+  std::int64_t refcount = 0;      // struct page _refcount
+  std::int64_t pp_ref_count = 0;  // netmem pp_ref_count (frag/bias accounting)
+  int pool = -1;                  // netmem->pp (pool id), -1 when not a pool page
+  std::uint64_t pp_magic = 0;
+  std::uint64_t dma_addr = 0;     // 0 when not mapped
+  std::uint32_t dma_index = 0;    // slot in the pool's dma_mapped table (the kernel's xarray id), 0 = none
+  int nid = 0;                    // NUMA node
+  bool pfmemalloc = false;        // allocated from emergency reserves: never recycled
+  std::uint32_t order = 0;
+};
+
+// Where a page is, as the checker and the tracer see it.
+enum class PageLoc : std::uint8_t {
+  kBuddy,      // free in the page allocator
+  kAllocCache, // pool->alloc.cache (lockless, NAPI-only)
+  kRing,       // pool->ring (ptr_ring)
+  kCarving,    // pool->frag_page: being split into frags; the pool holds the bias
+  kOut,        // handed out: buffers in the driver, the NIC ring or the stack
+  kDetached,   // released by the pool while someone still holds a page reference
+};
+const char* loc_name(PageLoc l);
+
+// Where a handed-out buffer (a whole page or one frag of it) is.
+enum class BufLoc : std::uint8_t { kDriver, kNicRing, kStack };
+const char* buf_loc_name(BufLoc l);
+
+// Execution context of the code that acts on a page (the kernel's in_softirq(), smp_processor_id()).
+struct ExecCtx {
+  int cpu = 0;
+  bool softirq = false;
+  // The caller guarantees no concurrent pool access (e.g. ring fill in ndo_open before NAPI is
+  // enabled): alloc-cache access is legal outside NAPI.
+  bool exclusive = false;
+  const char* task = "ksoftirqd";
+  int pid = 0;
+};
+
+enum class PageEv : std::uint8_t {
+  // pool-internal (emitted by PagePool)
+  kHold,           // slow path: page taken from the buddy allocator into the pool (trace: state_hold)
+  kRelease,        // page_pool_return_netmem: release_cnt++, page leaves the pool (trace: state_release)
+  kCachePop,       // alloc: alloc cache → caller
+  kCachePush,      // recycle (direct) or refill: → alloc cache
+  kRingProduce,    // recycle: → ptr_ring
+  kRingConsume,    // refill/drain: ptr_ring → (cache or release)
+  kFragCarve,      // page becomes pool->frag_page (bias set)
+  kFragHandOut,    // one more frag handed to the caller (frag_users++)
+  kFragDrain,      // pool lets go of its frag page (bias removed)
+  kPut,            // a user drops one pp reference (page_pool_put_netmem / unref)
+  kDmaMap,
+  kDmaUnmap,
+  kDmaSyncForDevice,
+  kPoolDestroy,    // page_pool_destroy called (direct recycling disabled)
+  kPoolReleaseTry, // page_pool_release: inflight check (trace: page_pool_release)
+  kPoolFreed,      // __page_pool_destroy: the pool struct is gone
+  kUpdateNid,
+  // outside the pool (emitted by driver / NIC / consumer models)
+  kPostToNic,      // buffer put on an RX descriptor: the device may DMA into it
+  kDmaWrite,       // the device wrote packet data into a buffer
+  kToStack,        // descriptor completed: buffer belongs to the CPU / an skb
+  kGetPage,        // extra page reference taken (get_page)
+  kPutPage,        // extra page reference dropped (put_page)
+};
+const char* ev_name(PageEv e);
+
+// Movement events name their destination in `to`. kBuddy on a kCachePop / kRingConsume /
+// kFragDrain means "taken out to be released" (a kRelease follows in the same call).
+struct PageEvent {
+  PageEv kind;
+  PageId page = kNoPage;
+  int pool = -1;
+  std::uint32_t offset = 0;  // buffer offset within the page (frags)
+  std::int64_t value = 0;    // event-specific: hold/release count, inflight, bytes synced, cnt, …
+  PageLoc to = PageLoc::kOut;  // destination for movement events
+  const ExecCtx* ctx = nullptr;
+  sim::Picos time = 0;
+  // CPU time of the operation that emitted the event (Caller::cost), or null for device events.
+  // Cost models that observe the bus (cacheline ownership) add their delay here.
+  sim::Picos* cost = nullptr;
+};
+
+class PageWorld;
+
+class PageObserver {
+ public:
+  virtual ~PageObserver() = default;
+  virtual void on_event(const PageEvent& ev, const PageWorld& world) = 0;
+};
+
+// All pages that exist, the buddy allocator, the bus, and the clock the events are stamped with.
+class PageWorld {
+ public:
+  struct Config {
+    std::uint32_t capacity_pages = 262144;  // pages the allocator can hand out (1 GiB)
+    int numa_nodes = 1;
+    double pfmemalloc_fraction = 0.0;       // pages handed out as pfmemalloc (memory pressure)
+    std::uint64_t seed = 1;
+    std::vector<int> cpu_node;              // NUMA node of each CPU (numa_mem_id())
+  };
+  explicit PageWorld(const Config& cfg);
+
+  // alloc_pages_bulk_node(): up to n order-0 pages on node `nid`; may return fewer when memory
+  // runs out. Pages come back with refcount 1.
+  // nid -1 (NUMA_NO_NODE) means the node of `cpu`.
+  std::uint32_t alloc_bulk(int nid, int cpu, std::uint32_t n, PageId* out);
+  PageId alloc_one(int nid, int cpu, std::uint32_t order);  // kNoPage when out of memory
+  int node_of_cpu(int cpu) const;
+  // put_page(): drops one reference; at zero the page returns to the allocator.
+  void put_page(PageId p);
+  void get_page(PageId p) { ++pages_[p].refcount; }
+
+  Page& page(PageId p) { return pages_[p]; }
+  const Page& page(PageId p) const { return pages_[p]; }
+  std::size_t page_count() const { return pages_.size(); }
+  std::uint64_t free_pages() const;
+  std::uint64_t pages_in_use() const { return in_use_; }
+
+  void emit(const PageEvent& ev) const {
+    for (auto* o : observers_) o->on_event(ev, *this);
+  }
+  bool observed() const { return !observers_.empty(); }
+  void subscribe(PageObserver* o) { observers_.push_back(o); }
+  void unsubscribe(PageObserver* o);
+
+  // The clock events are stamped with (the world sets it before calling a model).
+  sim::Picos now = 0;
+  std::uint64_t buddy_allocs = 0, buddy_frees = 0;
+
+ private:
+  PageId materialize(int nid);
+  std::vector<Page> pages_;
+  std::vector<std::vector<PageId>> free_;  // per node, LIFO like the per-cpu page lists
+  std::uint32_t capacity_;
+  std::uint64_t in_use_ = 0;
+  std::uint64_t pfm_state_;
+  double pfm_fraction_;
+  std::vector<PageObserver*> observers_;
+  std::vector<int> cpu_node_;
+  int nodes_;
+};
+
+}  // namespace ppsim::page_pool

@@ -1,0 +1,480 @@
+#include "models/page_pool/page_pool.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace ppsim::page_pool {
+
+std::string check_params(const PoolParams& p) {
+  if (p.pool_size > kMaxRingSize)
+    return "pool_size above the ptr_ring limit of " + std::to_string(kMaxRingSize) + " pages";
+  if (p.order > kMaxPageOrder) return "order above MAX_PAGE_ORDER (" + std::to_string(kMaxPageOrder) + ")";
+  if (p.dma_sync && !p.dma_map) return "PP_FLAG_DMA_SYNC_DEV needs PP_FLAG_DMA_MAP";
+  if (p.dma_sync && p.max_len == 0) return "PP_FLAG_DMA_SYNC_DEV needs max_len > 0";
+  if (p.max_len + static_cast<std::uint64_t>(p.offset) > (std::uint64_t{kPageSize} << p.order))
+    return "offset + max_len exceeds the pool's page size";
+  return "";
+}
+
+PagePool::PagePool(int id, PageWorld& world, const PoolParams& params, const PoolCosts& costs, int ncpus,
+                   MutantSet mutants)
+    : id_(id),
+      world_(world),
+      p_(params),
+      costs_(costs),
+      mutants_(mutants),
+      ring_(params.pool_size ? std::min(params.pool_size, kMaxRingSize) : kDefaultRingSize, params.cacheline_bytes),
+      cpuid_(params.cpuid),
+      napi_list_owner_(params.napi_list_owner),
+      dma_sync_(params.dma_sync),
+      recycle_stats_(std::max(1, ncpus)) {
+  const std::string err = check_params(params);
+  if (!err.empty()) throw std::invalid_argument("page_pool_init: " + err);
+}
+
+void PagePool::emit(PageEv kind, PageId p, Caller& c, std::int64_t value, PageLoc to,
+                    std::uint32_t offset) const {
+  if (!world_.observed()) return;
+  PageEvent ev;
+  ev.kind = kind;
+  ev.page = p;
+  ev.pool = id_;
+  ev.offset = offset;
+  ev.value = value;
+  ev.to = to;
+  ev.ctx = &c.ctx;
+  ev.time = world_.now;
+  ev.cost = &c.cost;
+  world_.emit(ev);
+}
+
+RecycleStats PagePool::recycle_stats() const {
+  RecycleStats s;
+  for (const auto& r : recycle_stats_) {
+    s.cached += r.cached;
+    s.cache_full += r.cache_full;
+    s.ring += r.ring;
+    s.ring_full += r.ring_full;
+    s.released_refcnt += r.released_refcnt;
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Allocation
+
+bool PagePool::napi_local(const ExecCtx& ctx) const {
+  if (bug(Mutant::kDirectRecycleAnyContext)) return true;
+  if (!ctx.softirq) return false;
+  if (cpuid_ == ctx.cpu) return true;
+  return napi_list_owner_ && *napi_list_owner_ == ctx.cpu;
+}
+
+PageId PagePool::refill_alloc_cache(Caller& c) {
+  if (ring_.empty()) {
+    ++alloc_stats_.empty;
+    return kNoPage;
+  }
+  // Softirq pins the CPU, hence the NUMA node (the kernel's comment).
+  const int pref_nid = p_.nid == kNumaNoNode ? world_.node_of_cpu(c.ctx.cpu) : p_.nid;
+  PageId p = kNoPage;
+  do {
+    p = ring_.consume();
+    if (p == kNoPage) break;
+    c.cost += costs_.refill_per_page;
+    if (world_.page(p).nid == pref_nid) {
+      emit(PageEv::kRingConsume, p, c, 0, PageLoc::kAllocCache);
+      cache_[cache_count_++] = p;
+    } else {
+      // NUMA mismatch: release this page and fall through to the slow path.
+      emit(PageEv::kRingConsume, p, c, 0, PageLoc::kBuddy);
+      return_netmem(c, p);
+      ++alloc_stats_.waive;
+      p = kNoPage;
+      break;
+    }
+  } while (cache_count_ < kAllocCacheRefill);
+
+  if (cache_count_ > 0) {
+    p = cache_[--cache_count_];
+    ++alloc_stats_.refill;
+    emit(PageEv::kCachePop, p, c, 0, PageLoc::kOut);
+  }
+  return p;
+}
+
+PageId PagePool::get_cached(Caller& c) {
+  if (cache_count_) {
+    PageId p = cache_[--cache_count_];
+    ++alloc_stats_.fast;
+    c.cost += costs_.alloc_fast;
+    emit(PageEv::kCachePop, p, c, 0, PageLoc::kOut);
+    return p;
+  }
+  return refill_alloc_cache(c);
+}
+
+void PagePool::set_pp_info(PageId p) {
+  Page& pg = world_.page(p);
+  pg.pool = id_;
+  pg.pp_magic |= kPpSignature;
+  pg.pp_ref_count = 1;  // page_pool_fragment_netmem(netmem, 1)
+}
+
+bool PagePool::dma_map(Caller& c, PageId p) {
+  Page& pg = world_.page(p);
+  // The kernel stores the address in the page; any non-zero value stands for "mapped" here.
+  pg.dma_addr = (pg.pfn << 12) | 1;
+  pg.dma_index = static_cast<std::uint32_t>(dma_mapped_.size());
+  dma_mapped_.push_back(p);
+  c.cost += costs_.dma_map;
+  emit(PageEv::kDmaMap, p, c);
+  dma_sync_for_device(c, p, p_.max_len);
+  return true;
+}
+
+PageId PagePool::alloc_page_order(Caller& c) {
+  PageId p = world_.alloc_one(p_.nid, c.ctx.cpu, p_.order);
+  if (p == kNoPage) return kNoPage;
+  c.cost += costs_.slow_fixed + costs_.slow_per_page;
+  if (p_.dma_map) dma_map(c, p);
+  ++alloc_stats_.slow_high_order;
+  set_pp_info(p);
+  if (!bug(Mutant::kHoldNotCounted)) ++hold_cnt_;
+  emit(PageEv::kHold, p, c, hold_cnt_, PageLoc::kOut);
+  return p;
+}
+
+PageId PagePool::alloc_slow(Caller& c) {
+  if (p_.order) return alloc_page_order(c);
+  if (cache_count_ > 0) {  // "unnecessary as alloc cache is empty"
+    PageId p = cache_[--cache_count_];
+    emit(PageEv::kCachePop, p, c, 0, PageLoc::kOut);
+    return p;
+  }
+  PageId got[kAllocCacheRefill];
+  const std::uint32_t n = world_.alloc_bulk(p_.nid, c.ctx.cpu, kAllocCacheRefill, got);
+  if (n == 0) return kNoPage;
+  c.cost += costs_.slow_fixed + n * costs_.slow_per_page;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const PageId p = got[i];
+    if (p_.dma_map) dma_map(c, p);
+    set_pp_info(p);
+    cache_[cache_count_++] = p;
+    if (!bug(Mutant::kHoldNotCounted)) ++hold_cnt_;
+    emit(PageEv::kHold, p, c, hold_cnt_, PageLoc::kAllocCache);
+  }
+  PageId p = cache_[--cache_count_];
+  ++alloc_stats_.slow;
+  emit(PageEv::kCachePop, p, c, 0, PageLoc::kOut);
+  return p;
+}
+
+PageId PagePool::alloc(Caller& c) {
+  PageId p = get_cached(c);
+  if (p != kNoPage) return p;
+  return alloc_slow(c);
+}
+
+PageId PagePool::alloc_frag(Caller& c, std::uint32_t size, std::uint32_t* offset) {
+  const std::uint32_t max_size = kPageSize << p_.order;
+  if (size > max_size) return kNoPage;  // WARN_ON in the kernel
+  const std::uint32_t align = std::max<std::uint32_t>(1, p_.dma_cache_alignment);
+  size = (size + align - 1) / align * align;
+  *offset = frag_offset_;
+  PageId p = frag_page_;
+  c.cost += costs_.frag;
+
+  bool reset = false;
+  if (p != kNoPage && *offset + size > max_size) {
+    p = drain_frag(c, p);
+    if (p != kNoPage) {
+      recycle_stats_[c.ctx.cpu].cached++;
+      ++alloc_stats_.fast;
+      reset = true;
+    }
+  }
+  if (p == kNoPage) {
+    p = alloc(c);
+    if (p == kNoPage) {
+      frag_page_ = kNoPage;
+      return kNoPage;
+    }
+    frag_page_ = p;
+    reset = true;
+  }
+  if (reset) {
+    frag_users_ = 1;
+    *offset = 0;
+    frag_offset_ = size;
+    world_.page(p).pp_ref_count = kBiasMax;  // page_pool_fragment_netmem(netmem, BIAS_MAX)
+    emit(PageEv::kFragCarve, p, c, kBiasMax, PageLoc::kCarving);
+    emit(PageEv::kFragHandOut, p, c, frag_users_, PageLoc::kCarving, 0);
+    return p;
+  }
+  ++frag_users_;
+  frag_offset_ = *offset + size;
+  emit(PageEv::kFragHandOut, p, c, frag_users_, PageLoc::kCarving, *offset);
+  return p;
+}
+
+PageId PagePool::alloc_netmem(Caller& c, std::uint32_t* offset, std::uint32_t* size) {
+  const std::uint32_t max_size = kPageSize << p_.order;
+  if ((*size << 1) > max_size) {
+    *size = max_size;
+    *offset = 0;
+    return alloc(c);
+  }
+  return alloc_frag(c, *size, offset);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recycling
+
+bool PagePool::can_be_recycled(PageId p) const {
+  const Page& pg = world_.page(p);
+  if (bug(Mutant::kRecycleElevatedRefcount)) return !pg.pfmemalloc;
+  return pg.refcount == 1 && !pg.pfmemalloc;
+}
+
+std::int64_t PagePool::unref(PageId p, std::int64_t nr) {
+  // page_pool_unref_netmem(): the owner of every remaining reference skips the atomic.
+  Page& pg = world_.page(p);
+  if (pg.pp_ref_count == nr) {
+    pg.pp_ref_count = 1;
+    return 0;
+  }
+  pg.pp_ref_count -= nr;
+  const std::int64_t ret = pg.pp_ref_count;
+  if (ret == 0) pg.pp_ref_count = 1;
+  return ret;
+}
+
+void PagePool::dma_sync_for_device(Caller& c, PageId p, std::int64_t size) {
+  if (bug(Mutant::kSkipSyncForDevice)) return;
+  if (!dma_sync_ || !p_.dma_need_sync) return;
+  const std::uint32_t n =
+      static_cast<std::uint32_t>(std::min<std::int64_t>(size < 0 ? p_.max_len : size, p_.max_len));
+  sync_bytes_ += n;
+  c.cost += costs_.dma_sync_fixed + static_cast<sim::Picos>(costs_.dma_sync_per_byte_ps * n);
+  emit(PageEv::kDmaSyncForDevice, p, c, n);
+}
+
+void PagePool::release_dma(Caller& c, PageId p) {
+  if (!p_.dma_map) return;
+  Page& pg = world_.page(p);
+  if (pg.dma_index != 0 && pg.dma_addr != 0) {
+    // Remove from the dma_mapped table (swap with the last entry).
+    const std::uint32_t idx = pg.dma_index;
+    const PageId last = dma_mapped_.back();
+    dma_mapped_[idx] = last;
+    world_.page(last).dma_index = idx;
+    dma_mapped_.pop_back();
+    c.cost += costs_.dma_unmap;
+    emit(PageEv::kDmaUnmap, p, c);
+  }
+  pg.dma_addr = 0;
+  pg.dma_index = 0;
+}
+
+void PagePool::return_netmem(Caller& c, PageId p) {
+  release_dma(c, p);
+  ++release_cnt_;
+  c.cost += costs_.release;
+  Page& pg = world_.page(p);
+  const bool last_ref = pg.refcount == 1;
+  emit(PageEv::kRelease, p, c, release_cnt_, last_ref ? PageLoc::kBuddy : PageLoc::kDetached);
+  pg.pp_magic &= ~kPpSignature;
+  pg.pool = -1;
+  world_.put_page(p);
+}
+
+bool PagePool::recycle_in_ring(Caller& c, PageId p) {
+  c.cost += costs_.recycle_ring;
+  if (!ring_.produce(p)) return false;
+  recycle_stats_[c.ctx.cpu].ring++;
+  emit(PageEv::kRingProduce, p, c, 0, PageLoc::kRing);
+  return true;
+}
+
+bool PagePool::recycle_in_cache(Caller& c, PageId p) {
+  if (cache_count_ == kAllocCacheSize && !bug(Mutant::kCacheNoBound)) {
+    recycle_stats_[c.ctx.cpu].cache_full++;
+    return false;
+  }
+  if (cache_count_ == cache_.size()) return false;  // even the mutant cannot write past the array
+  cache_[cache_count_++] = p;
+  recycle_stats_[c.ctx.cpu].cached++;
+  c.cost += costs_.recycle_direct;
+  emit(PageEv::kCachePush, p, c, 0, PageLoc::kAllocCache);
+  return true;
+}
+
+PageId PagePool::put_page_internal(Caller& c, PageId p, std::int64_t dma_sync_size, bool allow_direct) {
+  if (can_be_recycled(p)) {
+    dma_sync_for_device(c, p, dma_sync_size);
+    if (allow_direct && recycle_in_cache(c, p)) return kNoPage;
+    return p;  // candidate for the ring
+  }
+  recycle_stats_[c.ctx.cpu].released_refcnt++;
+  return_netmem(c, p);
+  return kNoPage;
+}
+
+void PagePool::put_unrefed(Caller& c, PageId p, std::int64_t dma_sync_size, bool allow_direct) {
+  if (!allow_direct) allow_direct = napi_local(c.ctx);
+  p = put_page_internal(c, p, dma_sync_size, allow_direct);
+  if (p != kNoPage && !recycle_in_ring(c, p)) {
+    recycle_stats_[c.ctx.cpu].ring_full++;
+    if (bug(Mutant::kRingFullLeak)) return;
+    return_netmem(c, p);
+  }
+}
+
+void PagePool::put(Caller& c, PageId p, std::int64_t dma_sync_size, bool allow_direct, std::uint32_t offset) {
+  const bool frag_page = world_.page(p).pp_ref_count != 1;
+  if (frag_page) c.cost += costs_.put_atomic;
+  const std::int64_t left = unref(p, 1);
+  emit(PageEv::kPut, p, c, left, PageLoc::kOut, offset);
+  if (left != 0) return;
+  put_unrefed(c, p, dma_sync_size, allow_direct);
+}
+
+void PagePool::put_bulk(Caller& c, const PageId* pages, const std::uint32_t* offsets, std::uint32_t n) {
+  // page_pool_put_netmem_bulk(): unref all, then one producer-lock section for the ring.
+  PageId bulk[64];
+  std::uint32_t start = 0;
+  while (start < n) {
+    const std::uint32_t chunk = std::min<std::uint32_t>(64, n - start);  // XDP_BULK_QUEUE_SIZE
+    std::uint32_t len = 0;
+    const bool allow_direct = napi_local(c.ctx);
+    for (std::uint32_t i = start; i < start + chunk; ++i) {
+      const PageId p = pages[i];
+      const std::int64_t left = unref(p, 1);
+      emit(PageEv::kPut, p, c, left, PageLoc::kOut, offsets ? offsets[i] : 0);
+      if (left != 0) continue;
+      const PageId r = put_page_internal(c, p, -1, allow_direct);
+      if (r != kNoPage) bulk[len++] = r;
+    }
+    if (len) {
+      c.cost += costs_.recycle_ring;  // one lock section for the batch
+      std::uint32_t i = 0;
+      for (; i < len; ++i) {
+        if (!ring_.produce(bulk[i])) {
+          recycle_stats_[c.ctx.cpu].ring_full++;
+          break;
+        }
+        emit(PageEv::kRingProduce, bulk[i], c, 0, PageLoc::kRing);
+      }
+      recycle_stats_[c.ctx.cpu].ring += i;
+      for (; i < len; ++i) {
+        if (bug(Mutant::kRingFullLeak)) continue;
+        return_netmem(c, bulk[i]);
+      }
+    }
+    start += chunk;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frags
+
+PageId PagePool::drain_frag(Caller& c, PageId p) {
+  const std::int64_t drain_count = kBiasMax - frag_users_;
+  const std::int64_t left = bug(Mutant::kFragDoublePut) ? (unref(p, drain_count), 0) : unref(p, drain_count);
+  if (left != 0) {
+    emit(PageEv::kFragDrain, p, c, left, PageLoc::kOut);
+    return kNoPage;  // some user still holds a frag; the last put recycles the page
+  }
+  if (bug(Mutant::kFragDoublePut)) world_.page(p).pp_ref_count = 1;
+  if (can_be_recycled(p)) {
+    emit(PageEv::kFragDrain, p, c, 0, PageLoc::kCarving);
+    dma_sync_for_device(c, p, -1);
+    return p;
+  }
+  emit(PageEv::kFragDrain, p, c, 0, PageLoc::kBuddy);
+  return_netmem(c, p);
+  return kNoPage;
+}
+
+void PagePool::free_frag(Caller& c) {
+  const std::int64_t drain_count = kBiasMax - frag_users_;
+  const PageId p = frag_page_;
+  frag_page_ = kNoPage;
+  if (p == kNoPage) return;
+  const std::int64_t left = unref(p, drain_count);
+  emit(PageEv::kFragDrain, p, c, left, left != 0 ? PageLoc::kOut : PageLoc::kBuddy);
+  if (left != 0) return;
+  return_netmem(c, p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Destroy
+
+void PagePool::empty_ring(Caller& c) {
+  PageId p;
+  while ((p = ring_.consume()) != kNoPage) {
+    emit(PageEv::kRingConsume, p, c, 0, PageLoc::kBuddy);
+    return_netmem(c, p);
+  }
+}
+
+void PagePool::scrub(Caller& c) {
+  if (destroy_cnt_ == 0) {  // page_pool_empty_alloc_cache_once
+    while (cache_count_) {
+      const PageId p = cache_[--cache_count_];
+      emit(PageEv::kCachePop, p, c, 0, PageLoc::kBuddy);
+      return_netmem(c, p);
+    }
+  }
+  if (destroy_cnt_++ == 0 && p_.dma_map && !bug(Mutant::kNoUnmapAtDestroy)) {
+    dma_sync_ = false;
+    // No page reference needed: unmap every page still mapped, inflight ones included.
+    while (dma_mapped_.size() > 1) {
+      const PageId p = dma_mapped_.back();
+      dma_mapped_.pop_back();
+      Page& pg = world_.page(p);
+      pg.dma_addr = 0;
+      pg.dma_index = 0;
+      c.cost += costs_.dma_unmap;
+      emit(PageEv::kDmaUnmap, p, c);
+    }
+  }
+  if (!bug(Mutant::kDestroySkipsRingDrain)) empty_ring(c);
+}
+
+std::int32_t PagePool::release(Caller& c) {
+  scrub(c);
+  const std::int32_t infl = inflight();
+  emit(PageEv::kPoolReleaseTry, kNoPage, c, infl, PageLoc::kOut);
+  if (infl == 0 || bug(Mutant::kFreePoolWithInflight)) {
+    freed_ = true;
+    emit(PageEv::kPoolFreed, kNoPage, c);
+  }
+  return infl;
+}
+
+std::int32_t PagePool::destroy(Caller& c) {
+  destroy_called_ = true;
+  if (!bug(Mutant::kDirectRecycleAfterDestroy)) {
+    cpuid_ = -1;  // page_pool_disable_direct_recycling
+    napi_list_owner_ = nullptr;
+  }
+  emit(PageEv::kPoolDestroy, kNoPage, c);
+  free_frag(c);
+  return release(c);
+}
+
+std::int32_t PagePool::release_retry(Caller& c) { return release(c); }
+
+void PagePool::update_nid(Caller& c, int new_nid) {
+  emit(PageEv::kUpdateNid, kNoPage, c, new_nid);
+  p_.nid = new_nid;
+  while (cache_count_) {
+    const PageId p = cache_[--cache_count_];
+    emit(PageEv::kCachePop, p, c, 0, PageLoc::kBuddy);
+    return_netmem(c, p);
+  }
+}
+
+}  // namespace ppsim::page_pool

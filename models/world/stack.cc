@@ -1,0 +1,238 @@
+#include "models/world/stack.h"
+
+#include "sim/error.h"
+
+namespace ppsim::world {
+
+using page_pool::Caller;
+using page_pool::PageEv;
+using page_pool::PageEvent;
+
+void register_stack_params(sim::ParamRegistry& r) {
+  r.add_enum("stack.mode", "socket", {"xdp_drop", "napi_free", "socket"},
+             "fate of received packets: XDP_DROP in the poll, skb freed in the poll, or queued to a socket reader");
+  r.add_float("stack.deliver_ns", "ns", 100.0, "per-packet work in the poll after the driver (XDP program or IP/UDP receive)",
+              0, 1e9, "ppsim assumption");
+  r.add_int("stack.reader_cpu", "", -1, "CPU of the socket reader (-1: the CPU of queue 0)", -1, 4095);
+  r.add_float("stack.reader_start_us", "us", 0.0, "the reader starts reading at this time (a late reader)", 0, 1e9);
+  r.add_float("stack.reader_wakeup_us", "us", 5.0, "wake-up latency of an idle reader after data arrives", 0, 1e9,
+              "ppsim assumption (scheduler wake-up on an idle core)");
+  r.add_float("stack.reader_per_skb_ns", "ns", 600.0, "recvmsg cost per skb besides the copy", 0, 1e9,
+              "ppsim assumption (syscall + socket lock + skb handling)");
+  r.add_float("stack.reader_copy_ns_per_kib", "ns", 100.0, "copy to user space per KiB (about 10 GB/s)", 0, 1e9,
+              "ppsim assumption");
+  r.add_int("stack.read_batch_skbs", "skbs", 16, "skbs the reader handles per run before it yields", 1, 1 << 20);
+  r.add_int("stack.rcvbuf_bytes", "bytes", 212992, "socket receive buffer (SO_RCVBUF; net.core.rmem_default)", 1, 1ll << 40);
+  r.add_int("stack.skb_overhead_bytes", "bytes", 768, "truesize charged beyond the data buffer (sk_buff + skb_shared_info)",
+            0, 1 << 20);
+  r.add_bool("stack.defer_free", true,
+             "skbs freed on another CPU go to the allocating CPU's defer list (skb_attempt_defer_free)");
+  r.add_int("stack.defer_max_skbs", "skbs", 64, "net.core.skb_defer_max", 0, 1 << 20);
+  r.add_float("stack.ipi_latency_us", "us", 2.0, "IPI to NET_RX softirq on the allocating CPU", 0, 1e9, "ppsim assumption");
+  r.add_float("stack.free_ns", "ns", 50.0, "kfree_skb work besides the page_pool put", 0, 1e9, "ppsim assumption");
+  r.add_float("stack.extra_ref_fraction", "", 0.0,
+              "fraction of packets whose page gets an extra reference (get_page: a clone, a splice)", 0, 1);
+  r.add_float("stack.extra_ref_hold_us", "us", 50.0, "how long that extra reference is held", 0, 1e9);
+}
+
+StackConfig stack_config_from(const sim::Params& p) {
+  StackConfig c;
+  const auto& m = p.get_string("stack.mode");
+  c.mode = m == "xdp_drop" ? StackConfig::Mode::kXdpDrop : m == "napi_free" ? StackConfig::Mode::kNapiFree
+                                                                            : StackConfig::Mode::kSocket;
+  c.deliver_cost = sim::from_ns(p.get_double("stack.deliver_ns"));
+  c.reader_cpu = static_cast<int>(p.get_int("stack.reader_cpu"));
+  c.reader_start = sim::from_us(p.get_double("stack.reader_start_us"));
+  c.reader_wakeup = sim::from_us(p.get_double("stack.reader_wakeup_us"));
+  c.reader_per_skb = sim::from_ns(p.get_double("stack.reader_per_skb_ns"));
+  c.reader_copy_ps_per_byte = p.get_double("stack.reader_copy_ns_per_kib") * 1000.0 / 1024.0;
+  c.read_batch = static_cast<std::uint32_t>(p.get_int("stack.read_batch_skbs"));
+  c.rcvbuf_bytes = static_cast<std::uint64_t>(p.get_int("stack.rcvbuf_bytes"));
+  c.skb_overhead_bytes = static_cast<std::uint32_t>(p.get_int("stack.skb_overhead_bytes"));
+  c.defer_free = p.get_bool("stack.defer_free");
+  c.defer_max = static_cast<std::uint32_t>(p.get_int("stack.defer_max_skbs"));
+  c.ipi_latency = sim::from_us(p.get_double("stack.ipi_latency_us"));
+  c.free_cost = sim::from_ns(p.get_double("stack.free_ns"));
+  c.extra_ref_fraction = p.get_double("stack.extra_ref_fraction");
+  c.extra_ref_hold = sim::from_us(p.get_double("stack.extra_ref_hold_us"));
+  return c;
+}
+
+Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>& cpus, page_pool::PageWorld& world,
+             sim::Rng rng, sim::Stats& stats)
+    : kernel_(kernel), cfg_(cfg), cpus_(cpus), world_(world), rng_(rng), defer_(cpus.size()),
+      kick_pending_(cpus.size(), false) {
+  reader_ = std::make_unique<sim::Process>(kernel, "stack.reader", [this] { reader_run(); });
+  for (std::size_t i = 0; i < cpus.size(); ++i)
+    kick_.push_back(std::make_unique<sim::Process>(kernel, "stack.defer_ipi", [this, i] { on_kick(static_cast<int>(i)); }));
+  extra_ = std::make_unique<sim::TimerQueue<Pending>>(kernel, "stack.extra_ref", [this](Pending& pe) {
+    world_.put_page(pe.page);
+    if (world_.observed()) {
+      PageEvent ev{PageEv::kPutPage};
+      ev.page = pe.page;
+      ev.value = world_.page(pe.page).refcount;
+      ev.time = kernel_.now();
+      world_.emit(ev);
+    }
+  });
+  stats.reader("stack.delivered", "packets", "packets handed to the stack by NAPI polls", [this] { return delivered_; });
+  stats.reader("stack.rcvbuf_drops", "packets", "packets dropped because the socket receive buffer was full",
+               [this] { return rcvbuf_drops_; });
+  stats.reader("stack.reads", "skbs", "skbs read and freed by the socket reader", [this] { return reads_; });
+  stats.reader("stack.deferred", "skbs", "skbs queued on the allocating CPU's defer list", [this] { return deferred_; });
+  stats.reader("stack.defer_full", "skbs", "skbs freed locally because the defer list was full", [this] { return defer_full_; });
+  stats.reader("stack.defer_flushes", "flushes", "defer-list flushes in NET_RX softirq", [this] { return flushes_; });
+  stats.reader("stack.defer_ipis", "interrupts", "IPIs sent to flush a defer list", [this] { return ipis_; });
+  stats.reader("stack.extra_refs", "pages", "extra page references taken by the stack", [this] { return extra_refs_; });
+  stats.reader("stack.socket_queue_max", "skbs", "longest socket receive queue seen", [this] { return max_queue_; });
+}
+
+std::uint64_t Stack::outstanding() const {
+  std::uint64_t n = queue_.size() + reading_.size();
+  for (const auto& d : defer_) n += d.size();
+  return n;
+}
+
+void Stack::free_skb(Caller& c, const nic::Skb& skb, bool allow_direct) {
+  c.cost += cfg_.free_cost;
+  skb.pool->put(c, skb.page, skb.bytes, allow_direct, skb.offset);
+}
+
+void Stack::deliver(Caller& c, const nic::Skb& skb) {
+  ++delivered_;
+  c.cost += cfg_.deliver_cost;
+  if (cfg_.extra_ref_fraction > 0 && rng_.bernoulli(cfg_.extra_ref_fraction)) {
+    world_.get_page(skb.page);
+    ++extra_refs_;
+    if (world_.observed()) {
+      PageEvent ev{PageEv::kGetPage};
+      ev.page = skb.page;
+      ev.value = world_.page(skb.page).refcount;
+      ev.ctx = &c.ctx;
+      ev.time = world_.now;
+      ev.cost = &c.cost;
+      world_.emit(ev);
+    }
+    extra_->schedule_at(world_.now + cfg_.extra_ref_hold, Pending{skb.page});
+  }
+  switch (cfg_.mode) {
+    case StackConfig::Mode::kXdpDrop:
+      skb.pool->put(c, skb.page, skb.bytes, true, skb.offset);  // xdp_return_buff(napi_direct)
+      return;
+    case StackConfig::Mode::kNapiFree:
+      skb.pool->put(c, skb.page, skb.bytes, false, skb.offset);
+      return;
+    case StackConfig::Mode::kSocket: break;
+  }
+  if (rmem_ + truesize(skb) > cfg_.rcvbuf_bytes) {
+    ++rcvbuf_drops_;
+    skb.pool->put(c, skb.page, skb.bytes, false, skb.offset);  // kfree_skb in softirq
+    return;
+  }
+  rmem_ += truesize(skb);
+  queue_.push_back(skb);
+  if (queue_.size() > max_queue_) max_queue_ = queue_.size();
+  if (!reader_busy_ && !reader_woken_) {
+    reader_woken_ = true;
+    sim::Picos at = world_.now + cfg_.reader_wakeup;
+    if (at < cfg_.reader_start) at = cfg_.reader_start;
+    reader_->wake_at(at);
+  }
+}
+
+void Stack::reader_run() {
+  const sim::Picos now = kernel_.now();
+  const int cpu = cfg_.reader_cpu;
+  Caller c;
+  c.ctx.cpu = cpu;
+  c.ctx.task = "reader";
+  c.ctx.pid = 1000 + cpu;
+  if (reader_busy_) {
+    // The copy of the last batch is done: free what was read.
+    world_.now = now;
+    for (const auto& skb : reading_) {
+      ++reads_;
+      if (cfg_.defer_free && skb.alloc_cpu != cpu)
+        defer(c, skb);
+      else
+        free_skb(c, skb, false);
+    }
+    reading_.clear();
+    reader_busy_ = false;
+    // The page_pool work of those frees (ring pushes, releases) also runs on this CPU.
+    if (c.cost > 0) cpus_[cpu].run_process(now, c.cost, nullptr);
+  }
+  reader_woken_ = false;
+  if (queue_.empty()) return;
+  if (now < cfg_.reader_start) {
+    reader_woken_ = true;
+    reader_->wake_at(cfg_.reader_start);
+    return;
+  }
+  sim::Picos cost = 0;
+  while (!queue_.empty() && reading_.size() < cfg_.read_batch) {
+    const nic::Skb& s = queue_.front();
+    cost += cfg_.reader_per_skb + static_cast<sim::Picos>(cfg_.reader_copy_ps_per_byte * s.bytes) + cfg_.free_cost;
+    rmem_ -= truesize(s);
+    reading_.push_back(s);
+    queue_.pop_front();
+  }
+  reader_busy_ = true;
+  cpus_[cpu].run_process(now, cost, reader_.get());
+}
+
+void Stack::defer(Caller& c, const nic::Skb& skb) {
+  auto& list = defer_[skb.alloc_cpu];
+  if (list.size() >= cfg_.defer_max) {
+    ++defer_full_;
+    free_skb(c, skb, false);
+    return;
+  }
+  list.push_back(skb);
+  ++deferred_;
+  if (list.size() == cfg_.defer_max / 2 && !kick_pending_[skb.alloc_cpu]) {
+    kick_pending_[skb.alloc_cpu] = true;
+    ++ipis_;
+    kick_[skb.alloc_cpu]->wake_at(kernel_.now() + cfg_.ipi_latency);
+  }
+}
+
+void Stack::flush_defer(Caller& c, int cpu) {
+  auto& list = defer_[cpu];
+  if (list.empty()) return;
+  ++flushes_;
+  std::vector<nic::Skb> batch;
+  batch.swap(list);
+  for (const auto& skb : batch) free_skb(c, skb, false);
+}
+
+void Stack::net_rx_action(Caller& c) { flush_defer(c, c.ctx.cpu); }
+
+void Stack::flush_all_defer_lists(sim::Picos at) {
+  for (std::size_t cpu = 0; cpu < defer_.size(); ++cpu) {
+    if (defer_[cpu].empty() || kick_pending_[cpu]) continue;
+    kick_pending_[cpu] = true;
+    kick_[cpu]->wake_at(at);
+  }
+}
+
+void Stack::on_kick(int cpu) {
+  kick_pending_[cpu] = false;
+  const sim::Picos now = kernel_.now();
+  sim::Cpu& core = cpus_[cpu];
+  const sim::Picos start = core.softirq_start(now);
+  if (start > now) {
+    kick_pending_[cpu] = true;
+    kick_[cpu]->wake_at(start);
+    return;
+  }
+  Caller c;
+  c.ctx.cpu = cpu;
+  c.ctx.softirq = true;
+  c.ctx.task = "<idle>";
+  world_.now = now;
+  flush_defer(c, cpu);
+  core.run_softirq(now, c.cost);
+}
+
+}  // namespace ppsim::world

@@ -1,0 +1,92 @@
+// What happens to received packets after the NAPI poll: the "stack" as page_pool sees it.
+//   xdp_drop   XDP_DROP in the poll: xdp_return_buff with napi_direct → alloc cache.
+//   napi_free  the skb is freed inside the poll (GRO drop, forwarding done): napi_pp_put_page
+//              with allow_direct=false, so page_pool_napi_local() decides (direct on the NAPI CPU).
+//   socket     the skb is queued on a socket (bounded by rcvbuf, charged by truesize) and freed by
+//              a reader in process context on reader_cpu after it copies the data: the ptr_ring,
+//              or, when the reader runs on another CPU and defer_free is on, the allocating CPU's
+//              defer list (skb_attempt_defer_free), flushed by that CPU's next NET_RX softirq or
+//              an IPI once the list holds defer_max/2 skbs.
+// Optionally the stack takes an extra page reference on some packets (get_page, e.g. a clone
+// or a splice) and drops it later, which makes the pool release such pages (released_refcnt).
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "models/nic/rx_queue.h"
+#include "sim/cpu.h"
+#include "sim/kernel.h"
+#include "sim/params.h"
+#include "sim/rng.h"
+#include "sim/stats.h"
+
+namespace ppsim::world {
+
+struct StackConfig {
+  enum class Mode { kXdpDrop, kNapiFree, kSocket } mode = Mode::kSocket;
+  sim::Picos deliver_cost = 0;       // per packet in the poll (XDP program or protocol work)
+  int reader_cpu = -1;               // -1: the receiving queue's CPU
+  sim::Picos reader_start = 0;       // the reader starts reading at this time
+  sim::Picos reader_wakeup = 0;      // enqueue → reader running (when idle)
+  sim::Picos reader_per_skb = 0;     // recvmsg cost per skb
+  double reader_copy_ps_per_byte = 0;
+  std::uint32_t read_batch = 1;      // skbs read per wakeup before yielding
+  std::uint64_t rcvbuf_bytes = 212992;
+  std::uint32_t skb_overhead_bytes = 768;  // truesize beyond the data buffer (sk_buff + shinfo)
+  bool defer_free = true;
+  std::uint32_t defer_max = 64;      // net.core.skb_defer_max
+  sim::Picos ipi_latency = 0;
+  sim::Picos free_cost = 0;          // kfree_skb work besides the page_pool put
+  double extra_ref_fraction = 0;
+  sim::Picos extra_ref_hold = 0;
+};
+
+void register_stack_params(sim::ParamRegistry& r);
+StackConfig stack_config_from(const sim::Params& p);
+
+class Stack : public nic::PacketSink {
+ public:
+  Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>& cpus, page_pool::PageWorld& world,
+        sim::Rng rng, sim::Stats& stats);
+  void deliver(page_pool::Caller& c, const nic::Skb& skb) override;
+  void net_rx_action(page_pool::Caller& c) override;
+  // Raise NET_RX softirq on every CPU with a non-empty defer list (the capture tool's final flush).
+  void flush_all_defer_lists(sim::Picos at);
+  // Skbs not yet freed (in socket queues, being read, on defer lists).
+  std::uint64_t outstanding() const;
+  std::uint64_t socket_queue_len() const { return queue_.size(); }
+  std::uint64_t extra_refs_outstanding() const { return extra_->size(); }
+
+ private:
+  struct Pending {
+    page_pool::PageId page;
+  };
+  void free_skb(page_pool::Caller& c, const nic::Skb& skb, bool allow_direct);
+  void reader_run();
+  void defer(page_pool::Caller& c, const nic::Skb& skb);
+  void flush_defer(page_pool::Caller& c, int cpu);
+  void on_kick(int cpu);
+  std::uint32_t truesize(const nic::Skb& s) const { return s.buf_bytes + cfg_.skb_overhead_bytes; }
+
+  sim::Kernel& kernel_;
+  StackConfig cfg_;
+  std::vector<sim::Cpu>& cpus_;
+  page_pool::PageWorld& world_;
+  sim::Rng rng_;
+  std::deque<nic::Skb> queue_;   // the socket receive queue
+  std::uint64_t rmem_ = 0;
+  std::vector<nic::Skb> reading_;  // skbs the reader is copying now
+  bool reader_busy_ = false, reader_woken_ = false;
+  std::unique_ptr<sim::Process> reader_;
+  std::vector<std::vector<nic::Skb>> defer_;  // per CPU
+  std::vector<std::unique_ptr<sim::Process>> kick_;
+  std::vector<bool> kick_pending_;
+  std::unique_ptr<sim::TimerQueue<Pending>> extra_;
+  std::uint64_t delivered_ = 0, rcvbuf_drops_ = 0, reads_ = 0, deferred_ = 0, defer_full_ = 0, flushes_ = 0,
+                ipis_ = 0, extra_refs_ = 0, reader_frees_ = 0;
+  std::uint64_t max_queue_ = 0;
+};
+
+}  // namespace ppsim::world

@@ -1,0 +1,5 @@
+import sys
+
+from ppsim.cli import main
+
+sys.exit(main())

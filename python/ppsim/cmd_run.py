@@ -1,0 +1,96 @@
+"""`ppsim run SCENARIO.json`: run one scenario, write results.json, print a summary."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ppsim.errors import InputError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run a scenario and write DIR/results.json")
+    p.add_argument("scenario", help="scenario JSON file")
+    p.add_argument("--out", default=None, help="output directory (default: runs/<scenario name>)")
+    p.add_argument("--seed", type=int, default=None, help="override sim.seed")
+    p.add_argument("--trace", default=None, help="also write a tracefs-format trace of page_pool events here")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a parameter, e.g. --set page_pool.pool_size_pages=256 (VALUE is JSON, or a string)")
+    p.add_argument("--checker", choices=["stop", "collect", "off"], default=None, help="override sim.checker")
+    p.add_argument("--mutant", action="append", default=[], help="run a deliberately wrong model variant (see `ppsim mutants`)")
+    p.add_argument("--quiet", action="store_true", help="print only the output path")
+    p.set_defaults(func=run)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"--set {item}: expected PATH=VALUE")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if v != int(v) or abs(v) >= 1e15 else f"{int(v)}"
+    return str(v)
+
+
+def summary(r) -> str:
+    s = r.stats
+    lines = []
+    name = r.raw["scenario"]["name"] or Path(r.file).stem
+    lines.append(f"scenario {name}  seed {r.seed}  simulated {s['sim.end_time_ns'] / 1e6:.3f} ms")
+    if "nic0.rx_mpps" in s:
+        drops = sum(v for k, v in s.items() if k.endswith(".rx_missed"))
+        lines.append(f"  rx {s['nic0.rx_mpps']:.3f} Mpps  {s['nic0.rx_gbps']:.2f} Gb/s  device drops {fmt(drops)}"
+                     f"  socket drops {fmt(s.get('stack.rcvbuf_drops', 0))}")
+    alloc = ["alloc_fast", "alloc_slow", "alloc_slow_high_order", "alloc_empty", "alloc_refill", "alloc_waive"]
+    rec = ["recycle_cached", "recycle_cache_full", "recycle_ring", "recycle_ring_full", "recycle_released_refcnt"]
+    lines.append("  page_pool alloc:   " + "  ".join(f"{k[6:]} {fmt(s['page_pool.' + k])}" for k in alloc))
+    lines.append("  page_pool recycle: " + "  ".join(f"{k[8:]} {fmt(s['page_pool.' + k])}" for k in rec))
+    lines.append(f"  pages: hold {fmt(s['page_pool.pages_state_hold_cnt'])}  release {fmt(s['page_pool.pages_state_release_cnt'])}"
+                 f"  recycled {100 * s['page_pool.recycle_ratio']:.1f}% of returns"
+                 f"  ({100 * s['page_pool.direct_ratio']:.1f}% direct)"
+                 f"  allocator pages per alloc {s['page_pool.allocator_pages_per_alloc']:.4f}")
+    inv = r.raw["invariants"]
+    if not inv.get("enabled", True):
+        lines.append("  invariants: checker off")
+    elif inv["ok"]:
+        lines.append(f"  invariants: ok ({inv['checks']} checks)")
+    else:
+        lines.append(f"  invariants: {inv['violations']} VIOLATION(S)")
+        for v in r.violations[:3]:
+            lines.append(f"    {v['invariant']}: {v['subject']} at {v['time_ps'] / 1e6:.6f} us on {v['event']}: {v['detail']}")
+            for h in v["history"]:
+                lines.append(f"      {h}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    import ppsim
+
+    overrides = parse_overrides(args.overrides)
+    data, name = ppsim.load_scenario(args.scenario)
+    if args.checker:
+        overrides["sim.checker"] = args.checker
+    out = Path(args.out) if args.out else Path("runs") / (data.get("name") or Path(args.scenario).stem)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot create directory: {e.strerror}") from None
+    t0 = time.perf_counter()
+    r = ppsim.run(args.scenario, seed=args.seed, overrides=overrides, trace=args.trace, mutants=args.mutant)
+    wall = time.perf_counter() - t0
+    (out / "results.json").write_text(r.to_json())
+    if args.quiet:
+        print(out / "results.json")
+    else:
+        print(summary(r))
+        print(f"  wrote {out / 'results.json'}" + (f" and {args.trace}" if args.trace else "") + f"  ({wall:.2f} s wall)")
+    return 0 if r.ok else 1

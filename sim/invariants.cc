@@ -1,0 +1,34 @@
+#include "sim/invariants.h"
+
+#include <cstdio>
+
+namespace ppsim::sim {
+
+std::string Violation::to_string() const {
+  char t[48];
+  std::snprintf(t, sizeof t, "%.6f us", to_us(time));
+  std::string s = "invariant " + invariant + " violated by " + subject + " at t=" + t + " on " + event;
+  if (!detail.empty()) s += ": " + detail;
+  if (!history.empty()) {
+    s += "\n  last transitions:";
+    for (const auto& h : history) s += "\n    " + h;
+  }
+  return s;
+}
+
+bool Verdicts::report(Violation v) {
+  ++count_;
+  if (kept_.size() < max_kept_) kept_.push_back(std::move(v));
+  return mode_ == Mode::kStop;
+}
+
+nlohmann::json Verdicts::to_json() const {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& v : kept_)
+    list.push_back({{"invariant", v.invariant}, {"subject", v.subject}, {"time_ps", v.time}, {"event", v.event},
+                    {"detail", v.detail}, {"history", v.history}});
+  return {{"mode", mode_ == Mode::kStop ? "stop" : "collect"}, {"checks", checks_}, {"violations", count_},
+          {"ok", count_ == 0}, {"kept", list}};
+}
+
+}  // namespace ppsim::sim

@@ -1,0 +1,44 @@
+// Invariant verdicts shared by every checker. A checker observes model events (it is never
+// called by the model directly); when a rule breaks it reports a Violation here. In stop mode
+// the first violation ends the run; in collect mode they accumulate (bounded) and the run goes on.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "sim/time.h"
+
+namespace ppsim::sim {
+
+struct Violation {
+  std::string invariant;  // short rule name, e.g. "no_double_put"
+  std::string subject;    // what broke it, e.g. "page pfn=0x1a2b"
+  Picos time = 0;
+  std::string event;      // the model event being checked
+  std::string detail;     // what was seen versus what the rule allows
+  std::vector<std::string> history;  // the subject's last few transitions, oldest first
+  std::string to_string() const;
+};
+
+class Verdicts {
+ public:
+  enum class Mode { kStop, kCollect };
+  explicit Verdicts(Mode mode = Mode::kStop, std::size_t max_kept = 100) : mode_(mode), max_kept_(max_kept) {}
+  // Returns true if the run should stop.
+  bool report(Violation v);
+  Mode mode() const { return mode_; }
+  std::uint64_t count() const { return count_; }
+  const std::vector<Violation>& kept() const { return kept_; }
+  std::uint64_t checks() const { return checks_; }
+  void count_check(std::uint64_t n = 1) { checks_ += n; }
+  nlohmann::json to_json() const;
+
+ private:
+  Mode mode_;
+  std::size_t max_kept_;
+  std::uint64_t count_ = 0, checks_ = 0;
+  std::vector<Violation> kept_;
+};
+
+}  // namespace ppsim::sim

@@ -1,0 +1,137 @@
+#include <gtest/gtest.h>
+
+#include "sim/error.h"
+#include "sim/kernel.h"
+#include "sim/params.h"
+#include "sim/rng.h"
+#include "sim/stats.h"
+#include "sim/topology.h"
+
+using namespace ppsim::sim;
+
+TEST(Kernel, ProcessesFireInTimeOrderAndTimeRestartsPerKernel) {
+  for (int round = 0; round < 2; ++round) {
+    Kernel k;
+    std::vector<std::pair<char, Picos>> seen;
+    Process a(k, "a", [&] { seen.push_back({'a', k.now()}); });
+    Process b(k, "b", [&] { seen.push_back({'b', k.now()}); });
+    a.wake_at(300);
+    b.wake_at(100);
+    a.wake_at(500);  // later request is ignored: earliest wins
+    k.run();
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0], std::make_pair('b', Picos{100}));
+    EXPECT_EQ(seen[1], std::make_pair('a', Picos{300}));
+    EXPECT_EQ(k.dispatched(), 2u);
+  }
+}
+
+TEST(Kernel, RunUntilStopsAtTheLimitAndResumes) {
+  Kernel k;
+  int n = 0;
+  Process p(k, "tick", [&] { ++n; p.wake_after(1000); });
+  p.wake_at(0);
+  k.run(10'500);
+  EXPECT_EQ(n, 11);  // 0, 1000, …, 10000
+  k.run(20'500);
+  EXPECT_EQ(n, 21);
+}
+
+TEST(Kernel, TimerQueueDeliversEqualTimesInInsertionOrder) {
+  Kernel k;
+  std::vector<int> got;
+  TimerQueue<int> q(k, "q", [&](int& v) { got.push_back(v); });
+  q.schedule_at(50, 1);
+  q.schedule_at(20, 2);
+  q.schedule_at(50, 3);
+  q.schedule_at(20, 4);
+  k.run();
+  EXPECT_EQ(got, (std::vector<int>{2, 4, 1, 3}));
+}
+
+namespace {
+ParamRegistry registry() {
+  ParamRegistry r;
+  r.add_int("pool.size_pages", "pages", 1024, "ring size", 1, 16384);
+  r.add_float("pool.cost_ns", "ns", 5.4, "fast path cost", 0);
+  r.add_bool("pool.dma_map", true, "map pages");
+  r.add_enum("traffic.pattern", "constant", {"constant", "poisson"}, "arrivals");
+  return r;
+}
+std::string error_of(const ParamRegistry& r, const json& j) {
+  try {
+    r.resolve(j, "s.json");
+  } catch (const ScenarioError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Params, DefaultsUnitsAndConversion) {
+  auto r = registry();
+  auto p = r.resolve(json::parse(R"({"pool": {"cost_ns": "2 us"}})"), "s.json");
+  EXPECT_EQ(p.get_int("pool.size_pages"), 1024);
+  EXPECT_DOUBLE_EQ(p.get_double("pool.cost_ns"), 2000.0);
+  EXPECT_TRUE(p.was_set("pool.cost_ns"));
+  EXPECT_FALSE(p.was_set("pool.size_pages"));
+  EXPECT_EQ(p.to_json()["pool"]["size_pages"], 1024);
+}
+
+TEST(Params, ErrorsNameFilePathAndExpectation) {
+  auto r = registry();
+  EXPECT_EQ(error_of(r, json::parse(R"({"pool": {"size_pgaes": 3}})")),
+            "s.json: at $.pool.size_pgaes: unknown key \"size_pgaes\" (did you mean \"size_pages\"?)");
+  EXPECT_EQ(error_of(r, json::parse(R"({"pool": {"size_pages": -3}})")),
+            "s.json: at $.pool.size_pages: expected an integer in pages from 1 to 16384, got -3");
+  EXPECT_EQ(error_of(r, json::parse(R"({"pool": {"size_pages": 2.5}})")),
+            "s.json: at $.pool.size_pages: expected an integer in pages from 1 to 16384, got 2.5");
+  EXPECT_NE(error_of(r, json::parse(R"({"pool": {"cost_ns": "3 pages"}})")).find("wrong unit \"pages\": expected time"),
+            std::string::npos);
+  EXPECT_NE(error_of(r, json::parse(R"({"pool": 3})")).find("at $.pool: expected an object"), std::string::npos);
+  EXPECT_NE(error_of(r, json::parse(R"({"traffic": {"pattern": "bursty"}})")).find("one of \"constant\", \"poisson\""),
+            std::string::npos);
+  EXPECT_NE(error_of(r, json::parse(R"({"pool": {"dma_map": 1}})")).find("expected true or false"), std::string::npos);
+}
+
+TEST(Rng, SameSeedSameStreamDifferentNamesDiffer) {
+  Rng a(42), b(42);
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(a.next(), b.next());
+  Rng root(7);
+  auto s1 = root.stream("traffic"), s2 = root.stream("traffic"), s3 = root.stream("consumer");
+  EXPECT_EQ(s1.next(), s2.next());
+  EXPECT_NE(s1.next(), s3.next());
+  double sum = 0;
+  for (int i = 0; i < 100000; ++i) sum += s3.exponential(10.0);
+  EXPECT_NEAR(sum / 100000, 10.0, 0.2);
+}
+
+TEST(Stats, CountersReadersFormulasAndJson) {
+  Stats s;
+  auto& hits = s.counter("pp0.hits", "events", "hits");
+  std::int64_t owned = 3;
+  s.reader("pp0.owned", "pages", "model-owned", [&] { return owned; });
+  s.formula("pp0.ratio", "ratio", "hits per owned", [&] { return ratio(s.value("pp0.hits"), s.value("pp0.owned")); });
+  hits += 6;
+  EXPECT_DOUBLE_EQ(s.value("pp0.ratio"), 2.0);
+  auto j = s.to_json();
+  EXPECT_EQ(j["stats"]["pp0.hits"]["value"], 6);
+  EXPECT_EQ(j["stats"]["pp0.owned"]["unit"], "pages");
+  EXPECT_THROW(s.counter("pp0.hits", "events", "again"), std::logic_error);
+}
+
+TEST(Topology, PathFollowsOnlyTheRequestedEdgeKind) {
+  Topology t;
+  auto rc = t.add(NodeKind::kRootComplex, "rc");
+  auto sw = t.add(NodeKind::kPcieSwitch, "sw");
+  auto vf0 = t.add(NodeKind::kEndpoint, "vf0");
+  auto vf1 = t.add(NodeKind::kEndpoint, "vf1");
+  t.connect(rc, sw, EdgeKind::kPcieLink, 0);
+  t.connect(sw, vf0, EdgeKind::kPcieLink, 1);
+  t.connect(sw, vf1, EdgeKind::kPcieLink, 2);
+  t.connect(vf0, vf1, EdgeKind::kOther);
+  auto p = t.path(vf0, rc, EdgeKind::kPcieLink);
+  ASSERT_EQ(p.size(), 3u);
+  EXPECT_EQ(t.links_on(p), (std::vector<int>{1, 0}));
+  EXPECT_EQ(t.path(vf0, vf1, EdgeKind::kPcieLink).size(), 3u);
+}
