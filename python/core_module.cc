@@ -4,9 +4,11 @@
 #include "ppsim_version.h"
 
 void bind_run(pybind11::module_& m);
+void bind_pcie(pybind11::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "ppsim compiled core";
   m.attr("__version__") = PPSIM_VERSION;
   bind_run(m);
+  bind_pcie(m);
 }

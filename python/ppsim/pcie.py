@@ -1,0 +1,132 @@
+"""PCIe transaction cost model: a typed layer over the compiled `_core.pcie` (sim/cost/pcie.h).
+
+    >>> link = Link(gen=3, lanes=8, mps=256, mrrs=512)
+    >>> link.dma_read_gbps(1500), link.nic_gbps("kernel", 1500, "rx")
+    >>> link.cost("dma_write", 1500)["up"]["tlps"]
+
+Bandwidths are data Gb/s in steady state; `cost` gives one transaction's bytes, TLPs and DLLPs per
+direction ("up" = device to root complex), serialization times and latency in picoseconds.
+docs/pcie.md explains the model and every default. Bad arguments raise InputError.
+"""
+from __future__ import annotations
+
+from ppsim._native import core
+from ppsim.errors import InputError
+
+NIC_MODELS = ("simple", "kernel", "dpdk")
+DIRECTIONS = ("rx", "tx", "both")
+OPS = ("dma_write", "dma_read", "mmio_write", "mmio_read", "msix")
+
+
+def _call(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, TypeError) as e:
+        raise InputError(str(e)) from None
+
+
+def _int(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise InputError(f"{name}: expected an integer, got {v!r}")
+    return v
+
+
+def _num(name: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InputError(f"{name}: expected a number, got {v!r}")
+    return float(v)
+
+
+def _bool(name: str, v) -> bool:
+    if not isinstance(v, bool):
+        raise InputError(f"{name}: expected True or False, got {v!r}")
+    return v
+
+
+def _choice(name: str, v, choices) -> str:
+    if v not in choices:
+        raise InputError(f"{name}: expected one of {', '.join(choices)}, got {v!r}")
+    return v
+
+
+class Link:
+    """One PCIe link configuration.
+
+    gen 1..6, lanes 1/2/4/8/16; mps/mrrs powers of two in 128..4096 (bytes); rcb 64/128 bytes;
+    completion_split "mps" or "rcb"; addr_bits 32/64 for DMA (64 → 4DW headers), mmio_addr_bits for
+    doorbells; ecrc adds a 4-byte digest per TLP; latency=False drops the read round trip
+    (read_rtt_ns) and tag limit (max_tags) from bandwidths; compat_pcie_bench reproduces the
+    pcie-bench model of Neugebauer et al. (SIGCOMM 2018), inconsistencies included.
+    """
+
+    def __init__(self, gen: int = 3, lanes: int = 8, mps: int = 256, mrrs: int = 512, *,
+                 rcb: int = 64, completion_split: str = "mps", addr_bits: int = 64,
+                 mmio_addr_bits: int = 32, ecrc: bool = False, latency: bool = True,
+                 read_rtt_ns: float = 546.0, write_latency_ns: float = 273.0, max_tags: int = 32,
+                 compat_pcie_bench: bool = False):
+        self._link = _call(
+            core().pcie.Link,
+            gen=_int("gen", gen), lanes=_int("lanes", lanes), mps=_int("mps", mps),
+            mrrs=_int("mrrs", mrrs), rcb=_int("rcb", rcb),
+            completion_split=_choice("completion_split", completion_split, ("mps", "rcb")),
+            addr_bits=_int("addr_bits", addr_bits), mmio_addr_bits=_int("mmio_addr_bits", mmio_addr_bits),
+            ecrc=_bool("ecrc", ecrc), latency=_bool("latency", latency),
+            read_rtt_ns=_num("read_rtt_ns", read_rtt_ns),
+            write_latency_ns=_num("write_latency_ns", write_latency_ns),
+            max_tags=_int("max_tags", max_tags),
+            compat_pcie_bench=_bool("compat_pcie_bench", compat_pcie_bench))
+
+    def __repr__(self) -> str:
+        return f"<ppsim.pcie.Link {self.describe()}>"
+
+    def describe(self) -> str:
+        return self._link.describe()
+
+    @property
+    def tlp_capacity_gbps(self) -> float:
+        """Gb/s per direction available to TLPs (after line coding and SKP)."""
+        return self._link.tlp_capacity_gbps
+
+    @property
+    def ack_interval_symbols(self) -> int:
+        return self._link.ack_interval_symbols
+
+    def dma_write_gbps(self, size: int) -> float:
+        return _call(self._link.dma_write_gbps, _int("size", size))
+
+    def dma_read_gbps(self, size: int) -> float:
+        return _call(self._link.dma_read_gbps, _int("size", size))
+
+    def dma_read_write_gbps(self, size: int) -> float:
+        """Concurrent reads and writes of `size` bytes; Gb/s in each direction."""
+        return _call(self._link.dma_read_write_gbps, _int("size", size))
+
+    def nic_gbps(self, model: str, size: int, direction: str = "rx") -> float:
+        """Packet data Gb/s of a NIC model ("simple", "kernel", "dpdk") moving `size`-byte
+        packets (frame without FCS) in `direction` ("rx", "tx", or "both": per direction)."""
+        return _call(self._link.nic_gbps, _choice("model", model, NIC_MODELS), _int("size", size),
+                     _choice("direction", direction, DIRECTIONS))
+
+    def nic_packet(self, model: str, size: int, direction: str = "rx") -> dict:
+        """Average PCIe bytes, TLPs and operations per packet of a NIC model."""
+        return _call(self._link.nic_packet, _choice("model", model, NIC_MODELS), _int("size", size),
+                     _choice("direction", direction, DIRECTIONS))
+
+    def cost(self, op: str, size: int) -> dict:
+        """One transaction: {"up": {...}, "down": {...}, "latency_ps": int}."""
+        return _call(self._link.cost, _choice("op", op, OPS), _int("size", size))
+
+    def sweep(self, sizes, directions=("rx", "tx")) -> list[dict]:
+        """One row per size: DMA write/read/read+write and every NIC model in `directions`."""
+        for d in directions:
+            _choice("direction", d, DIRECTIONS)
+        rows = []
+        for s in sizes:
+            row = {"size": s, "dma_write_gbps": self.dma_write_gbps(s),
+                   "dma_read_gbps": self.dma_read_gbps(s),
+                   "dma_read_write_gbps": self.dma_read_write_gbps(s)}
+            for m in NIC_MODELS:
+                for d in directions:
+                    row[f"{m}_{d}_gbps"] = self.nic_gbps(m, s, d)
+            rows.append(row)
+        return rows
