@@ -10,14 +10,14 @@ using page_pool::PageEvent;
 using page_pool::PageLoc;
 
 RxQueue::RxQueue(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::PagePool& pool,
-                 page_pool::PageWorld& world, sim::Cpu& cpu, TrafficSource& traffic, PacketSink& sink,
-                 sim::Stats& stats)
+                 page_pool::PageWorld& world, std::vector<sim::Cpu>& cpus, TrafficSource& traffic,
+                 PacketSink& sink, sim::Stats& stats)
     : kernel_(kernel),
       cfg_(cfg),
       napi_(napi),
       pool_(pool),
       world_(world),
-      cpu_(cpu),
+      cpus_(cpus),
       traffic_(traffic),
       sink_(sink),
       ring_(cfg.ring_size),
@@ -133,8 +133,9 @@ void RxQueue::on_irq() {
 void RxQueue::schedule_napi(sim::Picos at) {
   if (napi_scheduled_) return;
   napi_scheduled_ = true;
-  napi_.list_owner = cfg_.cpu;  // ____napi_schedule
-  poll_proc_.wake_at(cpu_.softirq_start(at));
+  napi_cpu_ = cfg_.cpu;
+  napi_.list_owner = napi_cpu_;  // ____napi_schedule
+  poll_proc_.wake_at(cpus_[napi_cpu_].softirq_start(at));
 }
 
 void RxQueue::on_poll() {
@@ -149,18 +150,22 @@ void RxQueue::on_poll() {
     return;
   }
   // Another softirq may have taken the CPU since we were scheduled.
-  const sim::Picos start = cpu_.softirq_start(now);
+  const sim::Picos start = cpus_[napi_cpu_].softirq_start(now);
   if (start > now) {
     poll_proc_.wake_at(start);
     return;
   }
   Caller c;
-  c.ctx.cpu = cfg_.cpu;
+  c.ctx.cpu = napi_cpu_;
   c.ctx.softirq = true;
   c.ctx.task = "<idle>";
   c.cost = cfg_.poll_overhead;
   world_.now = start;
   sink_.net_rx_action(c);
+  if (cfg_.update_nid) {
+    const int nid = world_.node_of_cpu(napi_cpu_);
+    if (pool_.params().nid != nid) pool_.update_nid(c, nid);  // page_pool_nid_changed()
+  }
   catch_up(start);
   const std::uint32_t work = std::min<std::uint64_t>(cfg_.budget, filled());
   for (std::uint32_t i = 0; i < work; ++i) {
@@ -182,7 +187,7 @@ void RxQueue::on_poll() {
     skb.offset = d.offset;
     skb.bytes = d.pkt_bytes;
     skb.buf_bytes = d.size;
-    skb.alloc_cpu = cfg_.cpu;
+    skb.alloc_cpu = napi_cpu_;
     skb.queue = cfg_.index;
     skb.pool = &pool_;
     skb.rx_time = d.done;
@@ -193,10 +198,10 @@ void RxQueue::on_poll() {
   catch_up(start + c.cost);
   refill(c, start);
   const sim::Picos end = start + c.cost;
-  cpu_.run_softirq(start, c.cost);
+  cpus_[napi_cpu_].run_softirq(start, c.cost);
   ++polls_;
   poll_work_->add(work);
-  if (on_napi_poll) on_napi_poll({&napi_, cfg_.cpu, static_cast<int>(work), static_cast<int>(cfg_.budget), start, end});
+  if (on_napi_poll) on_napi_poll({&napi_, napi_cpu_, static_cast<int>(work), static_cast<int>(cfg_.budget), start, end});
   if (work == cfg_.budget) {
     poll_proc_.wake_at(end);  // budget exhausted: stay scheduled, poll again
   } else {

@@ -73,11 +73,17 @@ class RxQueue {
     std::uint32_t irq_coalesce_frames = 0;  // rx-frames (0: off)
     sim::Picos irq_latency = 0;      // hardirq to softirq start
     sim::Picos alloc_retry = 0;      // re-poll delay when the refill could not allocate
+    bool update_nid = false;         // call page_pool_nid_changed(pool, numa_mem_id()) each poll (mlx5)
     std::string name = "rxq0";
   };
 
   RxQueue(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::PagePool& pool,
-          page_pool::PageWorld& world, sim::Cpu& cpu, TrafficSource& traffic, PacketSink& sink, sim::Stats& stats);
+          page_pool::PageWorld& world, std::vector<sim::Cpu>& cpus, TrafficSource& traffic, PacketSink& sink,
+          sim::Stats& stats);
+  // Interrupt affinity change: the next interrupt (and the NAPI it schedules) runs on `cpu`; a
+  // NAPI already scheduled finishes on the CPU it was scheduled on.
+  void move_to_cpu(int cpu) { cfg_.cpu = cpu; }
+  int cpu() const { return cfg_.cpu; }
 
   // ndo_open: fill the ring with NAPI not yet running (exclusive context), arm the interrupt.
   void open(sim::Picos now);
@@ -113,11 +119,12 @@ class RxQueue {
   Napi& napi_;
   page_pool::PagePool& pool_;
   page_pool::PageWorld& world_;
-  sim::Cpu& cpu_;
+  std::vector<sim::Cpu>& cpus_;
   TrafficSource& traffic_;
   PacketSink& sink_;
   std::vector<Desc> ring_;
   std::uint64_t ntu_ = 0, hw_head_ = 0, ntc_ = 0;  // next to use (post), device head, next to clean
+  int napi_cpu_ = 0;  // where the scheduled NAPI runs (napi->list_owner while scheduled)
   bool irq_armed_ = false, napi_scheduled_ = false, completing_ = false, open_ = false;
   sim::Process irq_proc_, poll_proc_;
   std::uint64_t rx_packets_ = 0, rx_missed_ = 0, polls_ = 0, irqs_ = 0, alloc_fail_ = 0, bytes_ = 0;

@@ -19,7 +19,7 @@ void register_stack_params(sim::ParamRegistry& r) {
               "ppsim assumption (scheduler wake-up on an idle core)");
   r.add_float("stack.reader_per_skb_ns", "ns", 600.0, "recvmsg cost per skb besides the copy", 0, 1e9,
               "ppsim assumption (syscall + socket lock + skb handling)");
-  r.add_float("stack.reader_copy_ns_per_kib", "ns", 100.0, "copy to user space per KiB (about 10 GB/s)", 0, 1e9,
+  r.add_float("stack.reader_copy_ns_per_kib", "ns/KiB", 100.0, "copy to user space per KiB (about 10 GB/s)", 0, 1e9,
               "ppsim assumption");
   r.add_int("stack.read_batch_skbs", "skbs", 16, "skbs the reader handles per run before it yields", 1, 1 << 20);
   r.add_int("stack.rcvbuf_bytes", "bytes", 212992, "socket receive buffer (SO_RCVBUF; net.core.rmem_default)", 1, 1ll << 40);
@@ -89,6 +89,12 @@ Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>&
 
 std::uint64_t Stack::outstanding() const {
   std::uint64_t n = queue_.size() + reading_.size();
+  for (const auto& d : defer_) n += d.size();
+  return n;
+}
+
+std::uint64_t Stack::deferred_outstanding() const {
+  std::uint64_t n = 0;
   for (const auto& d : defer_) n += d.size();
   return n;
 }

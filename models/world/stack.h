@@ -56,6 +56,7 @@ class Stack : public nic::PacketSink {
   void flush_all_defer_lists(sim::Picos at);
   // Skbs not yet freed (in socket queues, being read, on defer lists).
   std::uint64_t outstanding() const;
+  std::uint64_t deferred_outstanding() const;
   std::uint64_t socket_queue_len() const { return queue_.size(); }
   std::uint64_t extra_refs_outstanding() const { return extra_->size(); }
 

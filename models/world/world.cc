@@ -32,8 +32,8 @@ void register_world_params(sim::ParamRegistry& r) {
   r.add_float("sim.drain_us", "us", 1000.0, "after traffic: time for consumers to catch up before teardown", 0, 1e9);
   r.add_bool("sim.destroy_pools", true, "tear down at the end: close queues, destroy pools, run deferred release retries");
   r.add_bool("sim.final_flush", true,
-             "after destroy, run NET_RX softirq once on every CPU so skbs parked on defer lists are freed "
-             "(without it they stay until other traffic comes, and the pool cannot be freed)");
+             "after destroy and before each deferred release retry, run NET_RX softirq on every CPU so skbs parked "
+             "on defer lists are freed (other network activity would; without it they stay and the pool is never freed)");
   r.add_int("sim.retry_limit", "retries", 30, "deferred page_pool release retries (1 s apart) before the run gives up", 0, 100000);
   r.add_float("sim.sample_interval_us", "us", 10.0, "time-series sampling period", 0.001, 1e9);
   r.add_enum("sim.checker", "stop", {"stop", "collect", "off"},
@@ -55,6 +55,11 @@ void register_world_params(sim::ParamRegistry& r) {
               "ppsim assumption (typical adaptive-moderation floor)");
   r.add_int("nic.irq_coalesce_frames", "packets", 0, "rx-frames: interrupt after this many completions (0: off)", 0, 65536);
   r.add_float("nic.irq_latency_us", "us", 1.0, "hardirq to NET_RX softirq start", 0, 1e9, "ppsim assumption");
+  r.add_float("nic.irq_move_at_us", "us", 0.0,
+              "interrupt affinity change at this time (0: never): every queue moves to CPU + irq_move_cpu_offset", 0, 1e9);
+  r.add_int("nic.irq_move_cpu_offset", "cpus", 1, "how far the interrupt affinity change moves each queue", 0, 4095);
+  r.add_bool("nic.update_nid", false,
+             "the driver calls page_pool_nid_changed(pool, numa_mem_id()) each poll (as mlx5 does)");
 
   r.add_int("napi.budget", "packets", 64, "NAPI poll budget (weight)", 1, 65536);
   r.add_float("napi.per_packet_ns", "ns", 60.0, "driver RX work per packet (descriptor, skb build)", 0, 1e9,
@@ -112,7 +117,7 @@ class World {
   page_pool::PageChecker checker_;
   sim::TraceWriter trace_;
   page_pool::TraceObserver tracer_;
-  sim::Process teardown_proc_, retry_proc_, sample_proc_;
+  sim::Process teardown_proc_, retry_proc_, sample_proc_, irq_move_proc_;
   Picos traffic_end_ = 0, teardown_at_ = 0, sample_until_ = 0, sample_interval_ = 0;
   std::int64_t retries_ = 0;
   bool checker_on_ = true;
@@ -147,7 +152,12 @@ World::World(const sim::Params& p, const RunOptions& opts)
       tracer_(trace_),
       teardown_proc_(kernel_, "teardown", [this] { teardown(); }),
       retry_proc_(kernel_, "pool_release_retry", [this] { retry(); }),
-      sample_proc_(kernel_, "sampler", [this] { sample(); }) {
+      sample_proc_(kernel_, "sampler", [this] { sample(); }),
+      irq_move_proc_(kernel_, "irq_affinity", [this] {
+        const int n = static_cast<int>(cpus_.size());
+        const int off = static_cast<int>(p_.get_int("nic.irq_move_cpu_offset"));
+        for (auto& q : queues_) q->move_to_cpu((q->cpu() + off) % n);
+      }) {
   validate();
   const int ncpu = static_cast<int>(p.get_int("cpus.count"));
   const int nodes = static_cast<int>(p.get_int("cpus.numa_nodes"));
@@ -216,7 +226,8 @@ World::World(const sim::Params& p, const RunOptions& opts)
     rc.irq_latency = sim::from_us(p.get_double("nic.irq_latency_us"));
     rc.alloc_retry = sim::from_us(p.get_double("napi.alloc_retry_us"));
     rc.name = qname;
-    auto rxq = std::make_unique<nic::RxQueue>(kernel_, rc, *napi, *pool, pages_, cpus_[cpu], *src, *stack_, stats_);
+    rc.update_nid = p.get_bool("nic.update_nid");
+    auto rxq = std::make_unique<nic::RxQueue>(kernel_, rc, *napi, *pool, pages_, cpus_, *src, *stack_, stats_);
 
     auto qv = topo_.add(sim::NodeKind::kNicQueue, qname, q);
     auto pv = topo_.add(sim::NodeKind::kPagePool, qname + ".pp", q);
@@ -399,6 +410,12 @@ void World::teardown() {
 
 void World::retry() {
   const Picos now = kernel_.now();
+  if (p_.get_bool("sim.final_flush") && stack_->deferred_outstanding() > 0) {
+    // Let the flush land first, then retry (as the capture tool waits for its final flush).
+    stack_->flush_all_defer_lists(now);
+    retry_proc_.wake_at(now + sim::kPicosPerUs);
+    return;
+  }
   ++retries_;
   bool pending = false;
   for (auto& pool : pools_) {
@@ -416,6 +433,7 @@ void World::retry() {
 json World::run() {
   for (auto& q : queues_) q->open(0);
   sample_proc_.wake_at(0);
+  if (p_.get_double("nic.irq_move_at_us") > 0) irq_move_proc_.wake_at(sim::from_us(p_.get_double("nic.irq_move_at_us")));
   if (p_.get_bool("sim.destroy_pools")) teardown_proc_.wake_at(teardown_at_);
   kernel_.run(p_.get_bool("sim.destroy_pools") ? sim::kNever : teardown_at_);
   if (checker_on_ && !checker_.stop_requested()) {

@@ -1,0 +1,149 @@
+"""The ppsim report generator: results.json → a Markdown report with plots.
+
+    ./ppsim report build/demo --out reports/demo        (the CLI verb)
+    reports.report.generate(Path("build/demo/results.json"), Path("reports/demo"))
+
+The report states what was run, the page_pool counters under the kernel's names, where pages
+came from and went to, the invariant verdict, and plots the pool's occupancy over time.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ALLOC = [("alloc_fast", "alloc cache hits (and frag page reuse)"),
+         ("alloc_slow", "bulk slow-path allocations (64 pages each)"),
+         ("alloc_slow_high_order", "high-order slow-path allocations"),
+         ("alloc_empty", "refills that found the ptr_ring empty"),
+         ("alloc_refill", "refills from the ptr_ring"),
+         ("alloc_waive", "pages released at refill: wrong NUMA node")]
+RECYCLE = [("recycle_cached", "pages recycled into the alloc cache (direct)"),
+           ("recycle_cache_full", "direct recycles that found the cache full"),
+           ("recycle_ring", "pages recycled into the ptr_ring"),
+           ("recycle_ring_full", "recycles that found the ring full: page released"),
+           ("recycle_released_refcnt", "pages released: refcount was not 1")]
+
+
+def _fmt(v, unit=""):
+    if isinstance(v, float) and v != int(v):
+        s = f"{v:.4g}"
+    else:
+        s = f"{int(v):,}" if isinstance(v, (int, float)) else str(v)
+    return f"{s} {unit}".strip()
+
+
+def _plot_occupancy(res: dict, out: Path) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = res.get("series", {})
+    names = [("page_pool.alloc_cache_pages", "alloc cache"), ("page_pool.ring_pages", "ptr_ring"),
+             ("page_pool.pages_out", "out (NIC rings, stack, sockets)"), ("page_pool.inflight_pages", "inflight (hold - release)")]
+    if not any(n in series for n, _ in names):
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for n, label in names:
+        if n in series and series[n]["t_ps"]:
+            ax.plot([t / 1e6 for t in series[n]["t_ps"]], series[n]["values"], label=label, linewidth=1.2)
+    ax.set_xlabel("simulated time (us)")
+    ax.set_ylabel("pages")
+    ax.set_title("Where the pool's pages are")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path = out / "occupancy.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def _plot_poll_work(res: dict, out: Path) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hists = {k: v for k, v in res.get("histograms", {}).items() if k.endswith(".poll_work")}
+    if not hists:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 3))
+    for name, h in sorted(hists.items()):
+        xs = sorted(int(k) for k in h["bins"])
+        ax.bar(xs, [h["bins"][str(x)] for x in xs], alpha=0.6, label=name.rsplit(".", 1)[0])
+    ax.set_xlabel("packets per NAPI poll")
+    ax.set_ylabel("polls")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "poll_work.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def generate(results: Path, out: Path) -> Path:
+    """Write out/report.md (and PNG plots) for a results.json; returns the report path."""
+    results = Path(results)
+    if results.is_dir():
+        results = results / "results.json"
+    res = json.loads(results.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    st = {k: v["value"] for k, v in res["stats"].items()}
+    unit = {k: v["unit"] for k, v in res["stats"].items()}
+    sc = res["scenario"]
+    lines = [f"# ppsim report: {sc['name'] or Path(sc['file']).stem}", ""]
+    if sc.get("description"):
+        lines += [sc["description"], ""]
+    lines += [f"Scenario `{sc['file']}`, seed {res['seed']}, ppsim {res['ppsim_version']}; "
+              f"simulated {st['sim.end_time_ns'] / 1e6:.3f} ms.", ""]
+    inv = res["invariants"]
+    if not inv.get("enabled", True):
+        lines += ["**Invariants:** checker off.", ""]
+    elif inv["ok"]:
+        lines += [f"**Invariants:** all held ({inv['checks']:,} checks on page and pool events).", ""]
+    else:
+        lines += [f"**Invariants: {inv['violations']} violation(s).** First:", "", "```"]
+        v = inv["kept"][0]
+        lines += [f"{v['invariant']}: {v['subject']} at {v['time_ps'] / 1e6:.6f} us on {v['event']}: {v['detail']}"]
+        lines += v["history"] + ["```", ""]
+    if "nic0.rx_mpps" in st:
+        drops = sum(v for k, v in st.items() if k.endswith(".rx_missed"))
+        lines += ["## Traffic", "",
+                  f"Received {st['nic0.rx_mpps']:.3f} Mpps ({st['nic0.rx_gbps']:.2f} Gb/s); "
+                  f"{_fmt(drops)} packets dropped by the device (no posted descriptor), "
+                  f"{_fmt(st.get('stack.rcvbuf_drops', 0))} by the socket (receive buffer full).", ""]
+    lines += ["## page_pool counters (kernel names, summed over pools)", "", "| counter | value | meaning |", "|---|---:|---|"]
+    for k, doc in ALLOC + RECYCLE:
+        lines.append(f"| `{k}` | {_fmt(st['page_pool.' + k])} | {doc} |")
+    lines += ["", "## Where pages came from and went", "",
+              f"- Pages taken from the page allocator (`page_pool_state_hold`): {_fmt(st['page_pool.pages_state_hold_cnt'])}; "
+              f"given back (`page_pool_state_release`): {_fmt(st['page_pool.pages_state_release_cnt'])}.",
+              f"- Page allocations: {_fmt(st['page_pool.allocations'])}; pages from the allocator per allocation: "
+              f"{st['page_pool.allocator_pages_per_alloc']:.4f}.",
+              f"- Returned pages recycled: {100 * st['page_pool.recycle_ratio']:.1f}%, of which "
+              f"{100 * st['page_pool.direct_ratio']:.1f}% went straight to the alloc cache (no ptr_ring).", ""]
+    cpus = sorted({k.split(".")[0] for k in st if k.startswith("cpu") and k.endswith(".softirq_util")})
+    if cpus:
+        lines += ["| CPU | softirq busy | process busy | softirq share of traffic time |", "|---|---:|---:|---:|"]
+        for c in cpus:
+            lines.append(f"| {c} | {_fmt(st[c + '.softirq_busy_ns'] / 1e3)} us | {_fmt(st[c + '.process_busy_ns'] / 1e3)} us |"
+                         f" {100 * st[c + '.softirq_util']:.1f}% |")
+        lines.append("")
+    occ = _plot_occupancy(res, out)
+    if occ:
+        lines += ["## Pool occupancy over time", "", f"![pool occupancy]({occ})", "",
+                  "Alloc cache and ptr_ring hold free pages; *out* counts pages on NIC rings and in the stack; "
+                  "*inflight* is hold − release, the kernel's own count.", ""]
+    pw = _plot_poll_work(res, out)
+    if pw:
+        lines += ["## NAPI poll sizes", "", f"![packets per poll]({pw})", ""]
+    extra = [k for k in sorted(st) if k.startswith("coherence.") or k.startswith("pcie.")]
+    if extra:
+        lines += ["## Cost models", "", "| stat | value |", "|---|---:|"]
+        lines += [f"| `{k}` | {_fmt(st[k], unit[k])} |" for k in extra]
+        lines.append("")
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

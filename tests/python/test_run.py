@@ -1,0 +1,163 @@
+"""The Python API and `ppsim run`: results, determinism, and errors on bad input."""
+import json
+
+import pytest
+
+import ppsim
+
+KERNEL_NAMES = ["alloc_fast", "alloc_slow", "alloc_slow_high_order", "alloc_empty", "alloc_refill", "alloc_waive",
+                "recycle_cached", "recycle_cache_full", "recycle_ring", "recycle_ring_full", "recycle_released_refcnt"]
+
+
+def test_default_scenario_recycles_and_reports_kernel_stat_names(repo):
+    r = ppsim.run(repo / "scenarios/default.json")
+    assert r.ok, r.violations
+    for name in KERNEL_NAMES:
+        assert f"page_pool.{name}" in r.stats
+        assert f"nic0.rxq0.pp.{name}" in r.stats
+    s = r.stats
+    # 1 Mpps for 2 ms with no drops; every returned page recycled once the pool is warm.
+    assert s["nic0.rxq0.rx_packets"] == 1990
+    assert s["nic0.rxq0.rx_missed"] == 0
+    assert s["page_pool.recycle_ratio"] == 1.0
+    # The slow path runs only while the pool fills: 64-page bulks, far fewer than packets.
+    assert s["page_pool.pages_state_hold_cnt"] % 64 == 0
+    assert s["page_pool.pages_state_hold_cnt"] < s["nic0.rxq0.rx_packets"] / 2
+    # Teardown: everything came back and the pool was freed.
+    assert s["page_pool.pages_state_hold_cnt"] == s["page_pool.pages_state_release_cnt"]
+    assert s["nic0.rxq0.pp.freed"] == 1
+    assert r.unit("nic0.rx_gbps") == "Gb/s"
+
+
+def test_dataframe_and_series(repo):
+    r = ppsim.run(repo / "scenarios/default.json")
+    df = r.dataframe()
+    assert list(df.columns) == ["name", "value", "unit", "doc"]
+    assert (df["name"] == "page_pool.recycle_ring").sum() == 1
+    t, v = r.series("page_pool.inflight_pages")
+    assert len(t) == len(v) > 100
+    assert max(v) > 0
+
+
+def test_overrides_change_the_outcome(repo):
+    small = ppsim.run(repo / "scenarios/late_reader.json", overrides={"page_pool.pool_size_pages": 64})
+    big = ppsim.run(repo / "scenarios/late_reader.json", overrides={"page_pool.pool_size_pages": 4096})
+    assert small.ok and big.ok
+    assert small.stats["page_pool.recycle_ring_full"] > big.stats["page_pool.recycle_ring_full"]
+    assert big.stats["page_pool.recycle_ring_full"] == 0
+
+
+def test_sweep_has_one_row_per_run(repo):
+    df = ppsim.sweep(repo / "scenarios/xdp_drop.json", {"traffic.rate_pps": [1e6, 2e6]}, seeds=[1, 2],
+                     stats=["nic0.rx_mpps"])
+    assert len(df) == 4
+    assert set(df.columns) >= {"traffic.rate_pps", "seed", "ok", "nic0.rx_mpps"}
+    assert df["ok"].all()
+
+
+def test_same_seed_gives_byte_identical_results(cli, tmp_path, repo):
+    for d in ("a", "b"):
+        p = cli("run", "scenarios/numa_move.json", "--out", tmp_path / d, "--seed", 7, "--quiet")
+        assert p.returncode == 0, p.stderr
+    a = (tmp_path / "a/results.json").read_bytes()
+    assert a == (tmp_path / "b/results.json").read_bytes()
+    p = cli("run", "scenarios/numa_move.json", "--out", tmp_path / "c", "--seed", 8, "--quiet")
+    assert (tmp_path / "c/results.json").read_bytes() != a, "a Poisson scenario must depend on its seed"
+    res = json.loads(a)
+    assert res["seed"] == 7
+    assert res["parameters"]["page_pool"]["pool_size_pages"] == 1024
+    assert res["ppsim_version"]
+
+
+def test_run_prints_kernel_named_summary(cli, tmp_path):
+    p = cli("run", "scenarios/default.json", "--out", tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "recycle_cached" not in p.stdout  # the summary uses the kernel's short names
+    for word in ("fast", "slow", "empty", "refill", "waive", "cached", "cache_full", "ring_full", "released_refcnt"):
+        assert word in p.stdout
+    assert "invariants: ok" in p.stdout
+
+
+def write(tmp_path, text, name="s.json"):
+    f = tmp_path / name
+    f.write_text(text)
+    return f
+
+
+@pytest.mark.parametrize("text, expect", [
+    ('{"page_pool": {"pool_size_pages": 256,}}', "malformed JSON at line 1"),
+    ('{"page_pool": {"pool_sise_pages": 256}}', 'at $.page_pool.pool_sise_pages: unknown key "pool_sise_pages" (did you mean "pool_size_pages"?)'),
+    ('{"traffic": {"packet_bytes": -64}}', "at $.traffic.packet_bytes: expected an integer in bytes from 14 to"),
+    ('{"traffic": {"packet_bytes": "1500"}}', "at $.traffic.packet_bytes"),
+    ('{"napi": {"per_packet_ns": "3 pages"}}', 'at $.napi.per_packet_ns: wrong unit "pages": expected time'),
+    ('{"nic": {"rx_ring_size_descs": 0}}', "at $.nic.rx_ring_size_descs: expected an integer in descriptors from 8"),
+    ('{"page_pool": {"pool_size_pages": 20000}}', "at $.page_pool.pool_size_pages: expected at most 16384 pages"),
+    ('{"page_pool": {"dma_map": false}}', "at $.page_pool.dma_sync: expected false when dma_map is false"),
+    ('{"stack": {"reader_cpu": 5}}', "at $.stack.reader_cpu: expected a CPU below cpus.count (2)"),
+    ('{"nic": "fast"}', "at $.nic: expected an object"),
+    ('[1, 2]', "at $: expected a JSON object"),
+    ('{"traffic": {"packet_bytes": 3000}}', "at $.traffic.packet_bytes: expected at most the RX buffer"),
+])
+def test_bad_scenarios_get_one_line_errors_and_exit_2(cli, tmp_path, text, expect):
+    f = write(tmp_path, text)
+    p = cli("run", f, "--out", tmp_path / "out")
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    err = p.stderr.strip()
+    assert "\n" not in err, err
+    assert str(f) in err
+    assert expect in err
+    assert "Traceback" not in p.stderr
+
+
+def test_wrong_unit_string_is_converted_when_the_dimension_matches(tmp_path):
+    r = ppsim.run({"napi": {"per_packet_ns": "0.06 us"}, "sim": {"duration_us": 50}})
+    assert r.raw["parameters"]["napi"]["per_packet_ns"] == pytest.approx(60.0)
+
+
+def test_missing_file_and_bad_override(cli, tmp_path):
+    p = cli("run", tmp_path / "nope.json")
+    assert p.returncode == 2 and "no such scenario file" in p.stderr
+    p = cli("run", "scenarios/default.json", "--set", "page_pool.order=11", "--out", tmp_path)
+    assert p.returncode == 2 and "$.page_pool.order" in p.stderr
+
+
+def test_missing_build_is_reported(cli, tmp_path):
+    p = cli("run", "scenarios/default.json", "--out", tmp_path, env_extra={"PPSIM_BUILD": str(tmp_path / "nobuild")})
+    assert p.returncode == 3
+    assert "not built" in p.stderr and "make" in p.stderr
+
+
+def test_params_lists_units_defaults_and_docs(cli):
+    p = cli("params", "page_pool.")
+    assert p.returncode == 0
+    assert "page_pool.pool_size_pages  (integer pages [1.0..1000000000.0], default 1024)" in p.stdout
+    specs = json.loads(cli("params", "--json").stdout)
+    paths = {s["path"]: s for s in specs}
+    assert paths["page_pool.cost.alloc_fast_ns"]["unit"] == "ns"
+    assert paths["page_pool.cost.alloc_fast_ns"]["source"]
+    # Every parameter with a unit names it in its path (STYLE: parameters carry their unit).
+    for s in specs:
+        if s["unit"] and s["unit"] not in ("pages", "packets", "cpus", "nodes", "queues", "skbs", "retries", "descriptors"):
+            token = s["unit"].lower().replace("/", "_per_")
+            assert s["path"].endswith("_" + token), s["path"]
+
+
+def test_mutants_are_all_caught_and_the_correct_model_is_clean(cli):
+    p = cli("mutants")
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert lines[-1].startswith("caught ") and lines[-1].split()[1] == lines[-1].split()[3]
+    assert int(lines[-1].split()[3]) >= 8
+    assert "FALSE ALARM" not in p.stdout and "ESCAPED" not in p.stdout
+
+
+def test_a_mutant_run_reports_the_violation(cli, tmp_path):
+    p = cli("run", "scenarios/extra_refs.json", "--mutant", "recycle_elevated_refcount", "--out", tmp_path)
+    assert p.returncode == 1
+    assert "recycle_refcount_one" in p.stdout
+    assert "last transitions" not in p.stdout or "t=" in p.stdout
+    res = json.loads((tmp_path / "results.json").read_text())
+    v = res["invariants"]["kept"][0]
+    assert v["invariant"] == "recycle_refcount_one" and v["history"] and "page" in v["subject"]
+    p = cli("run", "scenarios/default.json", "--mutant", "no_such_bug", "--out", tmp_path)
+    assert p.returncode == 2 and "unknown mutant" in p.stderr
