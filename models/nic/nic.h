@@ -1,0 +1,255 @@
+// The NIC device: functions (a PF and SR-IOV VFs) behind one PCIe link, their RX and TX
+// descriptor rings as the device sees them, the RX/TX packet buffers, the wire and the embedded
+// switch. Drivers (RxQueue, TxQueue) live in host memory and talk to it by MMIO writes; it talks to
+// them by DMA and MSI-X, every transaction through PcieFabric.
+//
+// Lazy device timeline. Nothing here runs per packet as a simulation event. The device keeps an
+// agenda of its own (doorbells landing, interrupt timers, TX engine wake-ups, packets crossing
+// the embedded switch) and processes it, merged in time order with wire arrivals and the RX
+// packet buffer, whenever someone looks: advance(t) is called by the drivers at the current
+// simulated time before they read completions, and by the device's own Process only when an
+// interrupt is due or an armed vector waits for its first completion. Transactions are therefore
+// booked on the PCIe links in time order.
+//
+// RX descriptor life cycle (u64 ring indices, in host memory):
+//   posted by the driver (ntu) --tail doorbell lands--> visible (tail) --DMA read of a batch-->
+//   fetched (in the device's descriptor cache) --packet DMA write--> filled (head)
+//   --write-back DMA write--> completed (visible to the driver at the write-back's landing time)
+// A packet reaches the RX packet buffer from the wire (or the embedded switch), is steered by RSS
+// to a queue, and waits for the DMA engine in arrival order. At the head it is dropped if its
+// queue has no visible descriptor (rx_missed: drop-enable semantics), waits for a descriptor fetch
+// in flight (head-of-line), else is written to host memory. A packet that finds the buffer full
+// is dropped (rx_fifo_drops).
+//
+// TX: the doorbell makes descriptors visible; the device fetches them in batches, reads each
+// packet (tag-limited DMA read) into the TX packet buffer when it has room, sends it on the wire
+// (or, for a VF/PF destination, hairpins it through the embedded switch into the destination
+// function's RX path) and writes completions back in batches.
+//
+// Interrupt moderation per queue vector: armed by the driver's re-enable write; the first
+// completion written back while armed starts a timer of coalesce_us; the vector fires at its end,
+// or at the coalesce_frames-th completion if sooner: pending write-backs are flushed, then the
+// MSI-X (a posted 4-byte MWr) goes up; the driver's handler runs when it lands.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <queue>
+#include <string>
+#include <vector>
+
+#include "models/nic/fifo.h"
+#include "models/nic/pcie_fabric.h"
+#include "models/nic/rss.h"
+#include "models/nic/traffic.h"
+#include "models/nic/wire.h"
+#include "models/page_pool/page.h"
+#include "sim/kernel.h"
+#include "sim/stats.h"
+
+namespace ppsim::nic {
+
+class RxQueue;
+class TxQueue;
+
+// The device's view of one ring (RX or TX), from the scenario's nic.* parameters.
+struct RingHwConfig {
+  std::uint32_t desc_bytes = 16;       // descriptor the device fetches
+  std::uint32_t wb_bytes = 16;         // written back per completed descriptor (in place)
+  std::uint32_t fetch_batch = 8;       // descriptors per fetch read
+  std::uint32_t fetch_threshold = 8;   // prefetch once this many are visible and fit the cache
+  std::uint32_t desc_cache = 64;       // fetched-but-unused descriptors the device can hold
+  std::uint32_t wb_batch = 1;          // completions per write-back write
+  sim::Picos wb_timeout = 0;           // a partial write-back batch is flushed after this long
+  sim::Picos irq_coalesce = 0;         // rx-usecs / tx-usecs
+  std::uint32_t irq_coalesce_frames = 0;  // rx-frames / tx-frames (0: off)
+};
+
+class Nic {
+ public:
+  struct Config {
+    std::string name = "nic0";
+    WireConfig wire;
+    std::uint32_t rx_fifo_bytes = 512 * 1024;
+    std::uint32_t tx_fifo_bytes = 160 * 1024;
+    sim::Picos eswitch_latency = 0;
+    sim::Picos window_start = 0, window_end = 0;  // measurement window for utilisations
+  };
+
+  Nic(sim::Kernel& kernel, const Config& cfg, PcieFabric& fabric, page_pool::PageWorld& world, sim::Stats& stats);
+  Nic(const Nic&) = delete;
+  Nic& operator=(const Nic&) = delete;
+
+  // Assembly (before the run). A function is one PCIe requester with its RSS over its RX queues.
+  int add_function(const std::string& name, int requester, std::uint32_t rss_flows);
+  int add_rx_queue(int fn, RxQueue* q, const RingHwConfig& hw);
+  // dest_fn < 0: to the wire; else hairpinned into that function's RX queues.
+  int add_tx_queue(int fn, TxQueue* q, const RingHwConfig& hw, int dest_fn);
+  void set_wire_source(TrafficSource* src, int fn);
+  void register_stats();
+
+  // The device timeline.
+  void advance(sim::Picos t);
+
+  // Driver → device. `t` is when the CPU issues the MMIO write (now or later in the current poll).
+  void rx_tail_write(int q, std::uint64_t tail, sim::Picos t);
+  void rx_irq_enable(int q, sim::Picos t);
+  void rx_enable(int q, bool on);
+  void tx_tail_write(int q, std::uint64_t tail, sim::Picos t);
+  void tx_irq_enable(int q, sim::Picos t);
+  void tx_enable(int q, bool on);
+  // Completions written back and visible in host memory at `now` (call advance(now) first).
+  std::uint64_t rx_done(int q, sim::Picos now);
+  std::uint64_t tx_done(int q, sim::Picos now);
+  // More wire packets will come (drivers use it to stop retrying allocations after the traffic).
+  bool rx_traffic_pending() { return wire_src_ && wire_src_->peek() != sim::kNever; }
+
+  const Config& config() const { return cfg_; }
+  const Wire& wire() const { return wire_; }
+  PcieFabric& fabric() { return fabric_; }
+  int functions() const { return static_cast<int>(fns_.size()); }
+  const std::string& function_name(int fn) const { return fns_[static_cast<std::size_t>(fn)].name; }
+  int function_requester(int fn) const { return fns_[static_cast<std::size_t>(fn)].req; }
+
+  // Measurements for the bottleneck classification (all over the window).
+  double wire_rx_utilization() const;
+  double wire_tx_utilization() const;
+  double rx_fetch_stall_utilization() const;
+  std::uint64_t rx_fifo_drops() const { return rx_fifo_drops_; }
+  std::uint64_t rx_missed_total() const;
+  std::uint64_t rx_packets_in_window() const;
+  std::uint64_t rx_bytes_in_window() const;
+  std::uint64_t tx_packets_in_window() const;
+  std::uint64_t tx_bytes_in_window() const;
+  double window_ps() const;
+  std::uint64_t rx_arrivals() const { return rx_arrivals_; }
+  std::uint64_t hairpin_packets() const { return hairpin_packets_; }
+  std::uint64_t rx_admitted_in_window() const { return rx_admitted_win_; }
+  std::uint64_t tx_queues() const { return tx_.size(); }
+
+ private:
+  enum class Ev : std::uint8_t {
+    kRxTailWrite, kRxTail, kRxIrqEnableWrite, kRxIrqEnable, kRxIrqFire, kRxWbTimer,
+    kTxTailWrite, kTxTail, kTxIrqEnableWrite, kTxIrqEnable, kTxIrqFire, kTxWb, kTxWbTimer, kTxEngine,
+    kHairpin,
+  };
+  struct Item {
+    sim::Picos t;
+    std::uint64_t seq;
+    Ev kind;
+    std::uint32_t q;
+    std::uint64_t a;
+    bool operator>(const Item& o) const { return t != o.t ? t > o.t : seq > o.seq; }
+  };
+  // A packet in the RX packet buffer.
+  struct Packet {
+    sim::Picos t;
+    std::uint32_t frame;
+    std::uint32_t q;  // RX queue id, chosen by RSS on arrival
+  };
+  struct Fetch {
+    std::uint64_t end;
+    sim::Picos ready;
+  };
+  struct Landing {
+    std::uint64_t end;
+    sim::Picos at;
+  };
+  struct Vector {  // interrupt moderation state of one queue vector
+    bool armed = false, timer = false;
+    std::uint64_t gen = 0;
+    std::uint32_t frames = 0;
+    std::uint64_t fired = 0;
+  };
+  struct RingHw {
+    RingHwConfig cfg;
+    int fn = 0, req = 0;
+    std::uint32_t ring_size = 0;
+    bool open = false;
+    std::uint64_t tail = 0, fetched = 0, head = 0, wb_from = 0, done = 0;
+    Fifo<Fetch> fetches;
+    Fifo<Landing> wbs;
+    Vector vec;
+    std::uint64_t wb_timer_gen = 0;
+    bool wb_timer = false;
+    std::uint64_t fetch_reads = 0, fetched_descs = 0, wb_writes = 0, doorbells = 0;
+    std::uint64_t win_packets = 0, win_bytes = 0;  // data DMA issued inside the measurement window
+  };
+  struct RxHw : RingHw {
+    RxQueue* q = nullptr;
+    std::uint64_t packets = 0, bytes = 0, missed = 0;
+  };
+  struct TxHw : RingHw {
+    TxQueue* q = nullptr;
+    int dest_fn = -1;
+    std::uint64_t wb_sched = 0;  // write-backs scheduled up to here
+    sim::Picos last_read_done = 0;
+    std::uint64_t engine_gen = 0;
+    sim::Picos engine_at = sim::kNever;
+    Fifo<std::pair<sim::Picos, std::uint32_t>> fifo;  // (leaves the TX buffer, frame bytes)
+    std::uint64_t fifo_bytes = 0;
+    std::uint64_t packets = 0, bytes = 0, hairpinned = 0;
+  };
+  struct Function {
+    std::string name;
+    int req = 0;
+    std::uint32_t rss_flows = 1;
+    std::vector<int> rxqs;
+    std::unique_ptr<RssMap> rss;
+  };
+
+  void push(sim::Picos t, Ev kind, std::uint32_t q, std::uint64_t a = 0);
+  void handle(const Item& it);
+  void wire_arrival();
+  void rx_admit(sim::Picos t, std::uint32_t frame, int fn, std::uint32_t flow);
+  sim::Picos rx_head_time();
+  void rx_head(sim::Picos t);
+  void fetch(RingHw& h, sim::Picos t, bool any_size);
+  sim::Picos fetch_ready(RingHw& h, std::uint64_t index);
+  sim::Picos write_back(RingHw& h, bool rx, std::uint32_t q, std::uint64_t upto, sim::Picos t);
+  void completed(RingHw& h, bool rx, std::uint32_t q, std::uint32_t n, sim::Picos visible);
+  void fire(RingHw& h, bool rx, std::uint32_t q, sim::Picos t);
+  void arm(RingHw& h, bool rx, std::uint32_t q, sim::Picos t);
+  void disarm(RingHw& h);
+  void tx_engine(std::uint32_t q, sim::Picos t);
+  void tx_engine_at(std::uint32_t q, sim::Picos t);
+  sim::Picos next_event();
+  void reschedule();
+  void on_wake();
+  double in_window(double a, double b) const;
+
+  sim::Kernel& kernel_;
+  Config cfg_;
+  Wire wire_;
+  PcieFabric& fabric_;
+  page_pool::PageWorld& world_;
+  sim::Stats& stats_;
+  std::vector<Function> fns_;
+  std::vector<std::unique_ptr<RxHw>> rx_;
+  std::vector<std::unique_ptr<TxHw>> tx_;
+  TrafficSource* wire_src_ = nullptr;
+  int wire_fn_ = 0;
+  double wire_src_fps_ = 0;  // line time of one of its frames
+
+  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> agenda_;
+  std::uint64_t seq_ = 0;
+  std::priority_queue<sim::Picos, std::vector<sim::Picos>, std::greater<sim::Picos>> wakes_;  // interrupt timers
+  sim::Picos now_ = 0;
+  bool advancing_ = false;
+  int armed_idle_ = 0;  // vectors armed with no completion yet (the device must watch the timeline)
+  sim::Process proc_;
+
+  Fifo<Packet> fifo_;            // waiting for the DMA engine
+  std::uint64_t fifo_bytes_ = 0;
+  // The packet being written leaves the buffer when its last TLP is sent; the engine takes the
+  // next one only once it started, so at most this one is in flight.
+  sim::Picos sending_until_ = 0;
+  std::uint32_t sending_bytes_ = 0;
+  sim::Picos engine_free_ = 0;  // when the RX DMA engine took the previous packet
+  double rx_stall_ps_ = 0;
+  double wire_rx_busy_ps_ = 0, wire_tx_busy_ps_ = 0;
+  double wire_tx_free_ = 0;
+  std::uint64_t rx_arrivals_ = 0, rx_fifo_drops_ = 0, rx_discarded_ = 0, wire_rx_bytes_ = 0, wire_tx_packets_ = 0, wire_tx_bytes_ = 0;
+  std::uint64_t hairpin_packets_ = 0, wire_rx_win_bytes_ = 0, wire_tx_win_bytes_ = 0, rx_admitted_win_ = 0;
+};
+
+}  // namespace ppsim::nic
