@@ -40,8 +40,8 @@ void TraceWriter::close() {
 void TraceWriter::line(const TraceCtx& ctx, Picos t, const char* event, const std::string& fields) {
   if (!f_) return;
   const std::int64_t us = t / kPicosPerUs;
-  char flags[6] = {ctx.bh_disabled ? 'b' : '.', '.', ctx.softirq ? 's' : '.',
-                   ctx.softirq || ctx.bh_disabled ? '1' : '0', '.', 0};
+  // As the kernel prints them: process context ".....", softirq "..s1.", BH disabled "b....".
+  char flags[6] = {ctx.bh_disabled ? 'b' : '.', '.', ctx.softirq ? 's' : '.', ctx.softirq ? '1' : '.', '.', 0};
   char head[64];
   std::snprintf(head, sizeof head, "%s-%d", ctx.task, ctx.pid);
   char buf[512];

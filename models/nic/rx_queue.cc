@@ -2,15 +2,16 @@
 
 #include <algorithm>
 
+#include "models/nic/nic.h"
+
 namespace ppsim::nic {
 
 using page_pool::Caller;
 using page_pool::PageEv;
 using page_pool::PageEvent;
-using page_pool::PageLoc;
 
 RxQueue::RxQueue(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::PagePool& pool,
-                 page_pool::PageWorld& world, std::vector<sim::Cpu>& cpus, TrafficSource& traffic,
+                 page_pool::PageWorld& world, std::vector<sim::Cpu>& cpus, Nic& nic, int fn, const RingHwConfig& hw,
                  PacketSink& sink, sim::Stats& stats)
     : kernel_(kernel),
       cfg_(cfg),
@@ -18,44 +19,19 @@ RxQueue::RxQueue(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::
       pool_(pool),
       world_(world),
       cpus_(cpus),
-      traffic_(traffic),
+      nic_(nic),
       sink_(sink),
       ring_(cfg.ring_size),
+      mask_(cfg.ring_size - 1),
       irq_proc_(kernel, cfg.name + ".irq", [this] { on_irq(); }),
       poll_proc_(kernel, cfg.name + ".napi", [this] { on_poll(); }) {
+  id_ = nic.add_rx_queue(fn, this, hw);
   const std::string& n = cfg_.name;
-  stats.reader(n + ".rx_packets", "packets", "packets the device placed in a descriptor", [this] { return rx_packets_; });
-  stats.reader(n + ".rx_bytes", "bytes", "bytes the device placed in descriptors", [this] { return bytes_; });
-  stats.reader(n + ".rx_missed", "packets", "packets dropped by the device: no posted descriptor",
-               [this] { return rx_missed_; });
   stats.reader(n + ".napi_polls", "polls", "NAPI polls run", [this] { return polls_; });
-  stats.reader(n + ".irqs", "interrupts", "RX interrupts raised", [this] { return irqs_; });
+  stats.reader(n + ".irqs", "interrupts", "RX interrupts handled", [this] { return irqs_; });
   stats.reader(n + ".alloc_fail", "events", "refills that could not allocate a buffer", [this] { return alloc_fail_; });
+  stats.reader(n + ".doorbells", "writes", "RX tail doorbells written by the driver (MMIO)", [this] { return doorbells_; });
   poll_work_ = &stats.histogram(n + ".poll_work", "packets", "packets handled per NAPI poll");
-}
-
-void RxQueue::catch_up(sim::Picos t) {
-  for (sim::Picos a = traffic_.peek(); a <= t; a = traffic_.peek()) {
-    traffic_.pop();
-    if (posted() == 0) {
-      ++rx_missed_;
-      continue;
-    }
-    Desc& d = desc(hw_head_++);
-    d.pkt_bytes = traffic_.packet_bytes();
-    d.done = a;
-    ++rx_packets_;
-    bytes_ += d.pkt_bytes;
-    if (world_.observed()) {
-      PageEvent ev{PageEv::kDmaWrite};
-      ev.page = d.page;
-      ev.pool = pool_.id();
-      ev.offset = d.offset;
-      ev.value = d.pkt_bytes;
-      ev.time = a;
-      world_.emit(ev);
-    }
-  }
 }
 
 std::uint32_t RxQueue::refill(Caller& c, sim::Picos start) {
@@ -87,46 +63,37 @@ std::uint32_t RxQueue::refill(Caller& c, sim::Picos start) {
   return n;
 }
 
+// One tail write for everything posted since the last one; the device sees it when it lands.
+void RxQueue::doorbell(Caller& c, sim::Picos start) {
+  if (ntu_ == rung_) return;
+  c.cost += cfg_.mmio_cpu;
+  nic_.rx_tail_write(id_, ntu_, start + c.cost);
+  rung_ = ntu_;
+  ++doorbells_;
+}
+
 void RxQueue::open(sim::Picos now) {
   open_ = true;
+  nic_.rx_enable(id_, true);
   Caller c;
   c.ctx.cpu = cfg_.cpu;
   c.ctx.exclusive = true;  // NAPI is not running yet
   c.ctx.task = "ppsim-open";
   refill(c, now);
-  arm_irq(now);
+  // Bringing the interface up is set-up, not part of the measured run: its CPU time is not
+  // charged, and the device sees the filled ring at `now`.
+  c.cost = 0;
+  doorbell(c, now);
+  nic_.rx_irq_enable(id_, now);
 }
 
-void RxQueue::arm_irq(sim::Picos now) {
-  irq_armed_ = true;
-  if (posted() == 0 && filled() == 0) {
-    // Nothing can complete until buffers are posted: re-poll later, as drivers do on alloc failure.
-    if (traffic_.peek() != sim::kNever) schedule_napi(now + cfg_.alloc_retry);
-    return;
-  }
-  catch_up(now);
-  sim::Picos first;
-  if (filled() > 0) {
-    first = now;
-  } else {
-    first = traffic_.peek();
-    if (first == sim::kNever) return;  // traffic over: stay idle
-  }
-  sim::Picos fire = first + cfg_.irq_coalesce;
-  if (cfg_.irq_coalesce_frames > 1 && filled() == 0) {
-    const sim::Picos kth = traffic_.peek(cfg_.irq_coalesce_frames - 1);
-    if (kth < fire) fire = kth;
-  }
-  irq_proc_.cancel();
-  irq_proc_.wake_at(fire);
-}
+void RxQueue::raise_irq(sim::Picos lands_at) { irq_proc_.wake_at(lands_at); }
 
 void RxQueue::on_irq() {
-  if (!open_ || !irq_armed_) return;
-  irq_armed_ = false;
+  if (!open_) return;
   ++irqs_;
   const sim::Picos now = kernel_.now();
-  catch_up(now);
+  nic_.advance(now);
   schedule_napi(now + cfg_.irq_latency);
 }
 
@@ -138,15 +105,24 @@ void RxQueue::schedule_napi(sim::Picos at) {
   poll_proc_.wake_at(cpus_[napi_cpu_].softirq_start(at));
 }
 
+// napi_complete_done() done: re-enable the interrupt. With no buffer on the ring at all (the
+// pool could not allocate) nothing can ever complete, so poll again later, as drivers do.
+void RxQueue::rearm(sim::Picos now) {
+  if (ntu_ == ntc_ && nic_.rx_traffic_pending()) {
+    schedule_napi(now + cfg_.alloc_retry);
+    return;
+  }
+  nic_.rx_irq_enable(id_, now);
+}
+
 void RxQueue::on_poll() {
   if (!open_) return;
   const sim::Picos now = kernel_.now();
   if (completing_) {
-    // The last poll's work is done: napi_complete_done, then re-arm the interrupt.
     completing_ = false;
     napi_scheduled_ = false;
     napi_.list_owner = -1;
-    arm_irq(now);
+    rearm(now);
     return;
   }
   // Another softirq may have taken the CPU since we were scheduled.
@@ -166,8 +142,11 @@ void RxQueue::on_poll() {
     const int nid = world_.node_of_cpu(napi_cpu_);
     if (pool_.params().nid != nid) pool_.update_nid(c, nid);  // page_pool_nid_changed()
   }
-  catch_up(start);
-  const std::uint32_t work = std::min<std::uint64_t>(cfg_.budget, filled());
+  // The driver sees the completions whose write-back has landed by now.
+  nic_.advance(start);
+  const std::uint64_t done = nic_.rx_done(id_, start);
+  const auto work = static_cast<std::uint32_t>(std::min<std::uint64_t>(cfg_.budget, done - ntc_));
+  bool refill_failed = false;
   for (std::uint32_t i = 0; i < work; ++i) {
     Desc& d = desc(ntc_++);
     world_.now = start + c.cost;
@@ -193,25 +172,31 @@ void RxQueue::on_poll() {
     skb.rx_time = d.done;
     d.page = page_pool::kNoPage;
     sink_.deliver(c, skb);
+    if (!refill_failed && cfg_.ring_size - (ntu_ - ntc_) >= cfg_.refill_batch) {
+      const std::uint64_t before = alloc_fail_;
+      refill(c, start);
+      doorbell(c, start);
+      refill_failed = alloc_fail_ != before;
+    }
   }
-  // Packets that arrived while this poll ran still see only the descriptors posted before it.
-  catch_up(start + c.cost);
-  refill(c, start);
+  // An empty ring (allocation failed earlier) is refilled whatever the batch.
+  if (!refill_failed && (ntu_ == ntc_ || cfg_.ring_size - (ntu_ - ntc_) >= cfg_.refill_batch)) {
+    refill(c, start);
+    doorbell(c, start);
+  }
+  if (work < cfg_.budget) c.cost += cfg_.mmio_cpu;  // napi_complete_done + interrupt re-enable
   const sim::Picos end = start + c.cost;
   cpus_[napi_cpu_].run_softirq(start, c.cost);
   ++polls_;
   poll_work_->add(work);
   if (on_napi_poll) on_napi_poll({&napi_, napi_cpu_, static_cast<int>(work), static_cast<int>(cfg_.budget), start, end});
-  if (work == cfg_.budget) {
-    poll_proc_.wake_at(end);  // budget exhausted: stay scheduled, poll again
-  } else {
-    completing_ = true;
-    poll_proc_.wake_at(end);
-  }
+  if (work < cfg_.budget) completing_ = true;  // else: budget exhausted, stay scheduled and poll again
+  poll_proc_.wake_at(end);
 }
 
 void RxQueue::close(sim::Picos now) {
   open_ = false;
+  nic_.rx_enable(id_, false);
   irq_proc_.cancel();
   poll_proc_.cancel();
   napi_.list_owner = -1;
@@ -221,14 +206,14 @@ void RxQueue::close(sim::Picos now) {
   c.ctx.cpu = cfg_.cpu;
   c.ctx.task = "ppsim-close";
   world_.now = now;
-  // Free every buffer still on the ring (filled or posted), as ndo_stop does.
+  // Free every buffer still on the ring (completed or posted), as ndo_stop does.
   for (std::uint64_t i = ntc_; i < ntu_; ++i) {
     Desc& d = desc(i);
     if (d.page == page_pool::kNoPage) continue;
     pool_.put(c, d.page, -1, false, d.offset);
     d.page = page_pool::kNoPage;
   }
-  ntc_ = hw_head_ = ntu_;
+  ntc_ = rung_ = ntu_;
 }
 
 }  // namespace ppsim::nic

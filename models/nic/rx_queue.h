@@ -1,28 +1,30 @@
-// A NIC receive queue and the driver's NAPI loop on top of a page_pool.
+// A NIC receive queue as its driver sees it: the descriptor ring in host memory, the NAPI poll
+// loop with its budget, and ring refill from a page_pool. The device half (descriptor fetch,
+// packet DMA, write-back, interrupt moderation) is in Nic (models/nic/nic.h).
 //
-// Descriptor life cycle (indices as in most drivers):
-//   empty --driver refill (alloc from the pool, post)--> posted --device DMA (packet)--> filled
-//   filled --NAPI poll (up to budget)--> handed to the stack / XDP --> empty
-// Packets arrive from a TrafficSource and are placed lazily: the queue "catches up" on arrivals
-// when something looks at it (an interrupt, a poll), so there is no event per packet. A packet
-// that finds no posted descriptor is dropped (rx_missed).
-// Interrupts: armed after NAPI completes; fire irq_coalesce after the first completion (or at
-// the irq_coalesce_frames-th, if sooner), then schedule NAPI on the queue's CPU. NAPI polls run
-// as softirq work on that CPU; a poll that uses its whole budget polls again, otherwise it
-// completes (napi->list_owner = -1) and re-arms the interrupt.
+// Descriptor life cycle from the driver's side:
+//   empty --refill (alloc from the pool, kPostToNic)--> posted --tail doorbell (MMIO)-->
+//   the device's --write-back lands--> completed --NAPI poll (up to budget, kToStack)--> empty
+// Refill allocates and posts as soon as refill_batch descriptors are free, and rings the tail
+// doorbell once per refill (one MMIO write per batch, as drivers do: IXGBE_RX_BUFFER_WRITE).
+// Interrupts: the device's MSI-X lands → the handler schedules NAPI on the queue's CPU after
+// irq_latency; a poll that uses its whole budget polls again, otherwise it completes
+// (napi->list_owner = -1) and re-enables the interrupt with another MMIO write.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
-#include "models/nic/traffic.h"
 #include "models/page_pool/page_pool.h"
 #include "sim/cpu.h"
 #include "sim/kernel.h"
 #include "sim/stats.h"
 
 namespace ppsim::nic {
+
+class Nic;
+struct RingHwConfig;
 
 // struct napi_struct, the part page_pool looks at.
 struct Napi {
@@ -67,52 +69,59 @@ class RxQueue {
     std::uint32_t ring_size = 1024;
     std::uint32_t buffer_bytes = 2048;
     std::uint32_t budget = 64;
-    sim::Picos per_packet = 0;       // driver work per packet in the poll
-    sim::Picos poll_overhead = 0;    // per poll (softirq entry, descriptor reads, IRQ re-enable)
-    sim::Picos irq_coalesce = 0;     // rx-usecs
-    std::uint32_t irq_coalesce_frames = 0;  // rx-frames (0: off)
-    sim::Picos irq_latency = 0;      // hardirq to softirq start
-    sim::Picos alloc_retry = 0;      // re-poll delay when the refill could not allocate
-    bool update_nid = false;         // call page_pool_nid_changed(pool, numa_mem_id()) each poll (mlx5)
+    std::uint32_t refill_batch = 16;  // refill + one tail write once this many descriptors are free
+    sim::Picos per_packet = 0;        // driver work per packet in the poll
+    sim::Picos poll_overhead = 0;     // per poll (softirq entry, IRQ re-enable)
+    sim::Picos mmio_cpu = 0;          // CPU time of one MMIO write (doorbell, interrupt re-enable)
+    sim::Picos irq_latency = 0;       // MSI-X landing to softirq start
+    sim::Picos alloc_retry = 0;       // re-poll delay when the ring is empty and could not be refilled
+    bool update_nid = false;          // call page_pool_nid_changed(pool, numa_mem_id()) each poll (mlx5)
     std::string name = "rxq0";
   };
 
-  RxQueue(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::PagePool& pool,
-          page_pool::PageWorld& world, std::vector<sim::Cpu>& cpus, TrafficSource& traffic, PacketSink& sink,
-          sim::Stats& stats);
-  // Interrupt affinity change: the next interrupt (and the NAPI it schedules) runs on `cpu`; a
-  // NAPI already scheduled finishes on the CPU it was scheduled on.
-  void move_to_cpu(int cpu) { cfg_.cpu = cpu; }
-  int cpu() const { return cfg_.cpu; }
-
-  // ndo_open: fill the ring with NAPI not yet running (exclusive context), arm the interrupt.
-  void open(sim::Picos now);
-  // ndo_stop: disable NAPI and the interrupt, free every buffer still on the ring.
-  void close(sim::Picos now);
-
-  std::function<void(const NapiPollEvent&)> on_napi_poll;  // trace source (napi:napi_poll)
-
-  std::uint32_t posted() const { return static_cast<std::uint32_t>(ntu_ - hw_head_); }
-  std::uint32_t filled() const { return static_cast<std::uint32_t>(hw_head_ - ntc_); }
-  std::uint64_t rx_packets() const { return rx_packets_; }
-  std::uint64_t rx_missed() const { return rx_missed_; }
-  std::uint64_t polls() const { return polls_; }
-  const Config& config() const { return cfg_; }
-
- private:
+  // A descriptor in host memory. The driver fills the buffer; the device's DMA writes the packet
+  // and the write-back (pkt_bytes, and `done`: when the data landed in host memory).
   struct Desc {
     page_pool::PageId page = page_pool::kNoPage;
     std::uint32_t offset = 0, size = 0;
     std::uint32_t pkt_bytes = 0;
     sim::Picos done = 0;
   };
-  void catch_up(sim::Picos t);
+
+  // Registers itself with `nic` as a queue of function `fn` (device-side ring parameters `hw`).
+  RxQueue(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::PagePool& pool,
+          page_pool::PageWorld& world, std::vector<sim::Cpu>& cpus, Nic& nic, int fn, const RingHwConfig& hw,
+          PacketSink& sink, sim::Stats& stats);
+  // Interrupt affinity change: the next interrupt (and the NAPI it schedules) runs on `cpu`; a
+  // NAPI already scheduled finishes on the CPU it was scheduled on.
+  void move_to_cpu(int cpu) { cfg_.cpu = cpu; }
+  int cpu() const { return cfg_.cpu; }
+
+  // ndo_open: fill the ring with NAPI not yet running (exclusive context), ring the doorbell,
+  // enable the interrupt.
+  void open(sim::Picos now);
+  // ndo_stop: disable the queue and the interrupt, free every buffer still on the ring.
+  void close(sim::Picos now);
+
+  std::function<void(const NapiPollEvent&)> on_napi_poll;  // trace source (napi:napi_poll)
+
+  // Device side: host memory it DMAs into, and the interrupt line.
+  Desc& desc(std::uint64_t i) { return ring_[i & mask_]; }
+  page_pool::PagePool& pool() { return pool_; }
+  void raise_irq(sim::Picos lands_at);
+  std::uint64_t cleaned() const { return ntc_; }  // the device's "interrupt cause pending" test
+
+  std::uint64_t polls() const { return polls_; }
+  const Config& config() const { return cfg_; }
+  int id() const { return id_; }
+
+ private:
   std::uint32_t refill(page_pool::Caller& c, sim::Picos start);
-  void arm_irq(sim::Picos now);
+  void doorbell(page_pool::Caller& c, sim::Picos start);
+  void rearm(sim::Picos now);
   void on_irq();
   void on_poll();
   void schedule_napi(sim::Picos at);
-  Desc& desc(std::uint64_t i) { return ring_[i % cfg_.ring_size]; }
 
   sim::Kernel& kernel_;
   Config cfg_;
@@ -120,14 +129,16 @@ class RxQueue {
   page_pool::PagePool& pool_;
   page_pool::PageWorld& world_;
   std::vector<sim::Cpu>& cpus_;
-  TrafficSource& traffic_;
+  Nic& nic_;
+  int id_ = 0;
   PacketSink& sink_;
   std::vector<Desc> ring_;
-  std::uint64_t ntu_ = 0, hw_head_ = 0, ntc_ = 0;  // next to use (post), device head, next to clean
+  std::uint64_t mask_ = 0;
+  std::uint64_t ntu_ = 0, ntc_ = 0, rung_ = 0;  // next to use (post), next to clean, last tail written
   int napi_cpu_ = 0;  // where the scheduled NAPI runs (napi->list_owner while scheduled)
-  bool irq_armed_ = false, napi_scheduled_ = false, completing_ = false, open_ = false;
+  bool napi_scheduled_ = false, completing_ = false, open_ = false;
   sim::Process irq_proc_, poll_proc_;
-  std::uint64_t rx_packets_ = 0, rx_missed_ = 0, polls_ = 0, irqs_ = 0, alloc_fail_ = 0, bytes_ = 0;
+  std::uint64_t polls_ = 0, irqs_ = 0, alloc_fail_ = 0, doorbells_ = 0;
   sim::Histogram* poll_work_ = nullptr;
 };
 

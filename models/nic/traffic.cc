@@ -1,9 +1,14 @@
 #include "models/nic/traffic.h"
 
+#include <algorithm>
+
 namespace ppsim::nic {
 
-TrafficSource::TrafficSource(const Config& cfg, sim::Rng rng) : cfg_(cfg), rng_(rng), t_(static_cast<double>(cfg.start)) {
+TrafficSource::TrafficSource(const Config& cfg, sim::Rng rng)
+    : cfg_(cfg), rng_(rng), flow_rng_(rng.stream("flows")), offered_(static_cast<double>(cfg.start)) {
   if (cfg_.rate_pps <= 0) exhausted_ = true;
+  else gap_ = 1e12 / cfg_.rate_pps;
+  if (cfg_.flows == 0) cfg_.flows = 1;
 }
 
 bool TrafficSource::generate() {
@@ -12,23 +17,26 @@ bool TrafficSource::generate() {
     exhausted_ = true;
     return false;
   }
-  const double gap = 1e12 / cfg_.rate_pps;
-  const double next = generated_ == 0 && !cfg_.poisson ? t_ : t_ + (cfg_.poisson ? rng_.exponential(gap) : gap);
-  const auto ti = static_cast<sim::Picos>(next);
+  const bool first = generated_ == 0;
+  offered_ = first && !cfg_.poisson ? offered_ : offered_ + (cfg_.poisson ? rng_.exponential(gap_) : gap_);
+  // A frame cannot start on the line before the previous one has left it.
+  const double at = first ? offered_ : std::max(offered_, line_ + cfg_.min_gap_ps);
+  const auto ti = static_cast<sim::Picos>(at);
   if (ti >= cfg_.stop) {
     exhausted_ = true;
     return false;
   }
-  t_ = next;
+  line_ = at;
   ++generated_;
-  ahead_.push_back(ti);
+  const std::uint32_t f = cfg_.flows > 1 ? static_cast<std::uint32_t>(flow_rng_.below(cfg_.flows)) : 0;
+  ahead_.push_back({ti, f});
   return true;
 }
 
-sim::Picos TrafficSource::peek(std::size_t k) {
+sim::Picos TrafficSource::peek_slow(std::size_t k) {
   while (ahead_.size() <= k)
     if (!generate()) return sim::kNever;
-  return ahead_[k];
+  return ahead_[k].t;
 }
 
 void TrafficSource::pop() {

@@ -22,6 +22,11 @@ void PageChecker::add_pool(const PagePool* pool) {
   pools_[pool->id()].pool = pool;
 }
 
+void PageChecker::set_owner_napi(const PagePool* pool, const int* list_owner) {
+  add_pool(pool);
+  pools_[pool->id()].owner_napi = list_owner;
+}
+
 PageChecker::Shadow& PageChecker::sh(PageId p) {
   if (p >= pages_.size()) pages_.resize(static_cast<std::size_t>(p) + 1024);
   return pages_[p];
@@ -71,9 +76,10 @@ void PageChecker::fail(const char* invariant, const PageEvent& ev, const std::st
 bool PageChecker::napi_context(const PoolShadow& ps, const PageEvent& ev) const {
   if (!ev.ctx) return false;
   if (ev.ctx->exclusive) return true;
-  if (!ev.ctx->softirq) return false;
+  if (!ev.ctx->softirq && !ev.ctx->bh_disabled) return false;
   const PoolParams& p = ps.pool->params();
   if (p.cpuid == ev.ctx->cpu) return true;
+  if (ps.owner_napi && *ps.owner_napi == ev.ctx->cpu) return true;
   return p.napi_list_owner && *p.napi_list_owner == ev.ctx->cpu;
 }
 

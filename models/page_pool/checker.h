@@ -38,6 +38,9 @@ class PageChecker : public PageObserver {
  public:
   explicit PageChecker(sim::Verdicts& verdicts) : verdicts_(verdicts) {}
   void add_pool(const PagePool* pool);
+  // The NAPI that owns the pool's allocation side, when the pool itself does not name it (veth
+  // passes no p.napi): alloc-cache access in that NAPI's softirq is legal.
+  void set_owner_napi(const PagePool* pool, const int* list_owner);
   void on_event(const PageEvent& ev, const PageWorld& world) override;
   // End-of-run checks. `consumers_done`: every consumer has let go of its pages, so destroyed
   // pools must have reached inflight 0 and every pool page must be back in the allocator.
@@ -73,6 +76,7 @@ class PageChecker : public PageObserver {
   };
   struct PoolShadow {
     const PagePool* pool = nullptr;
+    const int* owner_napi = nullptr;
     std::int64_t in_world = 0;
     std::int64_t cache = 0;
     bool destroyed = false, freed = false, released_once = false;

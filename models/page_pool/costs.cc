@@ -62,7 +62,7 @@ PoolParams pool_params_from(const sim::Params& p) {
   const auto size = p.get_int("page_pool.pool_size_pages");
   if (size > kMaxRingSize)
     throw err("page_pool.pool_size_pages", "expected at most " + std::to_string(kMaxRingSize) +
-                                               " pages (the ptr_ring limit page_pool_init enforces), got " +
+                                               " pages (the ptr_ring limit: page_pool_init would clamp it), got " +
                                                std::to_string(size));
   pp.pool_size = static_cast<std::uint32_t>(size);
   const auto order = p.get_int("page_pool.order");

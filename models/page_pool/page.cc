@@ -49,6 +49,10 @@ const char* ev_name(PageEv e) {
     case PageEv::kToStack: return "to_stack";
     case PageEv::kGetPage: return "get_page";
     case PageEv::kPutPage: return "put_page";
+    case PageEv::kSockEnqueue: return "sock_enqueue";
+    case PageEv::kSockDequeue: return "sock_dequeue";
+    case PageEv::kDeferFree: return "defer_free";
+    case PageEv::kDeferFlush: return "defer_flush";
   }
   return "?";
 }

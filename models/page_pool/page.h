@@ -50,6 +50,9 @@ const char* buf_loc_name(BufLoc l);
 struct ExecCtx {
   int cpu = 0;
   bool softirq = false;
+  // Process context with bottom halves disabled (local_bh_disable): in_softirq() is true, so
+  // page_pool_napi_local() may allow direct recycling (kfree_skb_napi_cache does this).
+  bool bh_disabled = false;
   // The caller guarantees no concurrent pool access (e.g. ring fill in ndo_open before NAPI is
   // enabled): alloc-cache access is legal outside NAPI.
   bool exclusive = false;
@@ -82,6 +85,10 @@ enum class PageEv : std::uint8_t {
   kToStack,        // descriptor completed: buffer belongs to the CPU / an skb
   kGetPage,        // extra page reference taken (get_page)
   kPutPage,        // extra page reference dropped (put_page)
+  kSockEnqueue,    // skb queued on the socket receive queue (softirq CPU); value = queue length
+  kSockDequeue,    // the reader takes an skb off the socket queue; value = packet bytes it copies
+  kDeferFree,      // skb_attempt_defer_free: skb put on the allocating CPU's defer list; value = that CPU
+  kDeferFlush,     // skb_defer_free_flush: the owning CPU takes its defer list; value = skbs on it
 };
 const char* ev_name(PageEv e);
 

@@ -6,13 +6,13 @@
 namespace ppsim::page_pool {
 
 std::string check_params(const PoolParams& p) {
-  if (p.pool_size > kMaxRingSize)
+  if (p.pool_size > kMaxRingSize)  // 6.18 clamps silently; ppsim refuses instead of changing the number
     return "pool_size above the ptr_ring limit of " + std::to_string(kMaxRingSize) + " pages";
   if (p.order > kMaxPageOrder) return "order above MAX_PAGE_ORDER (" + std::to_string(kMaxPageOrder) + ")";
   if (p.dma_sync && !p.dma_map) return "PP_FLAG_DMA_SYNC_DEV needs PP_FLAG_DMA_MAP";
   if (p.dma_sync && p.max_len == 0) return "PP_FLAG_DMA_SYNC_DEV needs max_len > 0";
   if (p.max_len + static_cast<std::uint64_t>(p.offset) > (std::uint64_t{kPageSize} << p.order))
-    return "offset + max_len exceeds the pool's page size";
+    return "offset + max_len exceeds the pool's page size (syncs would run past the page)";
   return "";
 }
 
@@ -65,7 +65,7 @@ RecycleStats PagePool::recycle_stats() const {
 
 bool PagePool::napi_local(const ExecCtx& ctx) const {
   if (bug(Mutant::kDirectRecycleAnyContext)) return true;
-  if (!ctx.softirq) return false;
+  if (!ctx.softirq && !ctx.bh_disabled) return false;  // in_softirq()
   if (cpuid_ == ctx.cpu) return true;
   return napi_list_owner_ && *napi_list_owner_ == ctx.cpu;
 }
@@ -225,7 +225,14 @@ PageId PagePool::alloc_netmem(Caller& c, std::uint32_t* offset, std::uint32_t* s
     *offset = 0;
     return alloc(c);
   }
-  return alloc_frag(c, *size, offset);
+  const PageId p = alloc_frag(c, *size, offset);
+  if (p == kNoPage) return kNoPage;
+  // Not enough room is left for another frag: give the tail to this one (truesize accounting).
+  if (frag_offset_ + *size > max_size) {
+    *size = max_size - *offset;
+    frag_offset_ = max_size;
+  }
+  return p;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,42 +345,6 @@ void PagePool::put(Caller& c, PageId p, std::int64_t dma_sync_size, bool allow_d
   emit(PageEv::kPut, p, c, left, PageLoc::kOut, offset);
   if (left != 0) return;
   put_unrefed(c, p, dma_sync_size, allow_direct);
-}
-
-void PagePool::put_bulk(Caller& c, const PageId* pages, const std::uint32_t* offsets, std::uint32_t n) {
-  // page_pool_put_netmem_bulk(): unref all, then one producer-lock section for the ring.
-  PageId bulk[64];
-  std::uint32_t start = 0;
-  while (start < n) {
-    const std::uint32_t chunk = std::min<std::uint32_t>(64, n - start);  // XDP_BULK_QUEUE_SIZE
-    std::uint32_t len = 0;
-    const bool allow_direct = napi_local(c.ctx);
-    for (std::uint32_t i = start; i < start + chunk; ++i) {
-      const PageId p = pages[i];
-      const std::int64_t left = unref(p, 1);
-      emit(PageEv::kPut, p, c, left, PageLoc::kOut, offsets ? offsets[i] : 0);
-      if (left != 0) continue;
-      const PageId r = put_page_internal(c, p, -1, allow_direct);
-      if (r != kNoPage) bulk[len++] = r;
-    }
-    if (len) {
-      c.cost += costs_.recycle_ring;  // one lock section for the batch
-      std::uint32_t i = 0;
-      for (; i < len; ++i) {
-        if (!ring_.produce(bulk[i])) {
-          recycle_stats_[c.ctx.cpu].ring_full++;
-          break;
-        }
-        emit(PageEv::kRingProduce, bulk[i], c, 0, PageLoc::kRing);
-      }
-      recycle_stats_[c.ctx.cpu].ring += i;
-      for (; i < len; ++i) {
-        if (bug(Mutant::kRingFullLeak)) continue;
-        return_netmem(c, bulk[i]);
-      }
-    }
-    start += chunk;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

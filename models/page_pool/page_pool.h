@@ -33,7 +33,7 @@ namespace ppsim::page_pool {
 constexpr std::uint32_t kAllocCacheSize = 128;   // PP_ALLOC_CACHE_SIZE
 constexpr std::uint32_t kAllocCacheRefill = 64;  // PP_ALLOC_CACHE_REFILL
 constexpr std::uint32_t kDefaultRingSize = 1024;
-constexpr std::uint32_t kMaxRingSize = 16384;    // page_pool_init clamps pool_size here
+constexpr std::uint32_t kMaxRingSize = 16384;    // page_pool_init clamps pool_size here (ppsim refuses more)
 constexpr std::uint32_t kMaxPageOrder = 10;      // MAX_PAGE_ORDER
 constexpr std::int64_t kBiasMax = INT64_MAX >> 1;  // BIAS_MAX = LONG_MAX >> 1
 constexpr int kNumaNoNode = -1;
@@ -106,8 +106,6 @@ class PagePool {
   // page_pool_put_netmem(): drop one pp reference; the last one recycles or releases the page.
   // dma_sync_size: bytes the device may have written (-1 → max_len). offset identifies the frag.
   void put(Caller& c, PageId p, std::int64_t dma_sync_size, bool allow_direct, std::uint32_t offset = 0);
-  // page_pool_put_netmem_bulk() for pages of this pool.
-  void put_bulk(Caller& c, const PageId* pages, const std::uint32_t* offsets, std::uint32_t n);
 
   // page_pool_destroy(): returns inflight after the first page_pool_release (0 → freed).
   std::int32_t destroy(Caller& c);

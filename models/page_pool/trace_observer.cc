@@ -13,7 +13,7 @@ sim::TraceCtx trace_ctx(const PageEvent& ev) {
     t.pid = ev.ctx->pid;
     t.cpu = ev.ctx->cpu;
     t.softirq = ev.ctx->softirq;
-    t.bh_disabled = !ev.ctx->softirq && !ev.ctx->exclusive;  // ring producers take the lock with BH off
+    t.bh_disabled = ev.ctx->bh_disabled;
   }
   return t;
 }

@@ -8,6 +8,23 @@ using page_pool::Caller;
 using page_pool::PageEv;
 using page_pool::PageEvent;
 
+namespace {
+// Socket-queue and defer-list events for observers (the cacheline model); no-op when unobserved.
+void emit_skb_event(page_pool::PageWorld& w, PageEv kind, const nic::Skb& skb, const page_pool::ExecCtx& ctx,
+                    sim::Picos* cost, std::int64_t value) {
+  if (!w.observed()) return;
+  PageEvent ev{kind};
+  ev.page = skb.page;
+  ev.pool = skb.pool ? skb.pool->id() : -1;
+  ev.offset = skb.offset;
+  ev.value = value;
+  ev.ctx = &ctx;
+  ev.time = w.now;
+  ev.cost = cost;
+  w.emit(ev);
+}
+}  // namespace
+
 void register_stack_params(sim::ParamRegistry& r) {
   r.add_enum("stack.mode", "socket", {"xdp_drop", "napi_free", "socket"},
              "fate of received packets: XDP_DROP in the poll, skb freed in the poll, or queued to a socket reader");
@@ -23,15 +40,16 @@ void register_stack_params(sim::ParamRegistry& r) {
               "ppsim assumption");
   r.add_int("stack.read_batch_skbs", "skbs", 16, "skbs the reader handles per run before it yields", 1, 1 << 20);
   r.add_int("stack.rcvbuf_bytes", "bytes", 212992, "socket receive buffer (SO_RCVBUF; net.core.rmem_default)", 1, 1ll << 40);
-  r.add_int("stack.skb_overhead_bytes", "bytes", 768, "truesize charged beyond the data buffer (sk_buff + skb_shared_info)",
-            0, 1 << 20);
+  r.add_int("stack.skb_overhead_bytes", "bytes", 256,
+            "skb->truesize beyond the buffer: SKB_DATA_ALIGN(sizeof(struct sk_buff)) (build_skb buffers already hold "
+            "skb_shared_info)", 0, 1 << 20);
   r.add_bool("stack.defer_free", true,
              "skbs freed on another CPU go to the allocating CPU's defer list (skb_attempt_defer_free)");
   r.add_int("stack.defer_max_skbs", "skbs", 64, "net.core.skb_defer_max", 0, 1 << 20);
   r.add_float("stack.ipi_latency_us", "us", 2.0, "IPI to NET_RX softirq on the allocating CPU", 0, 1e9, "ppsim assumption");
   r.add_float("stack.free_ns", "ns", 50.0, "kfree_skb work besides the page_pool put", 0, 1e9, "ppsim assumption");
   r.add_float("stack.extra_ref_fraction", "", 0.0,
-              "fraction of packets whose page gets an extra reference (get_page: a clone, a splice)", 0, 1);
+              "fraction of packets whose page gets an extra reference (get_page: splice, zero-copy receive)", 0, 1);
   r.add_float("stack.extra_ref_hold_us", "us", 50.0, "how long that extra reference is held", 0, 1e9);
 }
 
@@ -61,7 +79,7 @@ StackConfig stack_config_from(const sim::Params& p) {
 Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>& cpus, page_pool::PageWorld& world,
              sim::Rng rng, sim::Stats& stats)
     : kernel_(kernel), cfg_(cfg), cpus_(cpus), world_(world), rng_(rng), defer_(cpus.size()),
-      kick_pending_(cpus.size(), false) {
+      defer_count_(cpus.size(), 0), kick_pending_(cpus.size(), false) {
   reader_ = std::make_unique<sim::Process>(kernel, "stack.reader", [this] { reader_run(); });
   for (std::size_t i = 0; i < cpus.size(); ++i)
     kick_.push_back(std::make_unique<sim::Process>(kernel, "stack.defer_ipi", [this, i] { on_kick(static_cast<int>(i)); }));
@@ -101,7 +119,7 @@ std::uint64_t Stack::deferred_outstanding() const {
 
 void Stack::free_skb(Caller& c, const nic::Skb& skb, bool allow_direct) {
   c.cost += cfg_.free_cost;
-  skb.pool->put(c, skb.page, skb.bytes, allow_direct, skb.offset);
+  skb.pool->put(c, skb.page, -1, allow_direct, skb.offset);  // put_full: sync max_len
 }
 
 void Stack::deliver(Caller& c, const nic::Skb& skb) {
@@ -123,20 +141,22 @@ void Stack::deliver(Caller& c, const nic::Skb& skb) {
   }
   switch (cfg_.mode) {
     case StackConfig::Mode::kXdpDrop:
-      skb.pool->put(c, skb.page, skb.bytes, true, skb.offset);  // xdp_return_buff(napi_direct)
+      skb.pool->put(c, skb.page, -1, true, skb.offset);  // xdp_return_buff(napi_direct)
       return;
     case StackConfig::Mode::kNapiFree:
-      skb.pool->put(c, skb.page, skb.bytes, false, skb.offset);
+      skb.pool->put(c, skb.page, -1, false, skb.offset);
       return;
     case StackConfig::Mode::kSocket: break;
   }
-  if (rmem_ + truesize(skb) > cfg_.rcvbuf_bytes) {
+  // __udp_enqueue_schedule_skb: the queue may overshoot rcvbuf by one skb; drop once it is over.
+  if (rmem_ > cfg_.rcvbuf_bytes) {
     ++rcvbuf_drops_;
-    skb.pool->put(c, skb.page, skb.bytes, false, skb.offset);  // kfree_skb in softirq
+    skb.pool->put(c, skb.page, -1, false, skb.offset);  // kfree_skb in softirq
     return;
   }
   rmem_ += truesize(skb);
   queue_.push_back(skb);
+  emit_skb_event(world_, PageEv::kSockEnqueue, skb, c.ctx, &c.cost, static_cast<std::int64_t>(queue_.size()));
   if (queue_.size() > max_queue_) max_queue_ = queue_.size();
   if (!reader_busy_ && !reader_woken_) {
     reader_woken_ = true;
@@ -146,70 +166,111 @@ void Stack::deliver(Caller& c, const nic::Skb& skb) {
   }
 }
 
-void Stack::reader_run() {
-  const sim::Picos now = kernel_.now();
-  const int cpu = cfg_.reader_cpu;
-  Caller c;
-  c.ctx.cpu = cpu;
-  c.ctx.task = "reader";
-  c.ctx.pid = 1000 + cpu;
-  if (reader_busy_) {
-    // The copy of the last batch is done: free what was read.
-    world_.now = now;
-    for (const auto& skb : reading_) {
-      ++reads_;
-      if (cfg_.defer_free && skb.alloc_cpu != cpu)
-        defer(c, skb);
-      else
-        free_skb(c, skb, false);
-    }
-    reading_.clear();
-    reader_busy_ = false;
-    // The page_pool work of those frees (ring pushes, releases) also runs on this CPU.
-    if (c.cost > 0) cpus_[cpu].run_process(now, c.cost, nullptr);
+void Stack::pause_reader_until(sim::Picos t) {
+  cfg_.reader_start = t;
+  if (!reader_busy_ && !queue_.empty()) {
+    reader_woken_ = true;
+    reader_->cancel();
+    reader_->wake_at(t);
   }
+}
+
+void Stack::reader_run() {
   reader_woken_ = false;
-  if (queue_.empty()) return;
+  if (!reader_busy_) reader_next(kernel_.now());
+}
+
+void Stack::reader_next(sim::Picos now) {
+  if (queue_.empty()) return;  // sleep until the next enqueue wakes us
   if (now < cfg_.reader_start) {
     reader_woken_ = true;
     reader_->wake_at(cfg_.reader_start);
     return;
   }
+  const int cpu = cfg_.reader_cpu;
+  Caller c;
+  c.ctx.cpu = cpu;
+  c.ctx.task = "reader";
+  c.ctx.pid = 1000 + cpu;
   sim::Picos cost = 0;
   while (!queue_.empty() && reading_.size() < cfg_.read_batch) {
     const nic::Skb& s = queue_.front();
     cost += cfg_.reader_per_skb + static_cast<sim::Picos>(cfg_.reader_copy_ps_per_byte * s.bytes) + cfg_.free_cost;
     rmem_ -= truesize(s);
     reading_.push_back(s);
+    emit_skb_event(world_, PageEv::kSockDequeue, s, c.ctx, &cost, s.bytes);
+    if (on_read) on_read(s);
     queue_.pop_front();
   }
   reader_busy_ = true;
-  cpus_[cpu].run_process(now, cost, reader_.get());
+  cpus_[cpu].run_work(now, cost, this, [this] { reader_batch_done(); });
+}
+
+void Stack::reader_batch_done() {
+  // The copy of the batch is done (recvmsg returned): free what was read, then read on.
+  const sim::Picos now = kernel_.now();
+  const int cpu = cfg_.reader_cpu;
+  Caller c;
+  c.ctx.cpu = cpu;
+  c.ctx.task = "reader";
+  c.ctx.pid = 1000 + cpu;
+  world_.now = now;
+  for (const auto& skb : reading_) {
+    ++reads_;
+    if (!cfg_.defer_free) {
+      free_skb(c, skb, false);  // plain consume_skb in process context
+    } else if (skb.alloc_cpu != cpu) {
+      defer(c, skb);  // skb_attempt_defer_free
+    } else {
+      free_local_bh(c, skb);  // skb_attempt_defer_free → kfree_skb_napi_cache on the same CPU
+    }
+  }
+  reading_.clear();
+  reader_busy_ = false;
+  // The page_pool work of those frees (ring pushes, releases) also runs on this CPU.
+  if (c.cost > 0) cpus_[cpu].run_work(now, c.cost, this, nullptr);
+  reader_next(now);
+}
+
+void Stack::free_local_bh(Caller& c, const nic::Skb& skb) {
+  // kfree_skb_napi_cache(): local_bh_disable() around the free, so in_softirq() is true and
+  // page_pool_napi_local() may recycle directly if this CPU owns the pool's NAPI.
+  const bool was = c.ctx.bh_disabled;
+  c.ctx.bh_disabled = true;
+  free_skb(c, skb, false);
+  c.ctx.bh_disabled = was;
 }
 
 void Stack::defer(Caller& c, const nic::Skb& skb) {
-  auto& list = defer_[skb.alloc_cpu];
-  if (list.size() >= cfg_.defer_max) {
+  // skb_attempt_defer_free() as of 6.18: the counter is bumped first; at defer_max the skb is
+  // freed here instead; the IPI goes out when the counter passes half the limit.
+  const int cpu = skb.alloc_cpu;
+  const std::uint64_t count = ++defer_count_[cpu];
+  if (count >= cfg_.defer_max) {
     ++defer_full_;
-    free_skb(c, skb, false);
+    free_local_bh(c, skb);
     return;
   }
-  list.push_back(skb);
+  defer_[cpu].push_back(skb);
+  emit_skb_event(world_, PageEv::kDeferFree, skb, c.ctx, &c.cost, cpu);
   ++deferred_;
-  if (list.size() == cfg_.defer_max / 2 && !kick_pending_[skb.alloc_cpu]) {
-    kick_pending_[skb.alloc_cpu] = true;
+  if (count - 1 == cfg_.defer_max / 2 && !kick_pending_[cpu]) {
+    kick_pending_[cpu] = true;
     ++ipis_;
-    kick_[skb.alloc_cpu]->wake_at(kernel_.now() + cfg_.ipi_latency);
+    kick_[cpu]->wake_at(kernel_.now() + cfg_.ipi_latency);
   }
 }
 
 void Stack::flush_defer(Caller& c, int cpu) {
+  // skb_defer_free_flush(): llist_del_all, so the newest skb is freed first.
+  defer_count_[cpu] = 0;
   auto& list = defer_[cpu];
   if (list.empty()) return;
   ++flushes_;
   std::vector<nic::Skb> batch;
   batch.swap(list);
-  for (const auto& skb : batch) free_skb(c, skb, false);
+  if (!batch.empty()) emit_skb_event(world_, PageEv::kDeferFlush, batch.front(), c.ctx, &c.cost, static_cast<std::int64_t>(batch.size()));
+  for (auto it = batch.rbegin(); it != batch.rend(); ++it) free_skb(c, *it, false);
 }
 
 void Stack::net_rx_action(Caller& c) { flush_defer(c, c.ctx.cpu); }

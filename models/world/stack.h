@@ -3,15 +3,18 @@
 //   napi_free  the skb is freed inside the poll (GRO drop, forwarding done): napi_pp_put_page
 //              with allow_direct=false, so page_pool_napi_local() decides (direct on the NAPI CPU).
 //   socket     the skb is queued on a socket (bounded by rcvbuf, charged by truesize) and freed by
-//              a reader in process context on reader_cpu after it copies the data: the ptr_ring,
-//              or, when the reader runs on another CPU and defer_free is on, the allocating CPU's
-//              defer list (skb_attempt_defer_free), flushed by that CPU's next NET_RX softirq or
-//              an IPI once the list holds defer_max/2 skbs.
-// Optionally the stack takes an extra page reference on some packets (get_page, e.g. a clone
-// or a splice) and drops it later, which makes the pool release such pages (released_refcnt).
+//              a reader in process context on reader_cpu after it copies the data. With
+//              defer_free (skb_attempt_defer_free, used by TCP and, since 6.18, UDP): on the
+//              allocating CPU the skb is freed with BH disabled (napi-local if that CPU owns the
+//              NAPI); from another CPU it goes to the allocating CPU's defer list, freed newest
+//              first by that CPU's next NET_RX softirq (before each poll and after the last) or
+//              by an IPI when the list passes half of skb_defer_max.
+// Optionally the stack takes an extra page reference on some packets (get_page, e.g. splice or
+// zero-copy receive; clones share pp frags through pp_ref_count instead) and drops it later, which makes the pool release such pages (released_refcnt).
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -34,7 +37,7 @@ struct StackConfig {
   double reader_copy_ps_per_byte = 0;
   std::uint32_t read_batch = 1;      // skbs read per wakeup before yielding
   std::uint64_t rcvbuf_bytes = 212992;
-  std::uint32_t skb_overhead_bytes = 768;  // truesize beyond the data buffer (sk_buff + shinfo)
+  std::uint32_t skb_overhead_bytes = 256;  // truesize beyond the buffer: SKB_DATA_ALIGN(sizeof(struct sk_buff))
   bool defer_free = true;
   std::uint32_t defer_max = 64;      // net.core.skb_defer_max
   sim::Picos ipi_latency = 0;
@@ -54,6 +57,14 @@ class Stack : public nic::PacketSink {
   void net_rx_action(page_pool::Caller& c) override;
   // Raise NET_RX softirq on every CPU with a non-empty defer list (the capture tool's final flush).
   void flush_all_defer_lists(sim::Picos at);
+  // The reader reads nothing before `t` (a late start, or a reader held over a teardown).
+  void pause_reader_until(sim::Picos t);
+  const StackConfig& config() const { return cfg_; }
+  void set_rcvbuf(std::uint64_t bytes) { cfg_.rcvbuf_bytes = bytes; }
+  // Nothing queued and nothing being read.
+  bool reader_idle() const { return queue_.empty() && !reader_busy_; }
+  // Called for every skb the reader takes off the socket queue (TCP frees window space).
+  std::function<void(const nic::Skb&)> on_read;
   // Skbs not yet freed (in socket queues, being read, on defer lists).
   std::uint64_t outstanding() const;
   std::uint64_t deferred_outstanding() const;
@@ -65,7 +76,10 @@ class Stack : public nic::PacketSink {
     page_pool::PageId page;
   };
   void free_skb(page_pool::Caller& c, const nic::Skb& skb, bool allow_direct);
+  void free_local_bh(page_pool::Caller& c, const nic::Skb& skb);
   void reader_run();
+  void reader_next(sim::Picos now);
+  void reader_batch_done();
   void defer(page_pool::Caller& c, const nic::Skb& skb);
   void flush_defer(page_pool::Caller& c, int cpu);
   void on_kick(int cpu);
@@ -81,7 +95,8 @@ class Stack : public nic::PacketSink {
   std::vector<nic::Skb> reading_;  // skbs the reader is copying now
   bool reader_busy_ = false, reader_woken_ = false;
   std::unique_ptr<sim::Process> reader_;
-  std::vector<std::vector<nic::Skb>> defer_;  // per CPU
+  std::vector<std::vector<nic::Skb>> defer_;  // per CPU (one NUMA node's sub-list)
+  std::vector<std::uint64_t> defer_count_;    // per CPU: attempts since the last flush
   std::vector<std::unique_ptr<sim::Process>> kick_;
   std::vector<bool> kick_pending_;
   std::unique_ptr<sim::TimerQueue<Pending>> extra_;

@@ -4,12 +4,14 @@
 #include <vector>
 
 #include "models/nic/rx_queue.h"
-#include "models/nic/traffic.h"
 #include "models/page_pool/checker.h"
+#include "models/page_pool/coherence_observer.h"
 #include "models/page_pool/costs.h"
 #include "models/page_pool/page_pool.h"
 #include "models/page_pool/trace_observer.h"
+#include "models/world/nic_system.h"
 #include "models/world/stack.h"
+#include "models/world/veth_system.h"
 #include "ppsim_version.h"
 #include "sim/cpu.h"
 #include "sim/error.h"
@@ -41,45 +43,28 @@ void register_world_params(sim::ParamRegistry& r) {
 
   r.add_int("cpus.count", "cpus", 2, "CPUs in the machine", 1, 4096);
   r.add_int("cpus.numa_nodes", "nodes", 1, "NUMA nodes; CPUs are split evenly among them", 1, 64);
+  r.add_float("cpus.sched_slice_us", "us", 0.0,
+              "base time slice of process-context tasks sharing a CPU (sysctl_sched_base_slice; 0: first come, "
+              "first served)", 0, 1e9);
+  r.add_float("cpus.sched_tick_us", "us", 0.0,
+              "scheduler tick (1/CONFIG_HZ): a slice ends at the first tick after the base slice (0: exactly)", 0, 1e9);
 
   r.add_int("memory.capacity_pages", "pages", 262144, "pages the page allocator can hand out (1 GiB default)", 1, 1ll << 36);
   r.add_float("memory.pfmemalloc_fraction", "", 0.0, "fraction of pages handed out from emergency reserves (never recycled)",
               0, 1);
 
-  r.add_int("nic.queues", "queues", 1, "RX queues, each with its own NAPI and page_pool", 1, 4096);
-  r.add_int("nic.first_cpu", "", 0, "queue i's interrupt and NAPI run on CPU (first_cpu + i) mod cpus.count", 0, 4095);
-  r.add_int("nic.rx_ring_size_descs", "descriptors", 1024, "RX descriptors per queue (a power of two)", 8, 65536);
-  r.add_int("nic.buffer_bytes", "bytes", 2048,
-            "RX buffer per descriptor: a page_pool frag when 2*size fits a page, else a whole page", 64, 1 << 20);
-  r.add_float("nic.irq_coalesce_us", "us", 8.0, "rx-usecs: interrupt delay after the first completion", 0, 1e9,
-              "ppsim assumption (typical adaptive-moderation floor)");
-  r.add_int("nic.irq_coalesce_frames", "packets", 0, "rx-frames: interrupt after this many completions (0: off)", 0, 65536);
-  r.add_float("nic.irq_latency_us", "us", 1.0, "hardirq to NET_RX softirq start", 0, 1e9, "ppsim assumption");
-  r.add_float("nic.irq_move_at_us", "us", 0.0,
-              "interrupt affinity change at this time (0: never): every queue moves to CPU + irq_move_cpu_offset", 0, 1e9);
-  r.add_int("nic.irq_move_cpu_offset", "cpus", 1, "how far the interrupt affinity change moves each queue", 0, 4095);
-  r.add_bool("nic.update_nid", false,
-             "the driver calls page_pool_nid_changed(pool, numa_mem_id()) each poll (as mlx5 does)");
-
-  r.add_int("napi.budget", "packets", 64, "NAPI poll budget (weight)", 1, 65536);
-  r.add_float("napi.per_packet_ns", "ns", 60.0, "driver RX work per packet (descriptor, skb build)", 0, 1e9,
-              "ppsim assumption");
-  r.add_float("napi.poll_overhead_ns", "ns", 300.0, "work per NAPI poll besides packets", 0, 1e9, "ppsim assumption");
-  r.add_float("napi.alloc_retry_us", "us", 100.0, "re-poll delay when the ring could not be refilled", 0.001, 1e9);
-
-  r.add_float("traffic.rate_pps", "pps", 1e6, "offered packets per second (all queues together)", 0, 1e12);
-  r.add_int("traffic.packet_bytes", "bytes", 1500, "frame size", 14, 1 << 20);
-  r.add_int("traffic.packets", "packets", 0, "stop after this many packets (0: run for sim.duration_us)", 0, 1ll << 50);
-  r.add_enum("traffic.pattern", "constant", {"constant", "poisson"}, "arrival process");
-  r.add_float("traffic.start_us", "us", 10.0, "first arrival", 0, 1e9);
+  // nic.*, napi.*, traffic.*, wire.*, pcie.*, sriov.*: register_nic_params (nic_system.cc).
 }
 
 const sim::ParamRegistry& build_registry() {
   static const sim::ParamRegistry reg = [] {
     sim::ParamRegistry r;
     register_world_params(r);
+    register_nic_params(r);
+    register_veth_params(r);
     page_pool::register_params(r);
     register_stack_params(r);
+    page_pool::register_coherence_params(r);
     return r;
   }();
   return reg;
@@ -109,14 +94,14 @@ class World {
   std::vector<sim::Cpu> cpus_;
   std::unique_ptr<page_pool::PageWorld> pages_ptr_;
   page_pool::PageWorld& pages_;
-  std::vector<std::unique_ptr<nic::Napi>> napis_;
-  std::vector<std::unique_ptr<page_pool::PagePool>> pools_;
-  std::vector<std::unique_ptr<nic::TrafficSource>> traffic_;
   std::unique_ptr<Stack> stack_;
-  std::vector<std::unique_ptr<nic::RxQueue>> queues_;
+  std::unique_ptr<NicSystem> nic_;  // workload "nic": PCIe, the NIC and its functions, queues, pools, traffic
+  std::unique_ptr<VethSystem> veth_;  // workload "veth": a veth pair with XDP, as kernel captures run
+  std::vector<std::pair<std::string, page_pool::PagePool*>> pools_;  // every pool, with its stat prefix
   page_pool::PageChecker checker_;
   sim::TraceWriter trace_;
   page_pool::TraceObserver tracer_;
+  std::unique_ptr<page_pool::CoherenceObserver> coherence_;  // coherence.enabled
   sim::Process teardown_proc_, retry_proc_, sample_proc_, irq_move_proc_;
   Picos traffic_end_ = 0, teardown_at_ = 0, sample_until_ = 0, sample_interval_ = 0;
   std::int64_t retries_ = 0;
@@ -156,7 +141,7 @@ World::World(const sim::Params& p, const RunOptions& opts)
       irq_move_proc_(kernel_, "irq_affinity", [this] {
         const int n = static_cast<int>(cpus_.size());
         const int off = static_cast<int>(p_.get_int("nic.irq_move_cpu_offset"));
-        for (auto& q : queues_) q->move_to_cpu((q->cpu() + off) % n);
+        for (auto* q : nic_->rx_queues()) q->move_to_cpu((q->cpu() + off) % n);
       }) {
   validate();
   const int ncpu = static_cast<int>(p.get_int("cpus.count"));
@@ -170,6 +155,11 @@ World::World(const sim::Params& p, const RunOptions& opts)
     cpu_v.push_back(topo_.add(sim::NodeKind::kCpu, "cpu" + std::to_string(c), c));
     topo_.connect(node_v[node], cpu_v[c], sim::EdgeKind::kContains);
   }
+  for (auto& c : cpus_) {
+    c.attach(kernel_);  // after the vector is final: the CPU's process keeps `this`
+    if (p.get_double("cpus.sched_slice_us") > 0)
+      c.set_slice(sim::from_us(p.get_double("cpus.sched_slice_us")), sim::from_us(p.get_double("cpus.sched_tick_us")));
+  }
   checker_on_ = p.get_string("sim.checker") != "off" || opts.checker_mode.has_value();
   if (checker_on_) {
     pages_.subscribe(&checker_);
@@ -179,68 +169,36 @@ World::World(const sim::Params& p, const RunOptions& opts)
     trace_.open(opts.trace_path, ncpu);
     pages_.subscribe(&tracer_);
   }
+  if (p.get_bool("coherence.enabled")) {
+    coherence_ = page_pool::make_coherence_observer(p);
+    pages_.subscribe(coherence_.get());
+  }
 
   sim::Rng root(seed_);
   StackConfig sc = stack_config_from(p);
-  const int nq = static_cast<int>(p.get_int("nic.queues"));
   const int first_cpu = static_cast<int>(p.get_int("nic.first_cpu"));
   if (sc.reader_cpu < 0) sc.reader_cpu = first_cpu % ncpu;
   stack_ = std::make_unique<Stack>(kernel_, sc, cpus_, pages_, root.stream("stack"), stats_);
 
-  const page_pool::PoolParams base = page_pool::pool_params_from(p);
-  const page_pool::PoolCosts costs = page_pool::pool_costs_from(p);
-  const bool napi_bound = p.get_bool("page_pool.napi_bound");
   traffic_end_ = sim::from_us(p.get_double("sim.duration_us"));
-  for (int q = 0; q < nq; ++q) {
-    const int cpu = (first_cpu + q) % ncpu;
-    const std::string qname = "nic0.rxq" + std::to_string(q);
-    auto napi = std::make_unique<nic::Napi>();
-    napi->name = qname;
-    page_pool::PoolParams pp = base;
-    pp.napi_list_owner = napi_bound ? &napi->list_owner : nullptr;
-    auto pool = std::make_unique<page_pool::PagePool>(q, pages_, pp, costs, ncpu, opts.mutants);
-    checker_.add_pool(pool.get());
-    tracer_.add_pool(pool.get());
-
-    nic::TrafficSource::Config tc;
-    tc.rate_pps = p.get_double("traffic.rate_pps") / nq;
-    tc.packet_bytes = static_cast<std::uint32_t>(p.get_int("traffic.packet_bytes"));
-    const auto total = p.get_int("traffic.packets");
-    tc.packets = total ? static_cast<std::uint64_t>(total / nq + (q < total % nq ? 1 : 0)) : 0;
-    if (total && tc.packets == 0) tc.rate_pps = 0;
-    tc.start = sim::from_us(p.get_double("traffic.start_us"));
-    tc.stop = traffic_end_;
-    tc.poisson = p.get_string("traffic.pattern") == "poisson";
-    auto src = std::make_unique<nic::TrafficSource>(tc, root.stream("traffic." + qname));
-
-    nic::RxQueue::Config rc;
-    rc.index = q;
-    rc.cpu = cpu;
-    rc.ring_size = static_cast<std::uint32_t>(p.get_int("nic.rx_ring_size_descs"));
-    rc.buffer_bytes = static_cast<std::uint32_t>(p.get_int("nic.buffer_bytes"));
-    rc.budget = static_cast<std::uint32_t>(p.get_int("napi.budget"));
-    rc.per_packet = sim::from_ns(p.get_double("napi.per_packet_ns"));
-    rc.poll_overhead = sim::from_ns(p.get_double("napi.poll_overhead_ns"));
-    rc.irq_coalesce = sim::from_us(p.get_double("nic.irq_coalesce_us"));
-    rc.irq_coalesce_frames = static_cast<std::uint32_t>(p.get_int("nic.irq_coalesce_frames"));
-    rc.irq_latency = sim::from_us(p.get_double("nic.irq_latency_us"));
-    rc.alloc_retry = sim::from_us(p.get_double("napi.alloc_retry_us"));
-    rc.name = qname;
-    rc.update_nid = p.get_bool("nic.update_nid");
-    auto rxq = std::make_unique<nic::RxQueue>(kernel_, rc, *napi, *pool, pages_, cpus_, *src, *stack_, stats_);
-
-    auto qv = topo_.add(sim::NodeKind::kNicQueue, qname, q);
-    auto pv = topo_.add(sim::NodeKind::kPagePool, qname + ".pp", q);
-    topo_.connect(qv, cpu_v[cpu], sim::EdgeKind::kRunsOn);
-    topo_.connect(qv, pv, sim::EdgeKind::kAllocatesFrom);
-
-    napis_.push_back(std::move(napi));
-    pools_.push_back(std::move(pool));
-    traffic_.push_back(std::move(src));
-    queues_.push_back(std::move(rxq));
+  auto on_pool = [this](page_pool::PagePool* pool) {
+    checker_.add_pool(pool);
+    tracer_.add_pool(pool);
+    if (coherence_) coherence_->add_pool(pool);
+  };
+  if (p.get_string("workload") == "veth") {
+    veth_ = std::make_unique<VethSystem>(kernel_, p, cpus_, pages_, *stack_, stats_, topo_, cpu_v, opts.mutants, on_pool,
+                                         [this](Picos t) { teardown_proc_.wake_at(t); }, &trace_);
+    for (const auto& e : veth_->pools()) {
+      pools_.emplace_back(e.name, e.pool);
+      checker_.set_owner_napi(e.pool, veth_->napi_owner());
+    }
+  } else {
+    nic_ = std::make_unique<NicSystem>(kernel_, p, cpus_, pages_, *stack_, stats_, topo_, cpu_v, root, opts.mutants, on_pool);
+    for (const auto& e : nic_->pools()) pools_.emplace_back(e.name, e.pool);
   }
-  if (trace_.enabled()) {
-    for (auto& q : queues_) {
+  if (trace_.enabled() && nic_) {
+    for (auto* q : nic_->rx_queues()) {
       q->on_napi_poll = [this](const nic::NapiPollEvent& e) {
         char f[160];
         std::snprintf(f, sizeof f, "napi poll on napi struct %016llx for device %s work %d budget %d",
@@ -261,6 +219,10 @@ World::World(const sim::Params& p, const RunOptions& opts)
 }
 
 void World::validate() {
+  if (p_.get_string("workload") == "veth")
+    validate_veth_params(p_);
+  else
+    validate_nic_params(p_);
   const std::string& f = p_.file();
   auto err = [&](const char* path, const std::string& what) { return sim::ScenarioError(f, sim::json_path(path), what); };
   const auto ncpu = p_.get_int("cpus.count");
@@ -286,13 +248,21 @@ void World::validate() {
   if (page && pkt > usable)
     throw err("traffic.packet_bytes", "expected at most the RX buffer (" + std::to_string(usable) +
                                           " bytes: nic.buffer_bytes, or a page when it does not split), got " + std::to_string(pkt));
+  if (page && p_.get_double("traffic.tx_rate_pps") > 0 && p_.get_string("traffic.tx_to") != "wire" &&
+      p_.get_int("traffic.tx_packet_bytes") > usable)
+    throw err("traffic.tx_packet_bytes", "expected at most the receiving function's RX buffer (" + std::to_string(usable) +
+                                             " bytes), got " + std::to_string(p_.get_int("traffic.tx_packet_bytes")));
 }
 
 void World::register_stats() {
   auto& s = stats_;
-  for (auto& up : pools_) {
-    page_pool::PagePool* pool = up.get();
-    const std::string n = "nic0.rxq" + std::to_string(pool->id()) + ".pp.";
+  if (coherence_) coherence_->register_stats(s);
+  if (nic_) nic_->register_stats();
+  if (veth_) veth_->register_stats();
+  std::vector<std::string> pool_names;
+  for (const auto& [pool_name, pool] : pools_) {
+    const std::string n = pool_name + ".pp.";
+    pool_names.push_back(n);
     const auto& a = pool->alloc_stats();
     s.reader(n + "alloc_fast", "pages", "allocations served from the alloc cache (and frag page reuse)", [&a] { return a.fast; });
     s.reader(n + "alloc_slow", "calls", "bulk slow-path allocations of order-0 pages", [&a] { return a.slow; });
@@ -300,7 +270,7 @@ void World::register_stats() {
     s.reader(n + "alloc_empty", "events", "refills that found the ptr_ring empty", [&a] { return a.empty; });
     s.reader(n + "alloc_refill", "events", "refills that moved pages from the ptr_ring to the alloc cache", [&a] { return a.refill; });
     s.reader(n + "alloc_waive", "pages", "pages released during refill because they were on another NUMA node", [&a] { return a.waive; });
-    s.reader(n + "recycle_cached", "pages", "pages recycled into the alloc cache", [pool] { return pool->recycle_stats().cached; });
+    s.reader(n + "recycle_cached", "pages", "pages recycled into the alloc cache (and frag pages reused in place)", [pool] { return pool->recycle_stats().cached; });
     s.reader(n + "recycle_cache_full", "pages", "direct recycles that found the alloc cache full", [pool] { return pool->recycle_stats().cache_full; });
     s.reader(n + "recycle_ring", "pages", "pages recycled into the ptr_ring", [pool] { return pool->recycle_stats().ring; });
     s.reader(n + "recycle_ring_full", "events", "recycles that found the ptr_ring full (page released)", [pool] { return pool->recycle_stats().ring_full; });
@@ -319,12 +289,11 @@ void World::register_stats() {
       {"recycle_cached", "pages"},    {"recycle_cache_full", "pages"},   {"recycle_ring", "pages"},
       {"recycle_ring_full", "events"}, {"recycle_released_refcnt", "pages"}, {"pages_state_hold_cnt", "pages"},
       {"pages_state_release_cnt", "pages"}};
-  const std::size_t np = pools_.size();
   for (const auto& [nm, unit] : totals) {
     const std::string name = nm;
-    s.formula("page_pool." + name, unit, "sum over all pools of nic0.rxq*.pp." + name, [this, name, np] {
+    s.formula("page_pool." + name, unit, "sum over all pools (<queue>.pp." + name + ")", [this, name, pool_names] {
       double t = 0;
-      for (std::size_t i = 0; i < np; ++i) t += stats_.value("nic0.rxq" + std::to_string(i) + ".pp." + name);
+      for (const auto& n : pool_names) t += stats_.value(n + name);
       return t;
     });
   }
@@ -344,16 +313,6 @@ void World::register_stats() {
     return sim::ratio(stats_.value("page_pool.pages_state_hold_cnt"), stats_.value("page_pool.allocations"));
   });
   const Picos dur = traffic_end_;
-  s.formula("nic0.rx_gbps", "Gb/s", "received bytes * 8 / traffic duration", [this, dur] {
-    double b = 0;
-    for (std::size_t i = 0; i < queues_.size(); ++i) b += stats_.value("nic0.rxq" + std::to_string(i) + ".rx_bytes");
-    return sim::ratio(b * 8.0, sim::to_sec(dur) * 1e9);
-  });
-  s.formula("nic0.rx_mpps", "Mpps", "received packets per second / 1e6 over the traffic duration", [this, dur] {
-    double n = 0;
-    for (std::size_t i = 0; i < queues_.size(); ++i) n += stats_.value("nic0.rxq" + std::to_string(i) + ".rx_packets");
-    return sim::ratio(n, sim::to_sec(dur) * 1e6);
-  });
   for (auto& c : cpus_) {
     sim::Cpu* cp = &c;
     const std::string n = "cpu" + std::to_string(c.id()) + ".";
@@ -378,7 +337,7 @@ void World::register_stats() {
 void World::sample() {
   const Picos now = kernel_.now();
   double cache = 0, ring = 0, infl = 0;
-  for (auto& p : pools_) {
+  for (const auto& [name, p] : pools_) {
     cache += p->cache_count();
     ring += p->ring_count();
     infl += p->inflight();
@@ -393,16 +352,19 @@ void World::sample() {
 
 void World::teardown() {
   const Picos now = kernel_.now();
-  for (auto& q : queues_) q->close(now);
+  sample_until_ = now;
+  if (nic_) nic_->close(now);
+  if (veth_) veth_->close(now);
   bool pending = false;
-  for (auto& pool : pools_) {
+  for (const auto& [name, pool] : pools_) {
     page_pool::Caller c;
     c.ctx.cpu = 0;
     c.ctx.exclusive = true;
     c.ctx.task = "ppsim-teardown";
     c.ctx.pid = 1;
+    if (veth_) c.ctx = veth_->delete_ctx();
     pages_.now = now;
-    if (pool->destroy(c) > 0) pending = true;
+    if (pool->destroy(c) != 0) pending = true;  // page_pool_destroy re-schedules on any non-zero
   }
   if (p_.get_bool("sim.final_flush")) stack_->flush_all_defer_lists(now + sim::kPicosPerUs);
   if (pending && p_.get_int("sim.retry_limit") > 0) retry_proc_.wake_at(now + page_pool::kDeferTime);
@@ -418,7 +380,7 @@ void World::retry() {
   }
   ++retries_;
   bool pending = false;
-  for (auto& pool : pools_) {
+  for (const auto& [name, pool] : pools_) {
     if (pool->freed()) continue;
     page_pool::Caller c;
     c.ctx.cpu = 0;
@@ -431,11 +393,16 @@ void World::retry() {
 }
 
 json World::run() {
-  for (auto& q : queues_) q->open(0);
   sample_proc_.wake_at(0);
-  if (p_.get_double("nic.irq_move_at_us") > 0) irq_move_proc_.wake_at(sim::from_us(p_.get_double("nic.irq_move_at_us")));
-  if (p_.get_bool("sim.destroy_pools")) teardown_proc_.wake_at(teardown_at_);
-  kernel_.run(p_.get_bool("sim.destroy_pools") ? sim::kNever : teardown_at_);
+  if (nic_) {
+    nic_->open(0);
+    if (p_.get_double("nic.irq_move_at_us") > 0) irq_move_proc_.wake_at(sim::from_us(p_.get_double("nic.irq_move_at_us")));
+    if (p_.get_bool("sim.destroy_pools")) teardown_proc_.wake_at(teardown_at_);
+  } else {
+    veth_->open(0);  // the veth's deletion (teardown) is scheduled by the workload itself
+    sample_until_ = sim::kNever;
+  }
+  kernel_.run(p_.get_bool("sim.destroy_pools") || veth_ ? sim::kNever : teardown_at_);
   if (checker_on_ && !checker_.stop_requested()) {
     const bool consumers_done = stack_->outstanding() == 0 && stack_->extra_refs_outstanding() == 0;
     checker_.finish(kernel_.now(), pages_, consumers_done && p_.get_bool("sim.destroy_pools"));
@@ -447,6 +414,8 @@ json World::run() {
   out["scenario"] = {{"name", p_.get_string("name")}, {"description", p_.get_string("description")}, {"file", p_.file()}};
   out["parameters"] = p_.to_json();
   out["topology"] = topo_.to_json();
+  if (nic_) out["nic"] = nic_->results(stats_);
+  if (veth_) out["veth"] = veth_->results();
   out["invariants"] = verdicts_.to_json();
   out["invariants"]["enabled"] = checker_on_;
   return out;

@@ -47,9 +47,19 @@ def summary(r) -> str:
     name = r.raw["scenario"]["name"] or Path(r.file).stem
     lines.append(f"scenario {name}  seed {r.seed}  simulated {s['sim.end_time_ns'] / 1e6:.3f} ms")
     if "nic0.rx_mpps" in s:
-        drops = sum(v for k, v in s.items() if k.endswith(".rx_missed"))
+        drops = sum(v for k, v in s.items() if k.endswith(".rx_missed")) + s.get("nic0.rx_fifo_drops", 0)
         lines.append(f"  rx {s['nic0.rx_mpps']:.3f} Mpps  {s['nic0.rx_gbps']:.2f} Gb/s  device drops {fmt(drops)}"
                      f"  socket drops {fmt(s.get('stack.rcvbuf_drops', 0))}")
+    if s.get("nic0.tx_mpps") or "kpath.rx_mpps" in s:
+        tx = f"  tx {s['nic0.tx_mpps']:.3f} Mpps  {s['nic0.tx_gbps']:.2f} Gb/s"
+        if "kpath.rx_mpps" in s:
+            tx += f"  kernel path {s['kpath.rx_mpps']:.3f} Mpps  {s['kpath.rx_gbps']:.2f} Gb/s"
+        lines.append(tx)
+    nic = r.raw.get("nic", {}).get("nic0")
+    if nic:
+        u = nic["utilization"]
+        lines.append(f"  bottleneck {nic['bottleneck']}: {nic['why']}  (pcie up {100 * u['pcie_up']:.0f}%"
+                     f" down {100 * u['pcie_down']:.0f}%, wire rx {100 * u['wire_rx']:.0f}% tx {100 * u['wire_tx']:.0f}%)")
     alloc = ["alloc_fast", "alloc_slow", "alloc_slow_high_order", "alloc_empty", "alloc_refill", "alloc_waive"]
     rec = ["recycle_cached", "recycle_cache_full", "recycle_ring", "recycle_ring_full", "recycle_released_refcnt"]
     lines.append("  page_pool alloc:   " + "  ".join(f"{k[6:]} {fmt(s['page_pool.' + k])}" for k in alloc))

@@ -1,0 +1,304 @@
+#include "models/world/veth_system.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "models/page_pool/costs.h"
+#include "sim/error.h"
+
+namespace ppsim::world {
+
+using page_pool::Caller;
+using sim::Picos;
+
+namespace {
+constexpr std::uint32_t kHeadroom = 256;         // XDP_PACKET_HEADROOM, the headroom veth asks for
+constexpr std::uint32_t kShinfo = 320;           // SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86_64
+constexpr std::uint32_t kUdpHeaders = 14 + 20 + 8;
+constexpr std::uint32_t kTcpHeaders = 14 + 20 + 32;  // with timestamps
+std::uint32_t data_align(std::uint32_t x) { return (x + 63) & ~63u; }  // SKB_DATA_ALIGN
+}  // namespace
+
+void register_veth_params(sim::ParamRegistry& r) {
+  r.add_enum("workload", "nic", {"nic", "veth"},
+             "what receives packets: a NIC (nic.*, pcie.*) or a veth pair with XDP (veth.*), as kernel captures use");
+  r.add_enum("veth.proto", "udp", {"udp", "tcp"}, "what the sender writes");
+  r.add_int("veth.sends", "writes", 2000, "datagrams (UDP) or writes of payload_bytes (TCP) the sender makes", 1, 1ll << 40);
+  r.add_int("veth.payload_bytes", "bytes", 1400, "bytes per datagram or write", 1, 1 << 24);
+  r.add_int("veth.mtu_bytes", "bytes", 1500, "MTU of both veth ends (sets the TCP MSS)", 68, 3500);
+  r.add_int("veth.sender_cpu", "", 0, "CPU of the sender; UDP's receive NAPI runs there too, inside the send call", 0, 4095);
+  r.add_int("veth.receiver_cpu", "", 1, "CPU of the socket reader", 0, 4095);
+  r.add_float("veth.rate_pps", "pps", 0.0, "sender pacing in writes per second (0: as fast as it can)", 0, 1e9);
+  r.add_float("veth.start_us", "us", 50.0, "the sender starts here (the reader is ready before)", 0, 1e9);
+  r.add_float("veth.reader_delay_us", "us", 0.0, "the reader starts reading this long after the sender starts", 0, 1e12);
+  r.add_float("veth.reader_hold_us", "us", 0.0,
+              "if > 0 the reader reads nothing until the veth has been deleted and this long has passed", 0, 1e12);
+  r.add_float("veth.delete_after_sender_us", "us", 300000.0,
+              "the veth is deleted this long after the sender finished (and never before the reader is done)", 0, 1e12);
+  r.add_enum("veth.xdp", "pass", {"pass", "drop"}, "action of the XDP program on the receiving veth");
+  r.add_int("veth.delete_cpu", "", 1, "CPU of the task that deletes the veth (destroys the pool)", 0, 4095);
+  r.add_int("veth.napi_budget", "packets", 64, "veth NAPI budget", 1, 65536);
+  r.add_int("veth.tcp_window_bytes", "bytes", 65536,
+            "TCP: payload the sender may have written that the reader has not read yet (receive window)", 1, 1ll << 40);
+  const std::string src = "fit once to the capture VM's cross-CPU UDP sender durations (traces/README.md), same for every replay";
+  r.add_float("veth.send_ns", "ns", 2000.0, "send syscall, UDP/TCP and IP output, veth_xmit, per datagram or segment", 0, 1e9, src);
+  r.add_float("veth.copy_ns_per_kib", "ns/KiB", 360.0, "each copy of packet data (user to skb at send, skb to pool frags)",
+              0, 1e9, src);
+  r.add_float("veth.poll_ns", "ns", 500.0, "veth NAPI poll: xdp_ring consume and per-poll work", 0, 1e9, src);
+  r.add_float("veth.cow_ns", "ns", 300.0, "skb_pp_cow_data besides the copy: new skb, header copy", 0, 1e9, src);
+  r.add_float("veth.xdp_ns", "ns", 100.0, "running the XDP program", 0, 1e9, src);
+}
+
+void validate_veth_params(const sim::Params& p) {
+  const auto ncpu = p.get_int("cpus.count");
+  const std::string& f = p.file();
+  for (const char* k : {"veth.sender_cpu", "veth.receiver_cpu", "veth.delete_cpu"})
+    if (p.get_int(k) >= ncpu)
+      throw sim::ScenarioError(f, sim::json_path(k), "expected a CPU below cpus.count (" + std::to_string(ncpu) + "), got " +
+                                                         std::to_string(p.get_int(k)));
+  const auto frame = p.get_int("veth.payload_bytes") + kUdpHeaders;
+  if (p.get_string("veth.proto") == "udp" && frame > p.get_int("veth.mtu_bytes") + 14)
+    throw sim::ScenarioError(f, sim::json_path("veth.payload_bytes"),
+                             "expected a UDP payload that fits the MTU without fragmentation (at most " +
+                                 std::to_string(p.get_int("veth.mtu_bytes") - 28) + " bytes)");
+}
+
+VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<sim::Cpu>& cpus,
+                       page_pool::PageWorld& pages, Stack& stack, sim::Stats& stats, sim::Topology& topo,
+                       const std::vector<sim::Topology::Vertex>& cpu_v, const page_pool::MutantSet& mutants,
+                       const std::function<void(page_pool::PagePool*)>& on_pool, std::function<void(Picos)> delete_at,
+                       sim::TraceWriter* trace)
+    : kernel_(kernel), p_(p), cpus_(cpus), pages_(pages), stack_(stack), stats_(stats), trace_(trace),
+      delete_at_(std::move(delete_at)),
+      send_proc_(kernel, "veth.sender", [this] { send_next(); }),
+      done_check_proc_(kernel, "veth.reader_done", [this] { check_reader_done(); }) {
+  validate_veth_params(p);
+  tcp_ = p.get_string("veth.proto") == "tcp";
+  xdp_drop_ = p.get_string("veth.xdp") == "drop";
+  sender_cpu_ = static_cast<int>(p.get_int("veth.sender_cpu"));
+  receiver_cpu_ = static_cast<int>(p.get_int("veth.receiver_cpu"));
+  sends_ = static_cast<std::uint64_t>(p.get_int("veth.sends"));
+  payload_ = static_cast<std::uint32_t>(p.get_int("veth.payload_bytes"));
+  mss_ = static_cast<std::uint32_t>(p.get_int("veth.mtu_bytes")) - 52;
+  rate_pps_ = p.get_double("veth.rate_pps");
+  start_ = sim::from_us(p.get_double("veth.start_us"));
+  send_cost_ = sim::from_ns(p.get_double("veth.send_ns"));
+  poll_cost_ = sim::from_ns(p.get_double("veth.poll_ns"));
+  cow_cost_ = sim::from_ns(p.get_double("veth.cow_ns"));
+  xdp_cost_ = sim::from_ns(p.get_double("veth.xdp_ns"));
+  copy_ps_per_byte_ = p.get_double("veth.copy_ns_per_kib") * 1000.0 / 1024.0;
+  delete_after_sender_ = sim::from_us(p.get_double("veth.delete_after_sender_us"));
+  reader_hold_ = sim::from_us(p.get_double("veth.reader_hold_us"));
+  window_bytes_ = static_cast<std::uint64_t>(p.get_int("veth.tcp_window_bytes"));
+  budget_ = static_cast<std::uint32_t>(p.get_int("veth.napi_budget"));
+
+  // veth_create_page_pool(): order 0, pool_size 256 (or what the scenario says), no DMA, no NAPI.
+  page_pool::PoolParams pp = page_pool::pool_params_from(p);
+  pp.napi_list_owner = nullptr;
+  pool_ = std::make_unique<page_pool::PagePool>(0, pages, pp, page_pool::pool_costs_from(p),
+                                                static_cast<int>(cpus.size()), mutants);
+  pools_.push_back({"veth0.rq0", pool_.get()});
+  on_pool(pool_.get());
+  auto dev = topo.add(sim::NodeKind::kNicQueue, "veth0.rq0", 0);
+  auto pv = topo.add(sim::NodeKind::kPagePool, "veth0.rq0.pp", 0);
+  topo.connect(dev, cpu_v[sender_cpu_], sim::EdgeKind::kRunsOn);
+  topo.connect(dev, pv, sim::EdgeKind::kAllocatesFrom);
+
+  if (tcp_) {
+    // TCP does not drop on a full receive buffer here: the window stops the sender first.
+    stack_.set_rcvbuf(UINT64_MAX / 2);
+    stack_.on_read = [this](const nic::Skb& s) {
+      const std::uint32_t pay = s.bytes > kTcpHeaders ? s.bytes - kTcpHeaders : 0;
+      unread_bytes_ -= std::min<std::uint64_t>(unread_bytes_, pay);
+      if (sender_blocked_ && window_room() >= std::min(payload_, mss_)) {
+        sender_blocked_ = false;
+        send_proc_.wake_at(kernel_.now());
+      }
+    };
+  }
+  const Picos reader_start = reader_hold_ > 0 ? sim::kNever : start_ + sim::from_us(p.get_double("veth.reader_delay_us"));
+  stack_.pause_reader_until(reader_start);
+}
+
+VethSystem::~VethSystem() = default;
+
+page_pool::ExecCtx VethSystem::delete_ctx() const {
+  page_pool::ExecCtx c;
+  c.cpu = static_cast<int>(p_.get_int("veth.delete_cpu"));
+  c.task = "ip";
+  c.pid = 4000;
+  c.exclusive = true;  // NAPI is disabled before the pool goes
+  return c;
+}
+
+void VethSystem::open(Picos) { send_proc_.wake_at(start_); }
+
+std::uint32_t VethSystem::window_room() const {
+  return unread_bytes_ >= window_bytes_ ? 0 : static_cast<std::uint32_t>(std::min<std::uint64_t>(window_bytes_ - unread_bytes_, UINT32_MAX));
+}
+
+// One write: the send path runs as the sender task's process work; the receive NAPI it
+// schedules runs when the send call re-enables bottom halves, on the same CPU.
+void VethSystem::send_next() {
+  if (deleted_ || sending_ || sender_done_) return;
+  const Picos now = kernel_.now();
+  if (sent_ >= sends_) {
+    sender_finished();
+    return;
+  }
+  if (rate_pps_ > 0) {
+    const Picos due = start_ + static_cast<Picos>(static_cast<double>(sent_) * 1e12 / rate_pps_);
+    if (due > now) {
+      send_proc_.wake_at(due);
+      return;
+    }
+  }
+  std::uint32_t bytes = payload_;
+  if (tcp_) {
+    // tcp_sendmsg: as much of the write as the window allows, in MSS segments; the rest waits.
+    if (write_left_ == 0) write_left_ = payload_;
+    const std::uint32_t room = window_room();
+    if (room < std::min(write_left_, mss_)) {
+      sender_blocked_ = true;
+      ++blocked_;
+      return;
+    }
+    bytes = std::min(write_left_, room >= write_left_ ? write_left_ : room / mss_ * mss_);
+    unread_bytes_ += bytes;
+  }
+  sending_ = true;
+  const int segments = tcp_ ? static_cast<int>((bytes + mss_ - 1) / mss_) : 1;
+  const Picos cost = segments * send_cost_ + static_cast<Picos>(copy_ps_per_byte_ * bytes);
+  cpus_[sender_cpu_].run_work(now, cost, this, [this, bytes] {
+    receive(bytes);
+    if (tcp_) {
+      write_left_ -= bytes;
+      if (write_left_ == 0) ++sent_;
+    } else {
+      ++sent_;
+    }
+  });
+}
+
+void VethSystem::receive(std::uint32_t bytes) {
+  const Picos now = kernel_.now();
+  Caller c;
+  c.ctx.cpu = sender_cpu_;
+  c.ctx.softirq = true;
+  c.ctx.task = "ppsim_send";
+  c.ctx.pid = 3000;
+  pages_.now = now;
+  // UDP: one datagram; TCP: the write's segments, MSS each but the last.
+  napi_list_owner_ = sender_cpu_;  // ____napi_schedule from veth_xmit on this CPU
+  std::uint32_t left_bytes = bytes;
+  int left = tcp_ ? static_cast<int>((bytes + mss_ - 1) / mss_) : 1;
+  while (left > 0) {
+    const int work = std::min<int>(left, static_cast<int>(budget_));
+    stack_.net_rx_action(c);  // skb_defer_free_flush at the top of net_rx_action
+    c.cost += poll_cost_;
+    for (int i = 0; i < work; ++i) {
+      pages_.now = now + c.cost;
+      const std::uint32_t pay = tcp_ ? std::min(left_bytes, mss_) : left_bytes;
+      left_bytes -= pay;
+      deliver_one(c, pay + (tcp_ ? kTcpHeaders : kUdpHeaders));
+    }
+    ++polls_;
+    work_ += work;
+    segments_ += work;
+    left -= work;
+    stack_.net_rx_action(c);  // and once more after the last poll
+    if (trace_ && trace_->enabled()) {
+      char f[160];
+      std::snprintf(f, sizeof f, "napi poll on napi struct 00000000b0c00000 for device veth0 work %d budget %u", work, budget_);
+      sim::TraceCtx t;
+      t.task = "ppsim_send";
+      t.pid = 3000;
+      t.cpu = sender_cpu_;
+      t.softirq = true;
+      trace_->line(t, now + c.cost, "napi_poll", f);  // the tracepoint fires when the poll returns
+    }
+  }
+  napi_list_owner_ = -1;  // napi_complete_done
+  // The receive work is part of the sender's time on its CPU.
+  cpus_[sender_cpu_].run_work(now, c.cost, this, [this] { send_done(); });
+}
+
+bool VethSystem::deliver_one(Caller& c, std::uint32_t frame) {
+  // skb_pp_cow_data(): the head goes into one pool allocation of truesize bytes.
+  std::uint32_t size = frame;  // frames up to the MTU always fit the head (max_head_size 3520)
+  std::uint32_t truesize = data_align(size) + kShinfo + kHeadroom;
+  std::uint32_t offset = 0;
+  c.cost += cow_cost_ + static_cast<Picos>(copy_ps_per_byte_ * frame);
+  const page_pool::PageId page = pool_->alloc_netmem(c, &offset, &truesize);
+  if (page == page_pool::kNoPage) return false;  // -ENOMEM: veth drops the packet
+  c.cost += xdp_cost_;
+  if (xdp_drop_) {
+    ++xdp_drops_;
+    pool_->put(c, page, -1, false, offset);  // kfree_skb → napi_pp_put_page(allow_direct=false)
+    return true;
+  }
+  nic::Skb skb;
+  skb.page = page;
+  skb.offset = offset;
+  skb.bytes = frame;
+  skb.buf_bytes = truesize;  // skb->truesize = this + SKB_DATA_ALIGN(sizeof(struct sk_buff))
+  skb.alloc_cpu = sender_cpu_;
+  skb.pool = pool_.get();
+  skb.rx_time = pages_.now;
+  stack_.deliver(c, skb);
+  return true;
+}
+
+void VethSystem::send_done() {
+  sending_ = false;
+  if (sent_ >= sends_) {
+    sender_finished();
+    return;
+  }
+  send_next();
+}
+
+void VethSystem::sender_finished() {
+  if (sender_done_) return;
+  sender_done_ = true;
+  sender_done_at_ = kernel_.now();
+  if (reader_hold_ > 0) {
+    // The reader waits for the deletion: delete now (after the gap), then let it read.
+    const Picos del = sender_done_at_ + delete_after_sender_;
+    stack_.pause_reader_until(del + reader_hold_);
+    delete_at_(del);
+    return;
+  }
+  check_reader_done();
+}
+
+void VethSystem::check_reader_done() {
+  const Picos now = kernel_.now();
+  if (!stack_.reader_idle()) {
+    done_check_proc_.wake_at(now + 10 * sim::kPicosPerUs);
+    return;
+  }
+  delete_at_(std::max(now, sender_done_at_ + delete_after_sender_));
+}
+
+void VethSystem::close(Picos) {
+  deleted_ = true;
+  send_proc_.cancel();
+  done_check_proc_.cancel();
+}
+
+void VethSystem::register_stats() {
+  auto& s = stats_;
+  s.reader("veth0.writes", "writes", "datagrams or writes the sender completed", [this] { return sent_; });
+  s.reader("veth0.rx_packets", "packets", "packets the receiving veth's NAPI handled", [this] { return segments_; });
+  s.reader("veth0.napi_polls", "polls", "receive NAPI polls", [this] { return polls_; });
+  s.reader("veth0.xdp_drops", "packets", "packets the XDP program dropped", [this] { return xdp_drops_; });
+  s.reader("veth0.sender_blocked", "events", "TCP sends that waited for window", [this] { return blocked_; });
+}
+
+nlohmann::json VethSystem::results() const {
+  return {{"writes", sent_}, {"packets", segments_}, {"napi_polls", polls_}, {"xdp_drops", xdp_drops_},
+          {"sender_done_ns", sender_done_at_ / 1000}};
+}
+
+}  // namespace ppsim::world

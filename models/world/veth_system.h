@@ -1,0 +1,97 @@
+// The veth receive path of a capture (the workload `ppsim capture` runs on a real kernel), for
+// replaying kernel traces: a sender task on one CPU writes UDP datagrams or TCP segments into a
+// veth pair; the receiving veth has an XDP program, so its NAPI (run on the sender's CPU, inside
+// the send call, as drivers/net/veth.c schedules it) copies each skb into page_pool frags
+// (skb_pp_cow_data: head truesize = SKB_DATA_ALIGN(len) + SKB_DATA_ALIGN(320) + 256 of headroom,
+// a frag when twice that fits a page), runs XDP, and hands the packet to the stack (a socket
+// read by a reader task on the receiving CPU, freeing through skb_attempt_defer_free) or drops
+// it. veth's pool: order 0, pool_size 256, no DMA, no NAPI pointer, so it never recycles
+// directly: every return goes through the ptr_ring.
+// Teardown is the veth deletion: the pool is destroyed with whatever is still inflight.
+#pragma once
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "models/page_pool/mutants.h"
+#include "models/page_pool/page_pool.h"
+#include "models/world/stack.h"
+#include "sim/cpu.h"
+#include "sim/kernel.h"
+#include "sim/params.h"
+#include "sim/stats.h"
+#include "sim/topology.h"
+#include "sim/tracer.h"
+
+namespace ppsim::world {
+
+void register_veth_params(sim::ParamRegistry& r);
+void validate_veth_params(const sim::Params& p);
+
+class VethSystem {
+ public:
+  struct Pool {
+    std::string name;
+    page_pool::PagePool* pool;
+  };
+  // `delete_at(t)` asks the world to tear everything down at t (the veth deletion).
+  VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<sim::Cpu>& cpus, page_pool::PageWorld& pages,
+             Stack& stack, sim::Stats& stats, sim::Topology& topo, const std::vector<sim::Topology::Vertex>& cpu_v,
+             const page_pool::MutantSet& mutants, const std::function<void(page_pool::PagePool*)>& on_pool,
+             std::function<void(sim::Picos)> delete_at, sim::TraceWriter* trace);
+  ~VethSystem();
+
+  void open(sim::Picos now);
+  void close(sim::Picos now);
+  const std::vector<Pool>& pools() const { return pools_; }
+  void register_stats();
+  nlohmann::json results() const;
+  // Context of the deleting task (`ip link del`).
+  page_pool::ExecCtx delete_ctx() const;
+  // napi->list_owner of the receiving veth's NAPI (the CPU it runs on while scheduled).
+  const int* napi_owner() const { return &napi_list_owner_; }
+
+ private:
+  void send_next();
+  void send_done();
+  void receive(std::uint32_t bytes);
+  bool deliver_one(page_pool::Caller& c, std::uint32_t frame);
+  void sender_finished();
+  void check_reader_done();
+  std::uint32_t window_room() const;
+
+  sim::Kernel& kernel_;
+  const sim::Params& p_;
+  std::vector<sim::Cpu>& cpus_;
+  page_pool::PageWorld& pages_;
+  Stack& stack_;
+  sim::Stats& stats_;
+  sim::TraceWriter* trace_;
+  std::function<void(sim::Picos)> delete_at_;
+  std::unique_ptr<page_pool::PagePool> pool_;
+  std::vector<Pool> pools_;
+  sim::Process send_proc_, done_check_proc_;
+
+  bool tcp_ = false, xdp_drop_ = false;
+  int sender_cpu_ = 0, receiver_cpu_ = 1;
+  std::uint64_t sends_ = 0;           // writes (UDP datagrams or TCP writes) to do
+  std::uint32_t payload_ = 0;
+  std::uint32_t mss_ = 1448;
+  double rate_pps_ = 0;
+  sim::Picos start_ = 0, send_cost_ = 0, poll_cost_ = 0, cow_cost_ = 0, xdp_cost_ = 0;
+  double copy_ps_per_byte_ = 0;
+  sim::Picos delete_after_sender_ = 0, reader_hold_ = 0;
+  std::uint64_t window_bytes_ = 0;
+  std::uint32_t budget_ = 64;
+
+  std::uint64_t sent_ = 0, segments_ = 0, polls_ = 0, work_ = 0, xdp_drops_ = 0, blocked_ = 0;
+  std::uint64_t unread_bytes_ = 0;    // TCP payload written and not yet read
+  std::uint32_t write_left_ = 0;      // TCP: bytes of the current write still to send
+  int napi_list_owner_ = -1;
+  bool sending_ = false, sender_blocked_ = false, sender_done_ = false, deleted_ = false;
+  sim::Picos sender_done_at_ = 0;
+};
+
+}  // namespace ppsim::world
