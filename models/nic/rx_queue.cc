@@ -115,6 +115,13 @@ void RxQueue::rearm(sim::Picos now) {
   nic_.rx_irq_enable(id_, now);
 }
 
+// mlx5 checks the node when it posts a batch of new buffers: page_pool_nid_changed().
+void RxQueue::check_nid(Caller& c) {
+  if (!cfg_.update_nid) return;
+  const int nid = world_.node_of_cpu(napi_cpu_);
+  if (pool_.params().nid != nid) pool_.update_nid(c, nid);
+}
+
 void RxQueue::on_poll() {
   if (!open_) return;
   const sim::Picos now = kernel_.now();
@@ -122,6 +129,15 @@ void RxQueue::on_poll() {
     completing_ = false;
     napi_scheduled_ = false;
     napi_.list_owner = -1;
+    // net_rx_action flushes the defer list once more after its last poll; the NAPI is no longer
+    // scheduled, so those frees are not napi-local.
+    Caller c;
+    c.ctx.cpu = napi_cpu_;
+    c.ctx.softirq = true;
+    c.ctx.task = "<idle>";
+    world_.now = now;
+    sink_.net_rx_action(c);
+    if (c.cost > 0) cpus_[napi_cpu_].run_softirq(cpus_[napi_cpu_].softirq_start(now), c.cost);
     rearm(now);
     return;
   }
@@ -138,10 +154,6 @@ void RxQueue::on_poll() {
   c.cost = cfg_.poll_overhead;
   world_.now = start;
   sink_.net_rx_action(c);
-  if (cfg_.update_nid) {
-    const int nid = world_.node_of_cpu(napi_cpu_);
-    if (pool_.params().nid != nid) pool_.update_nid(c, nid);  // page_pool_nid_changed()
-  }
   // The driver sees the completions whose write-back has landed by now.
   nic_.advance(start);
   const std::uint64_t done = nic_.rx_done(id_, start);
@@ -174,6 +186,7 @@ void RxQueue::on_poll() {
     sink_.deliver(c, skb);
     if (!refill_failed && cfg_.ring_size - (ntu_ - ntc_) >= cfg_.refill_batch) {
       const std::uint64_t before = alloc_fail_;
+      check_nid(c);
       refill(c, start);
       doorbell(c, start);
       refill_failed = alloc_fail_ != before;
@@ -181,6 +194,7 @@ void RxQueue::on_poll() {
   }
   // An empty ring (allocation failed earlier) is refilled whatever the batch.
   if (!refill_failed && (ntu_ == ntc_ || cfg_.ring_size - (ntu_ - ntc_) >= cfg_.refill_batch)) {
+    check_nid(c);
     refill(c, start);
     doorbell(c, start);
   }

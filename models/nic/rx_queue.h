@@ -121,6 +121,7 @@ class RxQueue {
   void rearm(sim::Picos now);
   void on_irq();
   void on_poll();
+  void check_nid(page_pool::Caller& c);
   void schedule_napi(sim::Picos at);
 
   sim::Kernel& kernel_;
