@@ -1,0 +1,91 @@
+"""`ppsim capture`: record real page_pool traces from this machine's kernel.
+
+See docs/capture.md; the work is done by ppsim.capture. Every parameter's unit and doc come from
+ppsim.capture.PARAMS.
+"""
+from __future__ import annotations
+
+import argparse
+
+from ppsim import capture
+from ppsim.errors import InputError
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def register(subparsers) -> None:
+    docs = {p.name: f"{p.doc} [{p.unit}]" if p.unit != "-" else p.doc for p in capture.PARAMS}
+    d = capture.CaptureParams()
+    p = subparsers.add_parser(
+        "capture", help="capture real page_pool traces (root; veth + XDP in private namespaces)",
+        description="Build two network namespaces joined by a veth with an XDP program, run a "
+                    "bounded workload, record page_pool and napi_poll events in a private tracefs "
+                    "instance, delete the veth and wait for the pool's destroy, then clean up. "
+                    "Writes OUT/NAME-rK/{trace.txt,meta.json}. See docs/capture.md.")
+    # argparse's own errors (unparsable numbers, unknown options): one line, exit code 2.
+    p.error = lambda message: p.exit(2, f"ppsim capture: {message}\n")
+    p.add_argument("--proto", default=d.proto, help=docs["proto"])
+    amount = p.add_mutually_exclusive_group()
+    amount.add_argument("--packets", type=_int,
+                        help=f"{docs['packets']} (default 1000 when neither this nor --bytes is given)")
+    amount.add_argument("--bytes", type=_int, help=docs["bytes"])
+    for name in ("size", "sender_cpu", "receiver_cpu", "rate", "reader_delay_ms",
+                 "reader_hold_ms", "rcvbuf", "mtu", "repeat", "buffer_kb"):
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(flag, type=_int, default=getattr(d, name),
+                       help=f"{docs[name]} (default {getattr(d, name)})")
+    p.add_argument("--xdp", default=d.xdp, help=f"{docs['xdp']} (default {d.xdp})")
+    p.add_argument("--xdp-mode", default=d.xdp_mode, help=f"{docs['xdp_mode']} (default {d.xdp_mode})")
+    p.add_argument("--delete-while-inflight", action="store_true",
+                   help="shorthand for --reader-hold-ms 2500 (the reader keeps its queue over "
+                        "the delete and two destroy retries)")
+    p.add_argument("--napi-lines", default=d.napi_lines, help=f"{docs['napi_lines']} (default {d.napi_lines})")
+    for name in ("max_load", "load_wait_s", "destroy_timeout_s", "timeout_s"):
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(flag, type=_float, default=getattr(d, name),
+                       help=f"{docs[name]} (default {getattr(d, name)})")
+    p.add_argument("--out", default=d.out, help=f"parent directory of the capture directories (default {d.out})")
+    p.add_argument("--name", default=None,
+                   help="capture name, shared by the repeats (the meta.json `group`); default "
+                        "derived from the parameters, e.g. udp-1400-xcpu")
+    p.add_argument("--force", action="store_true", help="replace existing capture directories")
+    p.set_defaults(func=run)
+
+
+def params_from_args(args: argparse.Namespace) -> capture.CaptureParams:
+    hold = args.reader_hold_ms
+    if args.delete_while_inflight:
+        if hold:
+            raise InputError("--delete-while-inflight: give it or --reader-hold-ms, not both")
+        hold = 2500
+    packets = args.packets
+    if packets is None and args.bytes is None:
+        packets = 1000
+    return capture.CaptureParams(
+        proto=args.proto, packets=packets, bytes=args.bytes, size=args.size,
+        sender_cpu=args.sender_cpu, receiver_cpu=args.receiver_cpu, rate=args.rate,
+        reader_delay_ms=args.reader_delay_ms, reader_hold_ms=hold, rcvbuf=args.rcvbuf,
+        xdp=args.xdp, xdp_mode=args.xdp_mode, mtu=args.mtu, repeat=args.repeat,
+        napi_lines=args.napi_lines, max_load=args.max_load, load_wait_s=args.load_wait_s,
+        destroy_timeout_s=args.destroy_timeout_s, timeout_s=args.timeout_s,
+        buffer_kb=args.buffer_kb, out=args.out, name=args.name, force=args.force)
+
+
+def run(args: argparse.Namespace) -> int:
+    params = params_from_args(args)
+    params.validate()   # bad input is reported before any environment check
+    for path in capture.run_captures(params):
+        print(path)
+    return 0

@@ -1,0 +1,275 @@
+"""`ppsim capture`: argument validation and refusals (no root needed), the kernel facts the
+capture records, and real captures (root, tracefs and network namespaces; skipped otherwise)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ppsim import capture as C
+from ppsim import trace as T
+from ppsim.cli import main
+from ppsim.errors import EnvironmentProblem
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str) -> int:
+    return main(["capture", *args])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--proto", "sctp"], "--proto: expected udp or tcp, got 'sctp'"),
+    (["--size", "0"], "--size: expected UDP payload bytes in [1, 1472]"),
+    (["--size", "1473"], "--size: expected UDP payload bytes in [1, 1472]"),
+    (["--mtu", "3506", "--size", "3479"], "--size: expected UDP payload bytes in [1, 3478]"),
+    (["--mtu", "3507"], "--mtu: expected an integer in [68, 3506]"),
+    (["--proto", "tcp", "--size", "2000000"], "--size: expected bytes per TCP write"),
+    (["--packets", "0"], "--packets: expected an integer in [1, 1000000], got 0"),
+    (["--bytes", "0"], "--bytes: expected an integer in [1, 1073741824], got 0"),
+    (["--bytes", "1073741824", "--size", "1"], "--bytes: expected at most 1000000 sends"),
+    (["--sender-cpu", "-1"], "--sender-cpu: expected a CPU number >= 0, got -1"),
+    (["--receiver-cpu", "4096"], "--receiver-cpu: expected an online CPU"),
+    (["--rate", "-5"], "--rate: expected packets per second"),
+    (["--reader-delay-ms", "70000"], "--reader-delay-ms: expected milliseconds in [0, 60000]"),
+    (["--reader-hold-ms", "100", "--reader-delay-ms", "100"], "--reader-hold-ms: expected not both"),
+    (["--rcvbuf", "100"], "--rcvbuf: expected 0 (kernel default) or bytes in [1024, 1073741824], got 100"),
+    (["--xdp", "tx"], "--xdp: expected pass or drop, got 'tx'"),
+    (["--xdp-mode", "offload"], "--xdp-mode: expected native or generic"),
+    (["--repeat", "0"], "--repeat: expected an integer in [1, 50], got 0"),
+    (["--napi-lines", "some"], "--napi-lines: expected all or context"),
+    (["--max-load", "-1"], "--max-load: expected a load average"),
+    (["--destroy-timeout-s", "0"], "--destroy-timeout-s: expected seconds in [1, 300]"),
+    (["--timeout-s", "1000"], "--timeout-s: expected seconds in [1, 600]"),
+    (["--buffer-kb", "1"], "--buffer-kb: expected KiB per CPU in [64, 262144]"),
+    (["--name", "../x"], "--name: expected letters, digits"),
+    (["--delete-while-inflight", "--reader-hold-ms", "10"], "--delete-while-inflight: give it or --reader-hold-ms"),
+])
+def test_bad_parameters_exit_2_with_one_line_naming_the_parameter(args, message, capsys):
+    assert run_cli(*args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--packets", "x"], "argument --packets: expected an integer, got 'x'"),
+    (["--packets", "5", "--bytes", "4"], "argument --bytes: not allowed with argument --packets"),
+    (["--max-load", "low"], "argument --max-load: expected a number, got 'low'"),
+])
+def test_unparsable_arguments_exit_2(args, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        run_cli(*args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_unknown_option_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        run_cli("--frobnicate")
+    assert e.value.code == 2
+    assert "unrecognized arguments: --frobnicate" in capsys.readouterr().err
+
+
+def test_existing_capture_directory_is_not_overwritten(tmp_path, capsys):
+    d = tmp_path / "udp-1400-xcpu-r1"
+    d.mkdir()
+    (d / "trace.txt").write_text("x")
+    assert run_cli("--out", str(tmp_path), "--packets", "10") == 2
+    assert "already holds a capture (use --force" in capsys.readouterr().err
+    other = tmp_path / "mine-r1"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    assert run_cli("--out", str(tmp_path), "--name", "mine", "--force") == 2
+    assert "is not a capture directory; refusing to delete it" in capsys.readouterr().err
+    assert (other / "notes.txt").exists()
+
+
+def test_not_root_is_refused_with_exit_3(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert run_cli("--out", str(tmp_path), "--packets", "10") == 3
+    assert "needs root" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_helpers_are_refused_with_a_build_hint(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setenv("PPSIM_BUILD", str(tmp_path / "nobuild"))
+    with pytest.raises(EnvironmentProblem, match=r"ppsim_xdp_attach is missing: build it with"):
+        C.check_environment()
+    assert run_cli("--out", str(tmp_path / "out"), "--packets", "10") == 3
+    assert "--target ppsim_xdp_attach ppsim_traffic" in capsys.readouterr().err
+
+
+# Boundaries verified on the 6.18 VM: with the reader holding 300 datagrams across the delete,
+# inflight at page_pool_release cnt=1 was exactly ceil(300 / per_page) for each payload here.
+@pytest.mark.parametrize("payload, per_page, truesize", [
+    (22, 6, 640), (23, 5, 704), (100, 5, 768), (150, 5, 768), (151, 4, 832),
+    (406, 4, 1024), (407, 3, 1088), (600, 3, 1280), (726, 3, 1344), (727, 2, 1408),
+    (1400, 2, 2048), (1430, 2, 2048), (1431, 1, 4096), (1472, 1, 4096),
+])
+def test_veth_frag_layout_follows_skb_pp_cow_data(payload, per_page, truesize):
+    lay = C.veth_frag_layout(payload + C.UDP_HLEN + C.IPV4_HLEN + C.ETH_HLEN)
+    assert lay["heads_per_page"] == per_page and lay["head_truesize"] == truesize
+    assert lay["head_is_frag"] == (per_page > 1)
+    # measured SK_MEMINFO_RMEM_ALLOC per queued datagram: 4096/k + 256
+    assert lay["rmem_charge_per_skb_avg"] == round(4096 / per_page + 256, 2)
+
+
+def test_default_names_describe_the_parameters():
+    p = C.CaptureParams(packets=10)
+    assert p.default_name() == "udp-1400-xcpu"
+    p = C.CaptureParams(proto="tcp", bytes=10, size=65536, sender_cpu=1, receiver_cpu=1,
+                        rate=100, reader_delay_ms=5, rcvbuf=4096, xdp="drop")
+    assert p.default_name() == "tcp-65536-samecpu-rate100-delay5-rcvbuf4096-xdpdrop"
+    assert p.count() == 1
+    assert C.CaptureParams(packets=None, bytes=2801, size=1400).count() == 3
+
+
+def test_counter_parsers():
+    snmp = C.parse_snmp("Udp: InDatagrams RcvbufErrors\nUdp: 849 1151\nTcp: A\nTcp: 1\n")
+    assert snmp == {"Udp": {"InDatagrams": 849, "RcvbufErrors": 1151}, "Tcp": {"A": 1}}
+    assert C.snmp_delta({"Udp": {"InDatagrams": 800}}, snmp) == {
+        "Udp": {"InDatagrams": 49, "RcvbufErrors": 1151}, "Tcp": {"A": 1}}
+    feats = C.parse_ethtool_features("Features for v0:\nrx-checksumming: on\n"
+                                     "tcp-segmentation-offload: off\n\ttx-tcp-segmentation: off [fixed]\n")
+    assert feats == {"rx-checksumming": "on", "tcp-segmentation-offload": "off",
+                     "tx-tcp-segmentation": "off [fixed]"}
+    assert C.parse_ethtool_stats("NIC statistics:\n     peer_ifindex: 2\n     rx_queue_0_xdp_packets: 2000\n") == {
+        "peer_ifindex": 2, "rx_queue_0_xdp_packets": 2000}
+
+
+def _synthetic_trace(polls: int) -> str:
+    lines = ["# tracer: nop"]
+    t = 1_000_000
+    for i in range(polls):
+        t += 5
+        if i == polls // 2:
+            for h in range(1, 4):
+                lines.append(f"  s-1 [000] ..s1. {t // 10**6}.{t % 10**6:06d}: page_pool_state_hold: "
+                             f"page_pool=0x1 netmem=0x{h:x} is_net_iov=0, pfn=0x{h:x} hold={h}")
+        lines.append(f"  s-1 [000] ..s1. {t // 10**6}.{t % 10**6:06d}: napi_poll: napi poll on napi "
+                     "struct 0x2 for device v0 work 1 budget 64")
+    lines.append("  ip-2 [001] ..... 9.000000: page_pool_release: page_pool=0x1 inflight=3 hold=3 release=0 cnt=1")
+    return "\n".join(lines) + "\n"
+
+
+def test_context_trimming_keeps_pool_summaries_and_counts_what_it_removed():
+    raw = _synthetic_trace(1000)
+    text, info = C.trim_napi_lines(raw)
+    assert info["napi_poll_lines"] == 1000
+    # first 100, last 20, and 2 either side of the block of 3 holds
+    assert info["napi_poll_lines_kept"] == 100 + 20 + 4
+    assert info["napi_poll_lines_removed"] == 1000 - info["napi_poll_lines_kept"]
+    before, after = T.parse_text(raw).summary(), T.parse_text(text).summary()
+    assert C.pool_facts(before) == C.pool_facts(after)
+    assert before.pools[1].burst_sizes == [3]
+    assert set(raw.splitlines()) >= set(text.splitlines())
+    assert [ln for ln in raw.splitlines() if "napi_poll" not in ln] == \
+           [ln for ln in text.splitlines() if "napi_poll" not in ln]
+
+
+def test_every_parameter_has_a_unit_and_a_doc():
+    fields = set(C.CaptureParams.__dataclass_fields__) - {"out", "name", "force"}
+    assert {p.name for p in C.PARAMS} == fields
+    assert all(p.unit and p.doc for p in C.PARAMS)
+
+
+# ---- real captures (root) -----------------------------------------------------------------
+
+def _can_capture() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root"
+    if "tracefs" not in Path("/proc/filesystems").read_text():
+        return "no tracefs in this kernel"
+    if not Path("/proc/self/ns/net").exists():
+        return "no network namespaces"
+    r = subprocess.run(["ip", "netns", "list"], capture_output=True)
+    if r.returncode != 0:
+        return "ip netns unavailable"
+    return None
+
+
+needs_capture = pytest.mark.skipif(_can_capture() is not None, reason=str(_can_capture()))
+
+
+def _leftovers(pid: int) -> list[str]:
+    left = []
+    ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    left += [n for n in ns.split() if n.startswith(f"{C.NS_PREFIX}{pid}-")]
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    left += re.findall(rf"\bppc{pid}[sr]\b", links)
+    mounts = Path("/proc/mounts").read_text().splitlines()
+    for m in mounts:
+        f = m.split()
+        if f[2] == "tracefs":
+            inst = Path(f[1]) / "instances" / f"{C.INSTANCE_PREFIX}{pid}"
+            if inst.exists():
+                left.append(str(inst))
+            if "/ppsim-capture-" in f[1]:
+                left.append(f"mount {f[1]}")
+    return left
+
+
+@pytest.mark.root
+@pytest.mark.slow
+@needs_capture
+def test_real_capture_holds_destroy_and_cleanup(tmp_path):
+    p = C.CaptureParams(packets=300, size=1400, out=str(tmp_path), name="t", destroy_timeout_s=15)
+    (d,) = C.run_captures(p, log=lambda s: None)
+    assert d == tmp_path / "t-r1"
+    meta = json.loads((d / "meta.json").read_text())
+    tr = T.read_trace(d / "trace.txt")
+    assert meta["our_pools"], "no page_pool_release from our `ip link del`"
+    pools = tr.summary().pools
+    for key in meta["our_pools"]:
+        pool = pools[int(key, 16)]
+        assert pool.holds >= 64 and pool.holds % 64 == 0   # slow path: bulk refills of 64
+        assert pool.hold_contexts and all("/softirq/" in k for k in pool.hold_contexts)
+        assert pool.pool_releases[0].cnt == 1 and pool.pool_releases[0].task == "ip"
+        assert pool.inflight_at_release[-1] == 0 and pool.destroyed
+        assert pool.holds == pool.releases
+    assert meta["sender"]["sent"] == 300
+    assert meta["cleanup"] == {"failures": [], "leftovers": [], "ok": True}
+    assert meta["replay"]["frame_layout"]["heads_per_page"] == 2
+    phases = [x["phase"] for x in meta["replay"]["phases"]]
+    for phase in ("traffic start", "sender start", "sender done", "reader done", "delete", "flush", "end"):
+        assert phase in phases
+    assert _leftovers(os.getpid()) == []
+
+
+@pytest.mark.root
+@pytest.mark.slow
+@needs_capture
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_capture_cleans_up(tmp_path, sig):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "python"))
+    proc = subprocess.Popen([sys.executable, "-m", "ppsim", "capture", "--packets", "100",
+                             "--size", "100", "--reader-hold-ms", "20000", "--out", str(tmp_path)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        ns = f"{C.NS_PREFIX}{proc.pid}-r"
+        while time.monotonic() < deadline and proc.poll() is None:
+            out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+            if ns in out.split():
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(1.5)   # well inside the 20 s hold: veth deleted, pages inflight
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert _leftovers(proc.pid) == []
