@@ -58,8 +58,9 @@ void Cpu::dispatch(Picos now) {
     if (slice_ == kNever) {
       slice_end_ = kNever;
     } else {
-      slice_end_ = now + slice_;
-      if (tick_ > 0) slice_end_ = (slice_end_ + tick_ - 1) / tick_ * tick_;  // checked at the tick
+      // The slice is checked at the scheduler tick, whose phase against the task's start is
+      // arbitrary: on average the tick that ends it comes half a tick after the base slice.
+      slice_end_ = now + slice_ + tick_ / 2;
     }
   }
   current_job_ = std::move(*pick);

@@ -9,7 +9,7 @@
 //    kNever, the default, means plain first-come first-served). As with EEVDF on a kernel
 //    without preemption on wakeup (RUN_TO_PARITY, PREEMPT_NONE), a woken task does not cut the
 //    running one short: a slice lasts at least the base slice and ends at the next scheduler
-//    tick after that.
+//    tick after that, on average half a tick later (the tick's phase is not modelled).
 #pragma once
 #include <cstdint>
 #include <deque>

@@ -34,10 +34,15 @@ struct Napi {
 
 // A received packet as the stack sees it.
 struct Skb {
-  page_pool::PageId page = page_pool::kNoPage;
+  static constexpr int kMaxFrags = 17;  // MAX_SKB_FRAGS
+  page_pool::PageId page = page_pool::kNoPage;  // the head buffer
   std::uint32_t offset = 0;
   std::uint32_t bytes = 0;
-  std::uint32_t buf_bytes = 0;  // size of the buffer it sits in (a frag or a page)
+  std::uint32_t buf_bytes = 0;  // truesize of its buffers (the head's frag or page, plus any frags)
+  // Page frags beyond the head (GRO appends merged segments' heads here); each is one pp ref.
+  std::uint8_t nfrags = 0;
+  page_pool::PageId frag_page[kMaxFrags];
+  std::uint32_t frag_off[kMaxFrags];
   int alloc_cpu = 0;            // CPU whose NAPI received it (skb->alloc_cpu)
   int queue = 0;
   page_pool::PagePool* pool = nullptr;

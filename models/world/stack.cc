@@ -119,7 +119,13 @@ std::uint64_t Stack::deferred_outstanding() const {
 
 void Stack::free_skb(Caller& c, const nic::Skb& skb, bool allow_direct) {
   c.cost += cfg_.free_cost;
-  skb.pool->put(c, skb.page, -1, allow_direct, skb.offset);  // put_full: sync max_len
+  put_buffers(c, skb, allow_direct);
+}
+
+// skb_release_data: the head and every frag go back to their pool (put_full: sync max_len).
+void Stack::put_buffers(Caller& c, const nic::Skb& skb, bool allow_direct) {
+  skb.pool->put(c, skb.page, -1, allow_direct, skb.offset);
+  for (int i = 0; i < skb.nfrags; ++i) skb.pool->put(c, skb.frag_page[i], -1, allow_direct, skb.frag_off[i]);
 }
 
 void Stack::deliver(Caller& c, const nic::Skb& skb) {
@@ -141,17 +147,17 @@ void Stack::deliver(Caller& c, const nic::Skb& skb) {
   }
   switch (cfg_.mode) {
     case StackConfig::Mode::kXdpDrop:
-      skb.pool->put(c, skb.page, -1, true, skb.offset);  // xdp_return_buff(napi_direct)
+      put_buffers(c, skb, true);  // xdp_return_buff(napi_direct)
       return;
     case StackConfig::Mode::kNapiFree:
-      skb.pool->put(c, skb.page, -1, false, skb.offset);
+      put_buffers(c, skb, false);
       return;
     case StackConfig::Mode::kSocket: break;
   }
   // __udp_enqueue_schedule_skb: the queue may overshoot rcvbuf by one skb; drop once it is over.
   if (rmem_ > cfg_.rcvbuf_bytes) {
     ++rcvbuf_drops_;
-    skb.pool->put(c, skb.page, -1, false, skb.offset);  // kfree_skb in softirq
+    put_buffers(c, skb, false);  // kfree_skb in softirq
     return;
   }
   rmem_ += truesize(skb);

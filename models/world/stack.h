@@ -76,6 +76,7 @@ class Stack : public nic::PacketSink {
     page_pool::PageId page;
   };
   void free_skb(page_pool::Caller& c, const nic::Skb& skb, bool allow_direct);
+  void put_buffers(page_pool::Caller& c, const nic::Skb& skb, bool allow_direct);
   void free_local_bh(page_pool::Caller& c, const nic::Skb& skb);
   void reader_run();
   void reader_next(sim::Picos now);

@@ -38,10 +38,24 @@ void register_veth_params(sim::ParamRegistry& r) {
   r.add_enum("veth.xdp", "pass", {"pass", "drop"}, "action of the XDP program on the receiving veth");
   r.add_int("veth.delete_cpu", "", 1, "CPU of the task that deletes the veth (destroys the pool)", 0, 4095);
   r.add_int("veth.napi_budget", "packets", 64, "veth NAPI budget", 1, 65536);
-  r.add_int("veth.tcp_window_bytes", "bytes", 65536,
-            "TCP: payload the sender may have written that the reader has not read yet (receive window)", 1, 1ll << 40);
+  r.add_int("veth.tcp_window_bytes", "bytes", 131072,
+            "TCP receive window: payload transmitted that the reader has not read yet (tcp_rmem default)", 1, 1ll << 40);
   const std::string src = "fit once to the capture VM's cross-CPU UDP sender durations (traces/README.md), same for every replay";
-  r.add_float("veth.send_ns", "ns", 2000.0, "send syscall, UDP/TCP and IP output, veth_xmit, per datagram or segment", 0, 1e9, src);
+  r.add_float("veth.send_ns", "ns", 1200.0, "UDP send syscall and UDP output, per datagram", 0, 1e9, src);
+  r.add_float("veth.xmit_ns", "ns", 800.0, "IP output and veth_xmit, per datagram or TCP segment", 0, 1e9, src);
+  r.add_float("veth.tcp_write_ns", "ns", 1200.0, "TCP send syscall: copy into the send queue besides the copy itself",
+              0, 1e9, "ppsim assumption (like a UDP send)");
+  r.add_float("veth.tcp_ack_ns", "ns", 1500.0, "an ACK's NET_RX processing (tcp_ack) before it transmits more", 0, 1e9,
+              "ppsim assumption");
+  r.add_float("veth.tcp_ack_delay_ns", "ns", 2000.0, "from the reader's read to its ACK's softirq on the reader's CPU",
+              0, 1e9, "ppsim assumption");
+  r.add_bool("veth.gro", false,
+             "generic-receive-offload on the receiving veth: TCP segments of one poll merge into skbs of up to "
+             "17 frags / 64 KiB (veth's default is off)");
+  r.add_float("veth.gro_ns", "ns", 150.0, "GRO work per TCP segment (merging it into the held skb)", 0, 1e9,
+              "ppsim assumption");
+  r.add_int("veth.tcp_sndbuf_bytes", "bytes", 4194304,
+            "TCP send buffer the writer may fill before it waits (tcp_wmem max: autotuning grows it)", 1, 1ll << 40);
   r.add_float("veth.copy_ns_per_kib", "ns/KiB", 360.0, "each copy of packet data (user to skb at send, skb to pool frags)",
               0, 1e9, src);
   r.add_float("veth.poll_ns", "ns", 500.0, "veth NAPI poll: xdp_ring consume and per-poll work", 0, 1e9, src);
@@ -71,6 +85,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
     : kernel_(kernel), p_(p), cpus_(cpus), pages_(pages), stack_(stack), stats_(stats), trace_(trace),
       delete_at_(std::move(delete_at)),
       send_proc_(kernel, "veth.sender", [this] { send_next(); }),
+      ack_proc_(kernel, "veth.tcp_ack", [this] { on_ack(); }),
       done_check_proc_(kernel, "veth.reader_done", [this] { check_reader_done(); }) {
   validate_veth_params(p);
   tcp_ = p.get_string("veth.proto") == "tcp";
@@ -90,6 +105,13 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   delete_after_sender_ = sim::from_us(p.get_double("veth.delete_after_sender_us"));
   reader_hold_ = sim::from_us(p.get_double("veth.reader_hold_us"));
   window_bytes_ = static_cast<std::uint64_t>(p.get_int("veth.tcp_window_bytes"));
+  sndbuf_bytes_ = static_cast<std::uint64_t>(p.get_int("veth.tcp_sndbuf_bytes"));
+  send_cost_seg_ = sim::from_ns(p.get_double("veth.xmit_ns"));
+  tcp_write_cost_ = sim::from_ns(p.get_double("veth.tcp_write_ns"));
+  tcp_ack_cost_ = sim::from_ns(p.get_double("veth.tcp_ack_ns"));
+  tcp_ack_delay_ = sim::from_ns(p.get_double("veth.tcp_ack_delay_ns"));
+  gro_cost_ = sim::from_ns(p.get_double("veth.gro_ns"));
+  gro_on_ = p.get_bool("veth.gro");
   budget_ = static_cast<std::uint32_t>(p.get_int("veth.napi_budget"));
 
   // veth_create_page_pool(): order 0, pool_size 256 (or what the scenario says), no DMA, no NAPI.
@@ -107,12 +129,12 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   if (tcp_) {
     // TCP does not drop on a full receive buffer here: the window stops the sender first.
     stack_.set_rcvbuf(UINT64_MAX / 2);
-    stack_.on_read = [this](const nic::Skb& s) {
-      const std::uint32_t pay = s.bytes > kTcpHeaders ? s.bytes - kTcpHeaders : 0;
+    stack_.on_read = [this](const nic::Skb& sk) {
+      const std::uint32_t pay = sk.bytes > kTcpHeaders ? sk.bytes - kTcpHeaders : 0;  // GRO skbs count it once
       unread_bytes_ -= std::min<std::uint64_t>(unread_bytes_, pay);
-      if (sender_blocked_ && window_room() >= std::min(payload_, mss_)) {
-        sender_blocked_ = false;
-        send_proc_.wake_at(kernel_.now());
+      if (sndq_ > 0 && !ack_pending_) {
+        ack_pending_ = true;
+        ack_proc_.wake_at(kernel_.now() + tcp_ack_delay_);
       }
     };
   }
@@ -137,13 +159,16 @@ std::uint32_t VethSystem::window_room() const {
   return unread_bytes_ >= window_bytes_ ? 0 : static_cast<std::uint32_t>(std::min<std::uint64_t>(window_bytes_ - unread_bytes_, UINT32_MAX));
 }
 
-// One write: the send path runs as the sender task's process work; the receive NAPI it
-// schedules runs when the send call re-enables bottom halves, on the same CPU.
+// One write. UDP: the send path runs as the sender task's process work, and the receive NAPI
+// it schedules runs when the send call re-enables bottom halves, on the same CPU. TCP: the write
+// is copied into the socket's send queue; what the receive window allows is transmitted right
+// away (tcp_push, on the sender's CPU); the rest goes out when the reader's ACKs open the window,
+// which the ACK's softirq does on the reader's CPU, so the receive NAPI then runs there.
 void VethSystem::send_next() {
   if (deleted_ || sending_ || sender_done_) return;
   const Picos now = kernel_.now();
   if (sent_ >= sends_) {
-    sender_finished();
+    if (!tcp_ || sndq_ == 0) sender_finished();
     return;
   }
   if (rate_pps_ > 0) {
@@ -153,45 +178,83 @@ void VethSystem::send_next() {
       return;
     }
   }
-  std::uint32_t bytes = payload_;
-  if (tcp_) {
-    // tcp_sendmsg: as much of the write as the window allows, in MSS segments; the rest waits.
-    if (write_left_ == 0) write_left_ = payload_;
-    const std::uint32_t room = window_room();
-    if (room < std::min(write_left_, mss_)) {
-      sender_blocked_ = true;
-      ++blocked_;
-      return;
-    }
-    bytes = std::min(write_left_, room >= write_left_ ? write_left_ : room / mss_ * mss_);
-    unread_bytes_ += bytes;
+  if (tcp_ && sndq_ + payload_ > sndbuf_bytes_ && sndq_ > 0) {
+    sender_blocked_ = true;  // sk_stream_wait_memory
+    ++blocked_;
+    return;
   }
   sending_ = true;
-  const int segments = tcp_ ? static_cast<int>((bytes + mss_ - 1) / mss_) : 1;
-  const Picos cost = segments * send_cost_ + static_cast<Picos>(copy_ps_per_byte_ * bytes);
-  cpus_[sender_cpu_].run_work(now, cost, this, [this, bytes] {
-    receive(bytes);
+  const Picos cost = (tcp_ ? tcp_write_cost_ : send_cost_) + static_cast<Picos>(copy_ps_per_byte_ * payload_);
+  cpus_[sender_cpu_].run_work(now, cost, this, [this] {
+    Caller c = softirq_caller(sender_cpu_, "ppsim_send", 3000);
+    ++sent_;
     if (tcp_) {
-      write_left_ -= bytes;
-      if (write_left_ == 0) ++sent_;
+      sndq_ += payload_;
+      push(c);
     } else {
-      ++sent_;
+      c.cost += send_cost_seg_;
+      transmit(c, payload_);
     }
+    // The transmit and receive work is part of the sender's time on its CPU.
+    cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { send_done(); });
   });
 }
 
-void VethSystem::receive(std::uint32_t bytes) {
-  const Picos now = kernel_.now();
+Caller VethSystem::softirq_caller(int cpu, const char* task, int pid) const {
   Caller c;
-  c.ctx.cpu = sender_cpu_;
+  c.ctx.cpu = cpu;
   c.ctx.softirq = true;
-  c.ctx.task = "ppsim_send";
-  c.ctx.pid = 3000;
-  pages_.now = now;
-  // UDP: one datagram; TCP: the write's segments, MSS each but the last.
-  napi_list_owner_ = sender_cpu_;  // ____napi_schedule from veth_xmit on this CPU
+  c.ctx.task = task;
+  c.ctx.pid = pid;
+  pages_.now = kernel_.now();
+  return c;
+}
+
+// tcp_write_xmit: as much of the send queue as the receive window allows, in MSS segments.
+void VethSystem::push(Caller& c) {
+  const std::uint64_t room = window_room();
+  std::uint64_t bytes = std::min<std::uint64_t>(sndq_, room);
+  if (bytes < sndq_) bytes = bytes / mss_ * mss_;  // only whole segments unless it is the tail
+  if (bytes == 0) return;
+  sndq_ -= bytes;
+  unread_bytes_ += bytes;
+  const auto segments = (bytes + mss_ - 1) / mss_;
+  c.cost += static_cast<Picos>(segments) * send_cost_seg_;
+  transmit(c, static_cast<std::uint32_t>(bytes));
+  if (sender_blocked_ && sndq_ + payload_ <= sndbuf_bytes_) {
+    sender_blocked_ = false;
+    send_proc_.wake_at(kernel_.now());
+  }
+  if (sent_ >= sends_ && sndq_ == 0 && !sending_) sender_finished();
+}
+
+// The reader consumed data: its ACK (window update) reaches the sender's socket in NET_RX
+// softirq on the reader's CPU, which transmits more of the send queue from there.
+void VethSystem::on_ack() {
+  ack_pending_ = false;
+  if (deleted_ || sndq_ == 0) return;
+  const Picos now = kernel_.now();
+  sim::Cpu& cpu = cpus_[receiver_cpu_];
+  const Picos start = cpu.softirq_start(now);
+  if (start > now) {
+    ack_pending_ = true;
+    ack_proc_.wake_at(start);
+    return;
+  }
+  Caller c = softirq_caller(receiver_cpu_, "ppsim_recv", 3001);
+  c.cost += tcp_ack_cost_;
+  push(c);
+  cpu.run_softirq(now, c.cost);
+}
+
+// veth_xmit → the receiving veth's NAPI on `c.ctx.cpu`: skb_pp_cow_data, XDP, GRO, the stack.
+void VethSystem::transmit(Caller& c, std::uint32_t bytes) {
+  const Picos now = kernel_.now();
+  const int cpu = c.ctx.cpu;
+  napi_list_owner_ = cpu;  // ____napi_schedule from veth_xmit on this CPU
+  // UDP: one datagram; TCP: MSS segments, the last one shorter.
   std::uint32_t left_bytes = bytes;
-  int left = tcp_ ? static_cast<int>((bytes + mss_ - 1) / mss_) : 1;
+  int left = tcp_ ? std::max(1, static_cast<int>((bytes + mss_ - 1) / mss_)) : 1;  // bytes 0: a FIN
   while (left > 0) {
     const int work = std::min<int>(left, static_cast<int>(budget_));
     stack_.net_rx_action(c);  // skb_defer_free_flush at the top of net_rx_action
@@ -202,6 +265,7 @@ void VethSystem::receive(std::uint32_t bytes) {
       left_bytes -= pay;
       deliver_one(c, pay + (tcp_ ? kTcpHeaders : kUdpHeaders));
     }
+    gro_flush(c);  // napi_complete_done flushes GRO
     ++polls_;
     work_ += work;
     segments_ += work;
@@ -211,22 +275,21 @@ void VethSystem::receive(std::uint32_t bytes) {
       char f[160];
       std::snprintf(f, sizeof f, "napi poll on napi struct 00000000b0c00000 for device veth0 work %d budget %u", work, budget_);
       sim::TraceCtx t;
-      t.task = "ppsim_send";
-      t.pid = 3000;
-      t.cpu = sender_cpu_;
+      t.task = c.ctx.task;
+      t.pid = c.ctx.pid;
+      t.cpu = cpu;
       t.softirq = true;
       trace_->line(t, now + c.cost, "napi_poll", f);  // the tracepoint fires when the poll returns
     }
   }
   napi_list_owner_ = -1;  // napi_complete_done
-  // The receive work is part of the sender's time on its CPU.
-  cpus_[sender_cpu_].run_work(now, c.cost, this, [this] { send_done(); });
 }
 
+// skb_pp_cow_data() and XDP for one frame; the skb goes to GRO (TCP) or straight to the stack.
 bool VethSystem::deliver_one(Caller& c, std::uint32_t frame) {
-  // skb_pp_cow_data(): the head goes into one pool allocation of truesize bytes.
-  std::uint32_t size = frame;  // frames up to the MTU always fit the head (max_head_size 3520)
-  std::uint32_t truesize = data_align(size) + kShinfo + kHeadroom;
+  // The head goes into one pool allocation of truesize bytes (frames up to the MTU always fit:
+  // max_head_size is 3520), a frag when twice that fits a page.
+  std::uint32_t truesize = data_align(frame) + kShinfo + kHeadroom;
   std::uint32_t offset = 0;
   c.cost += cow_cost_ + static_cast<Picos>(copy_ps_per_byte_ * frame);
   const page_pool::PageId page = pool_->alloc_netmem(c, &offset, &truesize);
@@ -237,22 +300,49 @@ bool VethSystem::deliver_one(Caller& c, std::uint32_t frame) {
     pool_->put(c, page, -1, false, offset);  // kfree_skb → napi_pp_put_page(allow_direct=false)
     return true;
   }
+  if (tcp_ && gro_on_) {
+    // napi_gro_receive: a segment of the flow being merged becomes a frag of the held skb
+    // (its head page is stolen), up to MAX_SKB_FRAGS frags or 64 KiB.
+    c.cost += gro_cost_;
+    if (gro_.page != page_pool::kNoPage && gro_.nfrags < nic::Skb::kMaxFrags &&
+        gro_.bytes + frame - kTcpHeaders <= 65536) {
+      gro_.frag_page[gro_.nfrags] = page;
+      gro_.frag_off[gro_.nfrags] = offset;
+      ++gro_.nfrags;
+      gro_.bytes += frame - kTcpHeaders;
+      gro_.buf_bytes += truesize;
+      return true;
+    }
+    gro_flush(c);
+  }
   nic::Skb skb;
   skb.page = page;
   skb.offset = offset;
   skb.bytes = frame;
   skb.buf_bytes = truesize;  // skb->truesize = this + SKB_DATA_ALIGN(sizeof(struct sk_buff))
-  skb.alloc_cpu = sender_cpu_;
+  skb.alloc_cpu = c.ctx.cpu;  // the CPU whose NAPI built the skb
   skb.pool = pool_.get();
   skb.rx_time = pages_.now;
+  if (tcp_ && gro_on_) {
+    gro_ = skb;
+    return true;
+  }
   stack_.deliver(c, skb);
   return true;
+}
+
+// The held GRO skb goes up the stack (napi_gro_flush / the end of the poll).
+void VethSystem::gro_flush(Caller& c) {
+  if (gro_.page == page_pool::kNoPage) return;
+  nic::Skb skb = gro_;
+  gro_ = nic::Skb{};
+  stack_.deliver(c, skb);
 }
 
 void VethSystem::send_done() {
   sending_ = false;
   if (sent_ >= sends_) {
-    sender_finished();
+    if (!tcp_ || sndq_ == 0) sender_finished();
     return;
   }
   send_next();
@@ -262,6 +352,16 @@ void VethSystem::sender_finished() {
   if (sender_done_) return;
   sender_done_ = true;
   sender_done_at_ = kernel_.now();
+  if (tcp_) {
+    // close(): the FIN goes through the veth like data, so its NAPI poll on the sender's CPU
+    // also flushes that CPU's defer list; the FIN's skb is the reader's last.
+    cpus_[sender_cpu_].run_work(sender_done_at_, tcp_write_cost_, this, [this] {
+      Caller c = softirq_caller(sender_cpu_, "ppsim_send", 3000);
+      c.cost += send_cost_seg_;
+      transmit(c, 0);
+      cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, nullptr);
+    });
+  }
   if (reader_hold_ > 0) {
     // The reader waits for the deletion: delete now (after the gap), then let it read.
     const Picos del = sender_done_at_ + delete_after_sender_;
@@ -284,6 +384,7 @@ void VethSystem::check_reader_done() {
 void VethSystem::close(Picos) {
   deleted_ = true;
   send_proc_.cancel();
+  ack_proc_.cancel();
   done_check_proc_.cancel();
 }
 

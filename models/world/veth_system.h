@@ -56,8 +56,12 @@ class VethSystem {
  private:
   void send_next();
   void send_done();
-  void receive(std::uint32_t bytes);
+  void transmit(page_pool::Caller& c, std::uint32_t bytes);
+  void push(page_pool::Caller& c);
+  void on_ack();
+  page_pool::Caller softirq_caller(int cpu, const char* task, int pid) const;
   bool deliver_one(page_pool::Caller& c, std::uint32_t frame);
+  void gro_flush(page_pool::Caller& c);
   void sender_finished();
   void check_reader_done();
   std::uint32_t window_room() const;
@@ -72,7 +76,7 @@ class VethSystem {
   std::function<void(sim::Picos)> delete_at_;
   std::unique_ptr<page_pool::PagePool> pool_;
   std::vector<Pool> pools_;
-  sim::Process send_proc_, done_check_proc_;
+  sim::Process send_proc_, ack_proc_, done_check_proc_;
 
   bool tcp_ = false, xdp_drop_ = false;
   int sender_cpu_ = 0, receiver_cpu_ = 1;
@@ -83,12 +87,17 @@ class VethSystem {
   sim::Picos start_ = 0, send_cost_ = 0, poll_cost_ = 0, cow_cost_ = 0, xdp_cost_ = 0;
   double copy_ps_per_byte_ = 0;
   sim::Picos delete_after_sender_ = 0, reader_hold_ = 0;
-  std::uint64_t window_bytes_ = 0;
+  std::uint64_t window_bytes_ = 0, sndbuf_bytes_ = 0;
+  sim::Picos send_cost_seg_ = 0, tcp_write_cost_ = 0, tcp_ack_cost_ = 0, tcp_ack_delay_ = 0;
   std::uint32_t budget_ = 64;
 
   std::uint64_t sent_ = 0, segments_ = 0, polls_ = 0, work_ = 0, xdp_drops_ = 0, blocked_ = 0;
   std::uint64_t unread_bytes_ = 0;    // TCP payload written and not yet read
-  std::uint32_t write_left_ = 0;      // TCP: bytes of the current write still to send
+  std::uint64_t sndq_ = 0;            // TCP: bytes written into the send queue, not yet transmitted
+  bool ack_pending_ = false;
+  nic::Skb gro_;                      // the TCP skb GRO is merging segments into
+  sim::Picos gro_cost_ = 0;
+  bool gro_on_ = false;
   int napi_list_owner_ = -1;
   bool sending_ = false, sender_blocked_ = false, sender_done_ = false, deleted_ = false;
   sim::Picos sender_done_at_ = 0;

@@ -47,7 +47,8 @@ void register_world_params(sim::ParamRegistry& r) {
               "base time slice of process-context tasks sharing a CPU (sysctl_sched_base_slice; 0: first come, "
               "first served)", 0, 1e9);
   r.add_float("cpus.sched_tick_us", "us", 0.0,
-              "scheduler tick (1/CONFIG_HZ): a slice ends at the first tick after the base slice (0: exactly)", 0, 1e9);
+              "scheduler tick (1/CONFIG_HZ): a slice ends at the first tick after the base slice, on average "
+              "half a tick later (0: exactly at the base slice)", 0, 1e9);
 
   r.add_int("memory.capacity_pages", "pages", 262144, "pages the page allocator can hand out (1 GiB default)", 1, 1ll << 36);
   r.add_float("memory.pfmemalloc_fraction", "", 0.0, "fraction of pages handed out from emergency reserves (never recycled)",

@@ -135,3 +135,50 @@ TEST(Topology, PathFollowsOnlyTheRequestedEdgeKind) {
   EXPECT_EQ(t.links_on(p), (std::vector<int>{1, 0}));
   EXPECT_EQ(t.path(vf0, vf1, EdgeKind::kPcieLink).size(), 3u);
 }
+
+#include "sim/cpu.h"
+
+TEST(Cpu, TasksShareACpuInSlices) {
+  Kernel k;
+  Cpu cpu(0, 0);
+  cpu.attach(k);
+  cpu.set_slice(1000 * kPicosPerNs);  // 1 us slices, no tick rounding
+  std::vector<std::pair<char, Picos>> done;
+  int a_left = 30, b_left = 30;
+  std::function<void()> run_a, run_b;
+  const int ta = 0, tb = 0;  // distinct addresses name the two tasks
+  run_a = [&] {
+    if (a_left-- > 0) cpu.run_work(k.now(), 100 * kPicosPerNs, &ta, [&] { done.push_back({'a', k.now()}); run_a(); });
+  };
+  run_b = [&] {
+    if (b_left-- > 0) cpu.run_work(k.now(), 100 * kPicosPerNs, &tb, [&] { done.push_back({'b', k.now()}); run_b(); });
+  };
+  Process start(k, "start", [&] { run_a(); run_b(); });
+  start.wake_at(0);
+  k.run();
+  ASSERT_EQ(done.size(), 60u);
+  // A runs its first slice (10 jobs of 100 ns), then B gets the CPU: they alternate per slice.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(done[i].first, 'a') << i;
+  EXPECT_EQ(done[10].first, 'b');
+  int switches = 0;
+  for (std::size_t i = 1; i < done.size(); ++i) switches += done[i].first != done[i - 1].first;
+  EXPECT_GE(switches, 5);
+  EXPECT_EQ(done.back().second, 6000 * kPicosPerNs);  // 60 jobs back to back, no idle time
+  EXPECT_EQ(cpu.process_busy(), 6000 * kPicosPerNs);
+}
+
+TEST(Cpu, SoftirqPushesARunningProcessJobLater) {
+  // Softirq work booked in the middle of a process job delays that job's end by its length.
+  const int ta = 0;
+  Kernel k2;
+  Cpu c2(0, 0);
+  c2.attach(k2);
+  Picos end = 0;
+  Process p(k2, "p", [&] {
+    c2.run_work(k2.now(), 1000, &ta, [&] { end = k2.now(); });
+    c2.run_softirq(c2.softirq_start(k2.now() + 200), 300);
+  });
+  p.wake_at(0);
+  k2.run();
+  EXPECT_EQ(end, 1300);
+}

@@ -1,0 +1,92 @@
+"""`ppsim validate DIR...`: replay kernel captures in the simulator and compare.
+
+Prints a table (kernel median and range across repeats, ppsim, error, limit), writes it as JSON
+and a plot of holds against packets, and exits 1 when anything is outside tolerance."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ppsim.errors import InputError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("validate", help="replay kernel captures (traces/*) and compare with the kernel")
+    p.add_argument("dirs", nargs="+", help="capture directories (each with trace.txt and meta.json)")
+    p.add_argument("--out", default="runs/validate", help="directory for validation.json, the plot and simulated traces")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=run)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list):
+        return ",".join(str(x) for x in v)
+    return str(v)
+
+
+def plot(result: dict, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = result["groups"]
+    n = len(groups)
+    cols = 3
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    for ax, (name, g) in zip(axes.flat, sorted(groups.items())):
+        exact = [k for k in g["kernel"] if k["curve_exact"]]
+        for i, k in enumerate(exact):
+            pts = k["holds_vs_packets"]
+            ax.step([p for p, _ in pts] + [k["packets"]], [h for _, h in pts] + [pts[-1][1] if pts else 0],
+                    where="post", color="tab:blue", alpha=0.6, label="kernel" if i == 0 else None)
+        s = g["ppsim"]["holds_vs_packets"]
+        ax.step([p for p, _ in s] + [g["ppsim"]["packets"]], [h for _, h in s] + [s[-1][1] if s else 0],
+                where="post", color="tab:red", linestyle="--", label="ppsim")
+        ax.set_title(name + ("" if exact else " (kernel napi lines thinned)"), fontsize=8)
+        ax.set_xlabel("packets received", fontsize=7)
+        ax.set_ylabel("pages held", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    path = out / "holds_vs_packets.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def run(args) -> int:
+    from ppsim.replay import validate
+
+    dirs = [Path(d) for d in args.dirs]
+    for d in dirs:
+        if not d.is_dir():
+            raise InputError(f"{d}: not a directory")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = validate(dirs, workdir=out / "sim", seed=args.seed)
+    hdr = f"{'group':34s} {'metric':28s} {'kernel (median [range])':26s} {'ppsim':>10s} {'error':>8s} {'limit':>7s}"
+    print(hdr)
+    for r in res["rows"]:
+        k = _fmt(r["kernel_median"])
+        if r.get("kernel_range") and r["kernel_range"][0] != r["kernel_range"][1]:
+            k += f" [{_fmt(r['kernel_range'][0])}..{_fmt(r['kernel_range'][1])}]"
+        verdict = "ok" if r["ok"] else "FAIL"
+        if r["limit"] == "info":
+            verdict = "info" + ("" if r.get("within_holds_tolerance", True) else f" (beyond the holds tolerance at packet {r.get('at_packets')})")
+        print(f"{r['group']:34s} {r['metric']:28s} {k:26s} {_fmt(r['ppsim']):>10s} {_fmt(r['error']):>8s} "
+              f"{_fmt(r['limit']):>7s} {verdict}")
+    (out / "validation.json").write_text(json.dumps(res, indent=1, sort_keys=True, default=str) + "\n")
+    png = plot(res, out)
+    bad = [r for r in res["rows"] if not r["ok"]]
+    ngroups = len(res["groups"])
+    print(f"{len(res['rows']) - len(bad)} of {len(res['rows'])} checks within tolerance over {ngroups} capture groups; "
+          f"wrote {out / 'validation.json'} and {png}")
+    return 0 if not bad else 1

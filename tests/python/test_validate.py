@@ -1,0 +1,105 @@
+"""Replaying kernel captures: the veth workload, scenario_from_meta, and `ppsim validate`."""
+import json
+import shutil
+
+import pytest
+
+import ppsim
+from ppsim.errors import InputError
+from ppsim.replay import load_meta, metrics, scenario_from_meta
+
+
+def test_every_bundled_capture_validates(cli, repo, tmp_path):
+    dirs = sorted(str(d) for d in (repo / "traces").iterdir() if (d / "meta.json").is_file())
+    assert len(dirs) >= 12
+    p = cli("validate", *dirs, "--out", tmp_path)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr
+    last = p.stdout.strip().splitlines()[-1]
+    n, _, m = last.split()[:3]
+    assert n == m, last
+    res = json.loads((tmp_path / "validation.json").read_text())
+    assert res["ok"]
+    groups = res["groups"]
+    assert {"udp-1400-xcpu", "udp-1400-samecpu", "udp-1400-xcpu-delay300-rcvbuf8000000", "tcp-65536-xcpu"} <= set(groups)
+    assert (tmp_path / "holds_vs_packets.png").stat().st_size > 10_000
+    metrics_seen = {r["metric"] for r in res["rows"]}
+    assert {"holds", "releases", "hold_burst_sizes", "inflight_at_first_release"} <= metrics_seen
+
+
+def test_frag_packing_matches_the_kernel_rule(repo, tmp_path):
+    # 300 datagrams held unread over the veth deletion: inflight at cnt=1 is ceil(300 / per page),
+    # with per page from truesize = ALIGN64(payload + 42) + 320 + 256 (a frag when twice fits).
+    meta = load_meta(repo / "traces/pack-udp-1400-r1")
+    for payload, per_page in ((22, 6), (100, 5), (600, 3), (1400, 2), (1430, 2), (1472, 1)):
+        sc = scenario_from_meta(meta)
+        sc["veth"]["payload_bytes"] = payload
+        r = ppsim.run(sc, trace=tmp_path / f"{payload}.txt")
+        assert r.ok, r.violations
+        assert r.stats["veth0.rx_packets"] == 300
+        assert metrics(tmp_path / f"{payload}.txt").first_inflight == -(-300 // per_page), payload
+
+
+def test_replay_reproduces_a_cross_cpu_udp_capture(repo, tmp_path):
+    meta = load_meta(repo / "traces/udp-1400-xcpu-r1")
+    sc = scenario_from_meta(meta)
+    assert sc["workload"] == "veth" and sc["page_pool"]["pool_size_pages"] == 256
+    r = ppsim.run(sc, trace=tmp_path / "t.txt")
+    assert r.ok
+    m = metrics(tmp_path / "t.txt")
+    k = metrics(repo / "traces/udp-1400-xcpu-r1/trace.txt", kept_first_polls=100)
+    assert m.holds == k.holds == 64
+    assert m.burst_sizes == [64]
+    # the last skb read sits on the sender CPU's defer list when the veth goes: one page inflight
+    assert m.first_inflight == k.first_inflight == 1
+    assert m.releases_at[-1]["inflight"] == 0 and m.releases_at[-1]["cnt"] == 2
+    # every page returned through the ring or by reuse: veth's pool has no NAPI to recycle into
+    assert r.stats["page_pool.recycle_ring"] + r.stats["page_pool.recycle_cached"] > 0
+    # same scenario, same bytes
+    again = ppsim.run(sc, trace=tmp_path / "t2.txt")
+    assert again.to_json() == r.to_json()
+    assert (tmp_path / "t.txt").read_bytes() == (tmp_path / "t2.txt").read_bytes()
+
+
+def test_late_reader_overflows_the_ring_through_the_defer_list(repo):
+    sc = scenario_from_meta(load_meta(repo / "traces/udp-1400-xcpu-delay300-rcvbuf8000000-r1"))
+    r = ppsim.run(sc)
+    s = r.stats
+    assert s["page_pool.pages_state_hold_cnt"] == 1024  # 1000 pages queued: 16 bursts
+    assert s["stack.deferred"] > 1500 and s["stack.defer_ipis"] > 30
+    assert s["page_pool.recycle_ring_full"] > 600  # the ring (256) overflows while the reader drains
+
+
+def test_bad_meta_is_reported_with_the_file_and_path(tmp_path, cli, repo):
+    d = tmp_path / "cap"
+    shutil.copytree(repo / "traces/udp-1400-xcpu-r1", d)
+    meta = json.loads((d / "meta.json").read_text())
+    del meta["replay"]
+    (d / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="missing replay"):
+        scenario_from_meta(meta, str(d / "meta.json"))
+    p = cli("validate", d, "--out", tmp_path / "v")
+    assert p.returncode == 2 and "missing replay" in p.stderr and str(d) in p.stderr
+    (d / "meta.json").write_text("{not json")
+    p = cli("validate", d, "--out", tmp_path / "v")
+    assert p.returncode == 2 and "malformed JSON at line 1" in p.stderr
+    p = cli("validate", tmp_path / "nothing-here", "--out", tmp_path / "v")
+    assert p.returncode == 2
+
+
+def test_a_truncated_kernel_trace_names_file_and_line(tmp_path, repo, cli):
+    d = tmp_path / "cap"
+    shutil.copytree(repo / "traces/udp-100-xcpu-r1", d)
+    lines = (d / "trace.txt").read_text().splitlines()
+    idx = next(i for i, l in enumerate(lines) if "page_pool_state_hold" in l)
+    lines[idx] = lines[idx][: lines[idx].index("hold=") + 2]  # cut mid-field
+    (d / "trace.txt").write_text("\n".join(lines) + "\n")
+    p = cli("validate", d, "--out", tmp_path / "v")
+    assert p.returncode == 2
+    assert f"trace.txt:{idx + 1}:" in p.stderr
+
+
+def test_veth_scenario_errors(tmp_path):
+    with pytest.raises(InputError, match=r"\$\.veth\.receiver_cpu: expected a CPU below cpus.count"):
+        ppsim.run({"workload": "veth", "veth": {"receiver_cpu": 5}})
+    with pytest.raises(InputError, match=r"\$\.veth\.payload_bytes: expected a UDP payload that fits the MTU"):
+        ppsim.run({"workload": "veth", "veth": {"payload_bytes": 2000}})
