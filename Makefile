@@ -9,7 +9,7 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 DEB_PKGS := g++ cmake make pkg-config libsystemc-dev libboost-graph-dev nlohmann-json3-dev \
             pybind11-dev python3-dev python3-pybind11 python3-pytest python3-numpy \
             python3-matplotlib python3-pandas libgtest-dev googletest libbenchmark-dev \
-            libbpf-dev iproute2
+            iproute2 ethtool
 
 .PHONY: all deps build demo test bench clean
 

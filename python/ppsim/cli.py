@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # verb modules, in the order `ppsim --help` lists them
-VERBS = ["run", "params", "mutants", "report", "capture", "validate", "pcie", "calibrate"]
+VERBS = ["run", "params", "stats", "mutants", "report", "capture", "validate", "pcie", "calibrate"]
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_ENV = 0, 1, 2, 3
 
@@ -51,3 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ppsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Output went to a pipe that closed early (`ppsim params | head`): not an error.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -161,3 +161,13 @@ def test_a_mutant_run_reports_the_violation(cli, tmp_path):
     assert v["invariant"] == "recycle_refcount_one" and v["history"] and "page" in v["subject"]
     p = cli("run", "scenarios/default.json", "--mutant", "no_such_bug", "--out", tmp_path)
     assert p.returncode == 2 and "unknown mutant" in p.stderr
+
+
+def test_stats_lists_what_a_run_reports(cli):
+    p = cli("stats", "scenarios/default.json")
+    assert p.returncode == 0, p.stderr
+    assert "nic0.rxq0.pp.recycle_ring  (value, pages)" in p.stdout
+    specs = json.loads(cli("stats", "scenarios/default.json", "--json").stdout)
+    assert all(s["unit"] is not None and s["doc"] for s in specs)
+    p = cli("stats", "scenarios/nope.json")
+    assert p.returncode == 2
