@@ -6,7 +6,6 @@ namespace ppsim::nic {
 
 using page_pool::Caller;
 using page_pool::PageEv;
-using page_pool::PageEvent;
 
 KernelPath::KernelPath(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::PagePool& pool,
                        page_pool::PageWorld& world, std::vector<sim::Cpu>& cpus, PacketSink& sink, sim::Stats& stats)
@@ -71,16 +70,7 @@ void KernelPath::on_poll() {
     c.cost += cfg_.per_packet + static_cast<sim::Picos>(bytes * cfg_.copy_ps_per_byte + 0.5);
     copy_bytes_ += bytes;
     world_.now = start + c.cost;
-    if (world_.observed()) {
-      PageEvent ev{PageEv::kToStack};
-      ev.page = page;
-      ev.pool = pool_.id();
-      ev.offset = offset;
-      ev.ctx = &c.ctx;
-      ev.time = world_.now;
-      ev.cost = &c.cost;
-      world_.emit(ev);
-    }
+    world_.emit(PageEv::kToStack, page, pool_.id(), offset, 0, &c.ctx, &c.cost);
     Skb skb;
     skb.page = page;
     skb.offset = offset;

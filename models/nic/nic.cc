@@ -9,7 +9,6 @@ namespace ppsim::nic {
 
 using cost::PcieOp;
 using page_pool::PageEv;
-using page_pool::PageEvent;
 using sim::kNever;
 using sim::Picos;
 
@@ -298,15 +297,7 @@ void Nic::rx_head(Picos t) {
   RxQueue::Desc& d = h.q->desc(h.head);
   d.pkt_bytes = bytes;
   d.done = w.done;
-  if (world_.observed()) {
-    PageEvent ev{PageEv::kDmaWrite};
-    ev.page = d.page;
-    ev.pool = h.q->pool().id();
-    ev.offset = d.offset;
-    ev.value = bytes;
-    ev.time = w.done;
-    world_.emit(ev);
-  }
+  world_.emit(PageEv::kDmaWrite, d.page, h.q->pool().id(), d.offset, bytes, nullptr, nullptr, w.done);
   ++h.head;
   ++h.packets;
   h.bytes += bytes;

@@ -8,7 +8,6 @@ namespace ppsim::nic {
 
 using page_pool::Caller;
 using page_pool::PageEv;
-using page_pool::PageEvent;
 
 RxQueue::RxQueue(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::PagePool& pool,
                  page_pool::PageWorld& world, std::vector<sim::Cpu>& cpus, Nic& nic, int fn, const RingHwConfig& hw,
@@ -48,16 +47,7 @@ std::uint32_t RxQueue::refill(Caller& c, sim::Picos start) {
     d.page = p;
     d.offset = offset;
     d.size = size;
-    if (world_.observed()) {
-      PageEvent ev{PageEv::kPostToNic};
-      ev.page = p;
-      ev.pool = pool_.id();
-      ev.offset = offset;
-      ev.ctx = &c.ctx;
-      ev.time = world_.now;
-      ev.cost = &c.cost;
-      world_.emit(ev);
-    }
+    world_.emit(PageEv::kPostToNic, p, pool_.id(), offset, 0, &c.ctx, &c.cost);
     ++n;
   }
   return n;
@@ -162,16 +152,7 @@ void RxQueue::on_poll() {
   for (std::uint32_t i = 0; i < work; ++i) {
     Desc& d = desc(ntc_++);
     world_.now = start + c.cost;
-    if (world_.observed()) {
-      PageEvent ev{PageEv::kToStack};
-      ev.page = d.page;
-      ev.pool = pool_.id();
-      ev.offset = d.offset;
-      ev.ctx = &c.ctx;
-      ev.time = world_.now;
-      ev.cost = &c.cost;
-      world_.emit(ev);
-    }
+    world_.emit(PageEv::kToStack, d.page, pool_.id(), d.offset, 0, &c.ctx, &c.cost);
     c.cost += cfg_.per_packet;
     Skb skb;
     skb.page = d.page;

@@ -147,6 +147,21 @@ class PageWorld {
   void emit(const PageEvent& ev) const {
     for (auto* o : observers_) o->on_event(ev, *this);
   }
+  // Emits a buffer event (nothing when nobody observes). `ctx`/`cost` are null for device
+  // events; `time` defaults to `now`.
+  void emit(PageEv kind, PageId page, int pool, std::uint32_t offset, std::int64_t value, const ExecCtx* ctx,
+            sim::Picos* cost, sim::Picos time = -1) const {
+    if (observers_.empty()) return;
+    PageEvent ev{kind};
+    ev.page = page;
+    ev.pool = pool;
+    ev.offset = offset;
+    ev.value = value;
+    ev.ctx = ctx;
+    ev.cost = cost;
+    ev.time = time < 0 ? now : time;
+    emit(ev);
+  }
   bool observed() const { return !observers_.empty(); }
   void subscribe(PageObserver* o) { observers_.push_back(o); }
   void unsubscribe(PageObserver* o);

@@ -6,22 +6,12 @@ namespace ppsim::world {
 
 using page_pool::Caller;
 using page_pool::PageEv;
-using page_pool::PageEvent;
 
 namespace {
 // Socket-queue and defer-list events for observers (the cacheline model); no-op when unobserved.
 void emit_skb_event(page_pool::PageWorld& w, PageEv kind, const nic::Skb& skb, const page_pool::ExecCtx& ctx,
                     sim::Picos* cost, std::int64_t value) {
-  if (!w.observed()) return;
-  PageEvent ev{kind};
-  ev.page = skb.page;
-  ev.pool = skb.pool ? skb.pool->id() : -1;
-  ev.offset = skb.offset;
-  ev.value = value;
-  ev.ctx = &ctx;
-  ev.time = w.now;
-  ev.cost = cost;
-  w.emit(ev);
+  w.emit(kind, skb.page, skb.pool ? skb.pool->id() : -1, skb.offset, value, &ctx, cost);
 }
 }  // namespace
 
@@ -85,13 +75,7 @@ Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>&
     kick_.push_back(std::make_unique<sim::Process>(kernel, "stack.defer_ipi", [this, i] { on_kick(static_cast<int>(i)); }));
   extra_ = std::make_unique<sim::TimerQueue<Pending>>(kernel, "stack.extra_ref", [this](Pending& pe) {
     world_.put_page(pe.page);
-    if (world_.observed()) {
-      PageEvent ev{PageEv::kPutPage};
-      ev.page = pe.page;
-      ev.value = world_.page(pe.page).refcount;
-      ev.time = kernel_.now();
-      world_.emit(ev);
-    }
+    world_.emit(PageEv::kPutPage, pe.page, -1, 0, world_.page(pe.page).refcount, nullptr, nullptr, kernel_.now());
   });
   stats.reader("stack.delivered", "packets", "packets handed to the stack by NAPI polls", [this] { return delivered_; });
   stats.reader("stack.rcvbuf_drops", "packets", "packets dropped because the socket receive buffer was full",
@@ -134,15 +118,7 @@ void Stack::deliver(Caller& c, const nic::Skb& skb) {
   if (cfg_.extra_ref_fraction > 0 && rng_.bernoulli(cfg_.extra_ref_fraction)) {
     world_.get_page(skb.page);
     ++extra_refs_;
-    if (world_.observed()) {
-      PageEvent ev{PageEv::kGetPage};
-      ev.page = skb.page;
-      ev.value = world_.page(skb.page).refcount;
-      ev.ctx = &c.ctx;
-      ev.time = world_.now;
-      ev.cost = &c.cost;
-      world_.emit(ev);
-    }
+    world_.emit(PageEv::kGetPage, skb.page, -1, 0, world_.page(skb.page).refcount, &c.ctx, &c.cost);
     extra_->schedule_at(world_.now + cfg_.extra_ref_hold, Pending{skb.page});
   }
   switch (cfg_.mode) {
