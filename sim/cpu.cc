@@ -12,9 +12,9 @@ void Cpu::run_softirq(Picos start, Picos cost) {
   if (start + cost > softirq_free_) softirq_free_ = start + cost;
   softirq_busy_ += cost;
   if (cost == 0 || !running_) return;
-  // The running process job is interrupted if the softirq work overlaps it.
+  // The running process job is interrupted if the softirq work overlaps it (softirq work is
+  // booked at or after the job's start: the job started once earlier softirq work was done).
   if (job_end_ > start) {
-    if (job_start_ > start) job_start_ = job_start_ < start + cost ? start + cost : job_start_ + cost;
     job_end_ += cost;
     dispatcher_->cancel();
     dispatcher_->wake_at(job_end_);
@@ -28,22 +28,13 @@ void Cpu::run_work(Picos now, Picos cost, const void* task, std::function<void()
   if (!running_ && !in_done_) dispatch(now);
 }
 
-Picos Cpu::run_process(Picos now, Picos cost, Process* owner) {
-  // Estimate for callers that keep it: first come, first served behind what is booked.
-  Picos start = running_ ? job_end_ : now;
-  for (const auto& j : waiting_) start += j.cost;
-  if (softirq_free_ > start) start = softirq_free_;
-  run_work(now, cost, owner, [owner, this] {
-    if (owner) owner->wake_at(job_end_);
-  });
-  return start + cost;
-}
-
 void Cpu::dispatch(Picos now) {
   if (waiting_.empty()) return;
   // Prefer the current task while its slice lasts; otherwise the longest-waiting other task.
   auto pick = waiting_.end();
-  if (now < slice_end_ || slice_ == kNever) {
+  if (slice_ == kNever) {
+    pick = waiting_.begin();  // first come, first served
+  } else if (now < slice_end_) {
     for (auto it = waiting_.begin(); it != waiting_.end(); ++it)
       if (it->task == current_task_) { pick = it; break; }
   }
@@ -66,8 +57,7 @@ void Cpu::dispatch(Picos now) {
   current_job_ = std::move(*pick);
   waiting_.erase(pick);
   running_ = true;
-  job_start_ = now > softirq_free_ ? now : softirq_free_;
-  job_end_ = job_start_ + current_job_.cost;
+  job_end_ = (now > softirq_free_ ? now : softirq_free_) + current_job_.cost;
   dispatcher_->wake_at(job_end_);
 }
 

@@ -5,8 +5,8 @@
 //  - Process work runs in jobs submitted by tasks (a socket reader, a sender, a transmit
 //    batch). A job's end moves later by any softirq time that interrupts it. Tasks share the
 //    CPU in time slices: the running task keeps the CPU while it submits more work within its
-//    slice; when the slice is over and another task is waiting, the CPU switches (a slice of
-//    kNever, the default, means plain first-come first-served). As with EEVDF on a kernel
+//    slice; when the slice is over and another task is waiting, the CPU switches. Without a
+//    slice (kNever, the default) jobs run first come, first served. As with EEVDF on a kernel
 //    without preemption on wakeup (RUN_TO_PARITY, PREEMPT_NONE), a woken task does not cut the
 //    running one short: a slice lasts at least the base slice and ends at the next scheduler
 //    tick after that, on average half a tick later (the tick's phase is not modelled).
@@ -40,15 +40,11 @@ class Cpu {
   Picos softirq_start(Picos now) const { return now > softirq_free_ ? now : softirq_free_; }
   // Account softirq work [start, start+cost); start must be softirq_start(...) or later.
   void run_softirq(Picos start, Picos cost);
-  bool in_softirq_at(Picos t) const { return t < softirq_free_; }
 
   // Process-context work of `cost` for task `task` (any stable pointer naming the task).
   // `done` runs, synchronously, when the job has had its CPU time; it may submit the task's
   // next job, which then continues within the slice.
   void run_work(Picos now, Picos cost, const void* task, std::function<void()> done);
-  // Convenience: `owner` is woken when the job ends. Returns the job's end as known now (it
-  // moves later if softirq work preempts it).
-  Picos run_process(Picos now, Picos cost, Process* owner);
 
   Picos softirq_busy() const { return softirq_busy_; }
   Picos process_busy() const { return process_busy_; }
@@ -71,7 +67,7 @@ class Cpu {
   std::deque<Job> waiting_;
   bool running_ = false, in_done_ = false;
   Job current_job_{};
-  Picos job_start_ = 0, job_end_ = 0;
+  Picos job_end_ = 0;
   const void* current_task_ = nullptr;
   Picos slice_end_ = 0;
   std::uint64_t switches_ = 0;

@@ -36,16 +36,9 @@ void TxSender::stop() {
 }
 
 void TxSender::on_wake() {
-  if (!running_) return;
+  // While a batch is on the CPU, its completion continues the loop (batch_done).
+  if (!running_ || busy_) return;
   const sim::Picos now = proc_.kernel().now();
-  if (busy_) {
-    if (now < batch_end_) return;  // woken before a preempted batch finished; the CPU re-wakes us
-    busy_ = false;
-    port_.post(batch_.data(), in_batch_, now);
-    sent_ += in_batch_;
-    ++batches_;
-    in_batch_ = 0;
-  }
   const std::uint32_t room = port_.space();
   if (room == 0) {
     blocked_ = true;
@@ -64,7 +57,18 @@ void TxSender::on_wake() {
   }
   const sim::Picos cost = in_batch_ * (cfg_.per_packet + port_.per_packet_cost()) + port_.per_batch_cost();
   busy_ = true;
-  batch_end_ = cpus_[static_cast<std::size_t>(cfg_.cpu)].run_process(now, cost, &proc_);
+  cpus_[static_cast<std::size_t>(cfg_.cpu)].run_work(now, cost, this, [this] { batch_done(); });
+}
+
+// The batch had its CPU time (later, if softirq work preempted it): hand it to the driver.
+void TxSender::batch_done() {
+  busy_ = false;
+  if (!running_) return;
+  port_.post(batch_.data(), in_batch_, proc_.kernel().now());
+  sent_ += in_batch_;
+  ++batches_;
+  in_batch_ = 0;
+  on_wake();
 }
 
 TxQueue::TxQueue(sim::Kernel& kernel, const Config& cfg, std::vector<sim::Cpu>& cpus, Nic& nic, int fn,

@@ -65,13 +65,14 @@ class TxSender {
 
  private:
   void on_wake();
+  void batch_done();
   Config cfg_;
   std::vector<sim::Cpu>& cpus_;
   TrafficSource& src_;
   TxPort& port_;
   std::vector<TxPacket> batch_;
   std::uint32_t in_batch_ = 0;
-  sim::Picos batch_end_ = 0, blocked_since_ = 0;
+  sim::Picos blocked_since_ = 0;
   bool busy_ = false, blocked_ = false, running_ = false;
   std::uint64_t sent_ = 0, batches_ = 0;
   double blocked_ps_ = 0;

@@ -89,10 +89,14 @@ Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>&
   stats.reader("stack.socket_queue_max", "skbs", "longest socket receive queue seen", [this] { return max_queue_; });
 }
 
-std::uint64_t Stack::outstanding() const {
-  std::uint64_t n = queue_.size() + reading_.size();
-  for (const auto& d : defer_) n += d.size();
-  return n;
+std::uint64_t Stack::outstanding() const { return queue_.size() + reading_.size() + deferred_outstanding(); }
+
+Caller Stack::reader_caller() const {
+  Caller c;
+  c.ctx.cpu = cfg_.reader_cpu;
+  c.ctx.task = "reader";
+  c.ctx.pid = 1000 + cfg_.reader_cpu;
+  return c;
 }
 
 std::uint64_t Stack::deferred_outstanding() const {
@@ -130,8 +134,9 @@ void Stack::deliver(Caller& c, const nic::Skb& skb) {
       return;
     case StackConfig::Mode::kSocket: break;
   }
-  // __udp_enqueue_schedule_skb: the queue may overshoot rcvbuf by one skb; drop once it is over.
-  if (rmem_ > cfg_.rcvbuf_bytes) {
+  // __udp_enqueue_schedule_skb (6.18): drop when this skb would take rmem past rcvbuf, unless
+  // the queue is empty (a small buffer still takes one packet).
+  if (rmem_ != 0 && rmem_ + truesize(skb) > cfg_.rcvbuf_bytes) {
     ++rcvbuf_drops_;
     put_buffers(c, skb, false);  // kfree_skb in softirq
     return;
@@ -170,15 +175,18 @@ void Stack::reader_next(sim::Picos now) {
     return;
   }
   const int cpu = cfg_.reader_cpu;
-  Caller c;
-  c.ctx.cpu = cpu;
-  c.ctx.task = "reader";
-  c.ctx.pid = 1000 + cpu;
+  Caller c = reader_caller();
   sim::Picos cost = 0;
   while (!queue_.empty() && reading_.size() < cfg_.read_batch) {
     const nic::Skb& s = queue_.front();
-    cost += cfg_.reader_per_skb + static_cast<sim::Picos>(cfg_.reader_copy_ps_per_byte * s.bytes) + cfg_.free_cost;
-    rmem_ -= truesize(s);
+    cost += cfg_.reader_per_skb + static_cast<sim::Picos>(cfg_.reader_copy_ps_per_byte * s.bytes);
+    // udp_rmem_release: the charge comes off in batches of a quarter of rcvbuf, or when the
+    // queue runs empty.
+    rmem_deficit_ += truesize(s);
+    if (rmem_deficit_ >= cfg_.rcvbuf_bytes / 4 || queue_.size() == 1) {
+      rmem_ -= rmem_deficit_;
+      rmem_deficit_ = 0;
+    }
     reading_.push_back(s);
     emit_skb_event(world_, PageEv::kSockDequeue, s, c.ctx, &cost, s.bytes);
     if (on_read) on_read(s);
@@ -192,10 +200,7 @@ void Stack::reader_batch_done() {
   // The copy of the batch is done (recvmsg returned): free what was read, then read on.
   const sim::Picos now = kernel_.now();
   const int cpu = cfg_.reader_cpu;
-  Caller c;
-  c.ctx.cpu = cpu;
-  c.ctx.task = "reader";
-  c.ctx.pid = 1000 + cpu;
+  Caller c = reader_caller();
   world_.now = now;
   for (const auto& skb : reading_) {
     ++reads_;

@@ -78,6 +78,7 @@ class Stack : public nic::PacketSink {
   void free_skb(page_pool::Caller& c, const nic::Skb& skb, bool allow_direct);
   void put_buffers(page_pool::Caller& c, const nic::Skb& skb, bool allow_direct);
   void free_local_bh(page_pool::Caller& c, const nic::Skb& skb);
+  page_pool::Caller reader_caller() const;
   void reader_run();
   void reader_next(sim::Picos now);
   void reader_batch_done();
@@ -92,7 +93,7 @@ class Stack : public nic::PacketSink {
   page_pool::PageWorld& world_;
   sim::Rng rng_;
   std::deque<nic::Skb> queue_;   // the socket receive queue
-  std::uint64_t rmem_ = 0;
+  std::uint64_t rmem_ = 0, rmem_deficit_ = 0;
   std::vector<nic::Skb> reading_;  // skbs the reader is copying now
   bool reader_busy_ = false, reader_woken_ = false;
   std::unique_ptr<sim::Process> reader_;

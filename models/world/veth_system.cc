@@ -70,6 +70,11 @@ void validate_veth_params(const sim::Params& p) {
     if (p.get_int(k) >= ncpu)
       throw sim::ScenarioError(f, sim::json_path(k), "expected a CPU below cpus.count (" + std::to_string(ncpu) + "), got " +
                                                          std::to_string(p.get_int(k)));
+  if (p.get_string("veth.proto") == "tcp" && p.get_double("veth.reader_hold_us") > 0 &&
+      p.get_int("veth.sends") * p.get_int("veth.payload_bytes") > p.get_int("veth.tcp_window_bytes"))
+    throw sim::ScenarioError(f, sim::json_path("veth.reader_hold_us"),
+                             "expected 0 with TCP unless the whole stream (sends x payload_bytes) fits "
+                             "veth.tcp_window_bytes: a reader that waits for the deletion blocks the sender");
   const auto frame = p.get_int("veth.payload_bytes") + kUdpHeaders;
   if (p.get_string("veth.proto") == "udp" && frame > p.get_int("veth.mtu_bytes") + 14)
     throw sim::ScenarioError(f, sim::json_path("veth.payload_bytes"),
@@ -168,7 +173,7 @@ void VethSystem::send_next() {
   if (deleted_ || sending_ || sender_done_) return;
   const Picos now = kernel_.now();
   if (sent_ >= sends_) {
-    if (!tcp_ || sndq_ == 0) sender_finished();
+    maybe_finish();
     return;
   }
   if (rate_pps_ > 0) {
@@ -214,7 +219,8 @@ Caller VethSystem::softirq_caller(int cpu, const char* task, int pid) const {
 void VethSystem::push(Caller& c) {
   const std::uint64_t room = window_room();
   std::uint64_t bytes = std::min<std::uint64_t>(sndq_, room);
-  if (bytes < sndq_) bytes = bytes / mss_ * mss_;  // only whole segments unless it is the tail
+  // Whole segments unless it is the tail, or nothing is in flight (a window below one MSS).
+  if (bytes < sndq_ && unread_bytes_ > 0) bytes = bytes / mss_ * mss_;
   if (bytes == 0) return;
   sndq_ -= bytes;
   unread_bytes_ += bytes;
@@ -225,7 +231,7 @@ void VethSystem::push(Caller& c) {
     sender_blocked_ = false;
     send_proc_.wake_at(kernel_.now());
   }
-  if (sent_ >= sends_ && sndq_ == 0 && !sending_) sender_finished();
+  if (!sending_) maybe_finish();
 }
 
 // The reader consumed data: its ACK (window update) reaches the sender's socket in NET_RX
@@ -249,6 +255,7 @@ void VethSystem::on_ack() {
 
 // veth_xmit → the receiving veth's NAPI on `c.ctx.cpu`: skb_pp_cow_data, XDP, GRO, the stack.
 void VethSystem::transmit(Caller& c, std::uint32_t bytes) {
+  if (deleted_) return;  // the device is gone
   const Picos now = kernel_.now();
   const int cpu = c.ctx.cpu;
   napi_list_owner_ = cpu;  // ____napi_schedule from veth_xmit on this CPU
@@ -267,7 +274,6 @@ void VethSystem::transmit(Caller& c, std::uint32_t bytes) {
     }
     gro_flush(c);  // napi_complete_done flushes GRO
     ++polls_;
-    work_ += work;
     segments_ += work;
     left -= work;
     stack_.net_rx_action(c);  // and once more after the last poll
@@ -293,11 +299,15 @@ bool VethSystem::deliver_one(Caller& c, std::uint32_t frame) {
   std::uint32_t offset = 0;
   c.cost += cow_cost_ + static_cast<Picos>(copy_ps_per_byte_ * frame);
   const page_pool::PageId page = pool_->alloc_netmem(c, &offset, &truesize);
-  if (page == page_pool::kNoPage) return false;  // -ENOMEM: veth drops the packet
+  if (page == page_pool::kNoPage) {  // -ENOMEM: veth drops the packet
+    segment_lost(frame);
+    return false;
+  }
   c.cost += xdp_cost_;
   if (xdp_drop_) {
     ++xdp_drops_;
     pool_->put(c, page, -1, false, offset);  // kfree_skb → napi_pp_put_page(allow_direct=false)
+    segment_lost(frame);
     return true;
   }
   if (tcp_ && gro_on_) {
@@ -339,13 +349,26 @@ void VethSystem::gro_flush(Caller& c) {
   stack_.deliver(c, skb);
 }
 
+// A TCP segment that never reaches the socket no longer occupies the window (the model has no
+// retransmission: the data is counted as delivered and lost).
+void VethSystem::segment_lost(std::uint32_t frame) {
+  if (!tcp_) return;
+  const std::uint32_t pay = frame > kTcpHeaders ? frame - kTcpHeaders : 0;
+  unread_bytes_ -= std::min<std::uint64_t>(unread_bytes_, pay);
+}
+
 void VethSystem::send_done() {
   sending_ = false;
   if (sent_ >= sends_) {
-    if (!tcp_ || sndq_ == 0) sender_finished();
+    maybe_finish();
     return;
   }
   send_next();
+}
+
+// Every write made and, for TCP, every byte transmitted.
+void VethSystem::maybe_finish() {
+  if (sent_ >= sends_ && (!tcp_ || sndq_ == 0)) sender_finished();
 }
 
 void VethSystem::sender_finished() {
@@ -354,14 +377,20 @@ void VethSystem::sender_finished() {
   sender_done_at_ = kernel_.now();
   if (tcp_) {
     // close(): the FIN goes through the veth like data, so its NAPI poll on the sender's CPU
-    // also flushes that CPU's defer list; the FIN's skb is the reader's last.
+    // also flushes that CPU's defer list; the FIN's skb is the reader's last. The deletion
+    // is scheduled once the FIN is out.
     cpus_[sender_cpu_].run_work(sender_done_at_, tcp_write_cost_, this, [this] {
       Caller c = softirq_caller(sender_cpu_, "ppsim_send", 3000);
       c.cost += send_cost_seg_;
       transmit(c, 0);
-      cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, nullptr);
+      cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { schedule_delete(); });
     });
+    return;
   }
+  schedule_delete();
+}
+
+void VethSystem::schedule_delete() {
   if (reader_hold_ > 0) {
     // The reader waits for the deletion: delete now (after the gap), then let it read.
     const Picos del = sender_done_at_ + delete_after_sender_;

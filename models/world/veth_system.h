@@ -63,6 +63,9 @@ class VethSystem {
   bool deliver_one(page_pool::Caller& c, std::uint32_t frame);
   void gro_flush(page_pool::Caller& c);
   void sender_finished();
+  void schedule_delete();
+  void maybe_finish();
+  void segment_lost(std::uint32_t frame);
   void check_reader_done();
   std::uint32_t window_room() const;
 
@@ -91,7 +94,7 @@ class VethSystem {
   sim::Picos send_cost_seg_ = 0, tcp_write_cost_ = 0, tcp_ack_cost_ = 0, tcp_ack_delay_ = 0;
   std::uint32_t budget_ = 64;
 
-  std::uint64_t sent_ = 0, segments_ = 0, polls_ = 0, work_ = 0, xdp_drops_ = 0, blocked_ = 0;
+  std::uint64_t sent_ = 0, segments_ = 0, polls_ = 0, xdp_drops_ = 0, blocked_ = 0;
   std::uint64_t unread_bytes_ = 0;    // TCP payload written and not yet read
   std::uint64_t sndq_ = 0;            // TCP: bytes written into the send queue, not yet transmitted
   bool ack_pending_ = false;

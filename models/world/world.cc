@@ -38,6 +38,9 @@ void register_world_params(sim::ParamRegistry& r) {
              "on defer lists are freed (other network activity would; without it they stay and the pool is never freed)");
   r.add_int("sim.retry_limit", "retries", 30, "deferred page_pool release retries (1 s apart) before the run gives up", 0, 100000);
   r.add_float("sim.sample_interval_us", "us", 10.0, "time-series sampling period", 0.001, 1e9);
+  r.add_float("sim.time_limit_us", "us", 3.6e9,
+              "the run stops here whatever is pending (results say so): a bound for workloads that never finish",
+              1, 1e12);
   r.add_enum("sim.checker", "stop", {"stop", "collect", "off"},
              "invariant checker: stop at the first violation, collect them all, or off");
 
@@ -348,7 +351,7 @@ void World::sample() {
   s_inflight_->add(now, infl);
   s_out_->add(now, infl - cache - ring);
   s_sockq_->add(now, static_cast<double>(stack_->socket_queue_len()));
-  if (now + sample_interval_ <= sample_until_) sample_proc_.wake_at(now + sample_interval_);
+  if (sample_until_ - now >= sample_interval_) sample_proc_.wake_at(now + sample_interval_);
 }
 
 void World::teardown() {
@@ -403,7 +406,9 @@ json World::run() {
     veth_->open(0);  // the veth's deletion (teardown) is scheduled by the workload itself
     sample_until_ = sim::kNever;
   }
-  kernel_.run(p_.get_bool("sim.destroy_pools") || veth_ ? sim::kNever : teardown_at_);
+  const Picos limit = sim::from_us(p_.get_double("sim.time_limit_us"));
+  kernel_.run(p_.get_bool("sim.destroy_pools") || veth_ ? limit : std::min(limit, teardown_at_));
+  const bool hit_limit = kernel_.now() >= limit;
   if (checker_on_ && !checker_.stop_requested()) {
     const bool consumers_done = stack_->outstanding() == 0 && stack_->extra_refs_outstanding() == 0;
     checker_.finish(kernel_.now(), pages_, consumers_done && p_.get_bool("sim.destroy_pools"));
@@ -419,6 +424,7 @@ json World::run() {
   if (veth_) out["veth"] = veth_->results();
   out["invariants"] = verdicts_.to_json();
   out["invariants"]["enabled"] = checker_on_;
+  out["time_limit_reached"] = hit_limit;
   return out;
 }
 

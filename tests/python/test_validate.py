@@ -103,3 +103,51 @@ def test_veth_scenario_errors(tmp_path):
         ppsim.run({"workload": "veth", "veth": {"receiver_cpu": 5}})
     with pytest.raises(InputError, match=r"\$\.veth\.payload_bytes: expected a UDP payload that fits the MTU"):
         ppsim.run({"workload": "veth", "veth": {"payload_bytes": 2000}})
+
+
+def _tcp(**veth):
+    sc = {"workload": "veth", "cpus": {"count": 2, "sched_slice_us": 1400, "sched_tick_us": 4000},
+          "page_pool": {"pool_size_pages": 256, "dma_map": False, "dma_sync": False, "napi_bound": False},
+          "stack": {"mode": "socket", "reader_cpu": 1},
+          "veth": {"proto": "tcp", "sends": 20, "payload_bytes": 65536, "delete_after_sender_us": 1000}}
+    sc["veth"].update(veth)
+    return sc
+
+
+@pytest.mark.parametrize("veth", [
+    {"tcp_window_bytes": 1000},       # a window below one MSS: partial segments when nothing is in flight
+    {"xdp": "drop"},                  # dropped segments free their window space
+    {"delete_after_sender_us": 0},    # the FIN goes out before the deletion, never after it
+])
+def test_tcp_corner_cases_finish_cleanly(veth):
+    r = ppsim.run(_tcp(**veth), overrides={"sim.time_limit_us": 5e6})
+    assert not r.raw["time_limit_reached"]
+    assert r.ok, r.violations
+    assert r.stats["veth0.writes"] == 20
+    assert r.stats["veth0.rq0.pp.freed"] == 1
+
+
+def test_tcp_reader_held_over_the_deletion_must_fit_the_window():
+    with pytest.raises(InputError, match=r"\$\.veth\.reader_hold_us: expected 0 with TCP unless the whole stream"):
+        ppsim.run(_tcp(reader_hold_us=1000))
+    r = ppsim.run(_tcp(reader_hold_us=1000, sends=1, payload_bytes=60000))
+    assert r.ok and r.stats["veth0.rq0.pp.freed"] == 1
+
+
+def test_a_sender_sharing_a_sliced_cpu_with_a_busy_reader_keeps_sending(repo):
+    base = {"cpus.sched_slice_us": 5, "stack.free_ns": 3000, "stack.reader_cpu": 0, "traffic.tx_rate_pps": 200000,
+            "traffic.tx_cpu": 0, "traffic.tx_to": "wire"}
+    short = ppsim.run(repo / "scenarios/default.json", overrides={**base, "sim.duration_us": 1000})
+    long = ppsim.run(repo / "scenarios/default.json", overrides={**base, "sim.duration_us": 3000})
+    assert short.ok and long.ok
+    assert long.stats["nic0.wire.tx_packets"] > 2 * short.stats["nic0.wire.tx_packets"] > 100
+
+
+def test_repeats_of_a_group_must_share_the_workload(tmp_path, repo, cli):
+    for r in ("r1", "r2"):
+        shutil.copytree(repo / f"traces/udp-1400-xcpu-{r}", tmp_path / r)
+    meta = json.loads((tmp_path / "r2/meta.json").read_text())
+    meta["params"]["size"] = 600
+    (tmp_path / "r2/meta.json").write_text(json.dumps(meta))
+    p = cli("validate", tmp_path / "r1", tmp_path / "r2", "--out", tmp_path / "v")
+    assert p.returncode == 2 and "$.params.size" in p.stderr and "must share" in p.stderr
