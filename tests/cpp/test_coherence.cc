@@ -171,19 +171,37 @@ TEST(CoherenceModel, StoreBufferStreamingAndMigratoryLines) {
   EXPECT_DOUBLE_EQ(m.access(1, P, 0, Access::kAtomic), 0);
 }
 
+// A 16-CPU page world with one pool (no DMA) and a coherence observer on its bus.
+struct ObservedPool {
+  explicit ObservedPool(bool register_pool)
+      : world(config()), pool(0, world, params(), page_pool::PoolCosts{}, 16), obs(profile(), page_pool::CoherenceOptions{}) {
+    if (register_pool) obs.add_pool(&pool);
+    world.subscribe(&obs);
+  }
+  ~ObservedPool() { world.unsubscribe(&obs); }
+  static page_pool::PageWorld::Config config() {
+    page_pool::PageWorld::Config wc;
+    wc.cpu_node.assign(16, 0);
+    return wc;
+  }
+  static page_pool::PoolParams params() {
+    page_pool::PoolParams pp;
+    pp.dma_map = false;
+    pp.dma_sync = false;
+    return pp;
+  }
+  page_pool::PageWorld world;
+  page_pool::PagePool pool;
+  page_pool::CoherenceObserver obs;
+};
+
 TEST(CoherenceObserver, DirectRecyclingStaysLocalRingRecyclingBounces) {
   using namespace page_pool;
   for (bool cross : {false, true}) {
-    PageWorld::Config wc;
-    wc.cpu_node.assign(16, 0);
-    PageWorld world(wc);
-    PoolParams pp;
-    pp.dma_map = false;
-    pp.dma_sync = false;
-    PagePool pool(0, world, pp, PoolCosts{}, 16);
-    CoherenceObserver obs(profile(), CoherenceOptions{});
-    obs.add_pool(&pool);
-    world.subscribe(&obs);
+    ObservedPool o(/*register_pool=*/true);
+    auto& world = o.world;
+    auto& pool = o.pool;
+    auto& obs = o.obs;
     Caller a, b;
     a.ctx.cpu = 0;
     a.ctx.softirq = true;
@@ -219,21 +237,15 @@ TEST(CoherenceObserver, DirectRecyclingStaysLocalRingRecyclingBounces) {
       EXPECT_GT(obs.free_bucket(CoherenceObserver::kCrossCpu).ns, 0.0);
       EXPECT_DOUBLE_EQ(tot.ns, obs.model().cpu_ns(0) + obs.model().cpu_ns(1));
     }
-    world.unsubscribe(&obs);
   }
 }
 
 TEST(CoherenceObserver, FragPagesBounceTheirRefcountLine) {
   using namespace page_pool;
-  PageWorld::Config wc;
-  wc.cpu_node.assign(16, 0);
-  PageWorld world(wc);
-  PoolParams pp;
-  pp.dma_map = false;
-  pp.dma_sync = false;
-  PagePool pool(0, world, pp, PoolCosts{}, 16);
-  CoherenceObserver obs(profile(), CoherenceOptions{});
-  world.subscribe(&obs);
+  ObservedPool o(/*register_pool=*/false);
+  auto& world = o.world;
+  auto& pool = o.pool;
+  auto& obs = o.obs;
   Caller a, b;
   a.ctx.cpu = 0;
   a.ctx.softirq = true;
@@ -246,20 +258,14 @@ TEST(CoherenceObserver, FragPagesBounceTheirRefcountLine) {
   const auto& sp = obs.model().stats(LineType::kStructPage);
   EXPECT_GT(sp.atomics, 0u);
   EXPECT_GT(sp.transfers[static_cast<int>(Distance::kRemote)], 100u);
-  world.unsubscribe(&obs);
 }
 
 TEST(CoherenceObserver, ReleaseUsesTheAtomicReleaseCounter) {
   using namespace page_pool;
-  PageWorld::Config wc;
-  wc.cpu_node.assign(16, 0);
-  PageWorld world(wc);
-  PoolParams pp;
-  pp.dma_map = false;
-  pp.dma_sync = false;
-  PagePool pool(0, world, pp, PoolCosts{}, 16);
-  CoherenceObserver obs(profile(), CoherenceOptions{});
-  world.subscribe(&obs);
+  ObservedPool o(/*register_pool=*/false);
+  auto& world = o.world;
+  auto& pool = o.pool;
+  auto& obs = o.obs;
   Caller a, b;
   a.ctx.cpu = 0;
   a.ctx.softirq = true;
@@ -273,7 +279,6 @@ TEST(CoherenceObserver, ReleaseUsesTheAtomicReleaseCounter) {
   EXPECT_EQ(obs.path(CoherenceObserver::kRelease).ops, 100u);
   EXPECT_GE(obs.model().stats(LineType::kPoolStats).atomics, 100u);
   EXPECT_GT(obs.path(CoherenceObserver::kRelease).ns, 0.0);
-  world.unsubscribe(&obs);
 }
 
 TEST(CoherenceObserver, PredictRanksDirectBelowCrossCpu) {
