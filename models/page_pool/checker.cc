@@ -97,6 +97,43 @@ PageChecker::Buf* PageChecker::find_buf(Shadow& s, std::uint32_t offset) {
   return nullptr;
 }
 
+std::string PageChecker::content_names(std::uint8_t bits) {
+  std::string out;
+  auto add = [&](std::uint8_t bit, const char* name) {
+    if (bits & bit) out += (out.empty() ? "" : " and ") + std::string(name);
+  };
+  add(kKernelData, "stale kernel data (never cleared)");
+  add(kOtherFlow, "another flow's packet");
+  add(kAppFlow, "the application's packet");
+  return out.empty() ? "nothing" : out;
+}
+
+void PageChecker::check_not_with_user(Shadow& s, const PageEvent& ev, const char* what) {
+  if (s.user_held)
+    fail("user_page_reuse", ev, std::string(what) + " while the application holds the page");
+  else if (s.user_mapped && !s.persistent)
+    fail("user_page_reuse", ev, std::string(what) + " while the page is mapped into the application");
+  else if (s.tlb_stale)
+    fail("user_unmap_shootdown", ev, std::string(what) + " before the TLB shootdown of its unmapping completed");
+}
+
+// A packet landed in buffer `b` (device DMA or a software copy): whose bytes the page now holds.
+void PageChecker::packet_written(Shadow& s, Buf* b, const PageEvent& ev, const Page& pg) {
+  const std::uint8_t cls = content_class(ev.flow);
+  const std::uint64_t page_bytes = std::uint64_t{kPageSize} << pg.order;
+  if (ev.offset == 0 && static_cast<std::uint64_t>(ev.value) >= page_bytes)
+    s.content = cls;  // the whole page overwritten
+  else
+    s.content |= cls;
+  s.last_packet = cls;
+  if (b) {
+    b->filled = true;
+    b->accounted = false;
+  }
+  if (s.user_mapped && s.persistent && cls != kAppFlow)
+    fail("user_page_foreign_data", ev, "another flow's packet was written into a page the application keeps mapped");
+}
+
 void PageChecker::check_conservation(const PoolShadow& ps, const PageEvent& ev) {
   const std::int64_t model = ps.pool->inflight();
   if (model != ps.in_world) {
@@ -164,6 +201,8 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       expect(s, ev, {S::kBuddy});
       s.pool = ev.pool;
       s.bufs.clear();
+      s.content = kKernelData;  // whatever the allocator's previous user left in it
+      s.user_held = s.user_mapped = s.persistent = s.tlb_stale = false;
       if (ps) ++ps->in_world;
       if (ev.to == PageLoc::kAllocCache) {
         s.s = S::kAllocCache;
@@ -224,6 +263,7 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
     case PageEv::kRelease:
       expect(s, ev, {S::kReturning});
       if (s.mapped || pg.dma_addr != 0) fail("release_unmapped", ev, "page leaves the pool still DMA-mapped");
+      if (s.user_mapped || s.tlb_stale || s.user_held) check_not_with_user(s, ev, "page freed to the allocator");
       if (ps) --ps->in_world;
       s.s = ev.to == PageLoc::kBuddy ? S::kBuddy : S::kDetached;
       s.pool = -1;
@@ -280,6 +320,9 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
         fail("no_double_put", ev, "put of frag offset " + std::to_string(ev.offset) + " that is not outstanding");
         break;
       }
+      if (b->filled && !b->accounted)
+        fail("rx_packet_lost", ev, "the buffer holds a received packet that was neither delivered nor counted as dropped");
+      check_not_with_user(s, ev, "put back into the pool");
       *b = s.bufs.back();
       s.bufs.pop_back();
       if (ev.value < 0) {
@@ -320,6 +363,8 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
         break;
       }
       b->loc = BufLoc::kNicRing;
+      b->filled = b->accounted = false;
+      check_not_with_user(s, ev, "posted to the NIC");
       if (ps && ps->pool->params().dma_map && !s.mapped)
         fail("dma_into_posted_mapped", ev, "buffer posted to the device while its page is not DMA-mapped");
       break;
@@ -334,8 +379,95 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       if (ps && ps->pool->params().dma_map && (!s.mapped || pg.dma_addr == 0))
         fail("dma_into_posted_mapped", ev, "device wrote into an unmapped page");
       if (s.needs_sync) fail("sync_for_device", ev, "device wrote into a page not synced for the device after CPU use");
+      check_not_with_user(s, ev, "device DMA into the page");
+      packet_written(s, b, ev, pg);
       break;
     }
+
+    case PageEv::kDataWrite: {
+      Buf* b = find_buf(s, ev.offset);
+      if (!b || b->loc != BufLoc::kDriver) {
+        fail("state_transition", ev, "packet data written into a buffer the driver does not hold");
+        break;
+      }
+      check_not_with_user(s, ev, "packet data written into the page");
+      packet_written(s, b, ev, pg);
+      break;
+    }
+
+    case PageEv::kCpuWrite:
+      if (ps && ps->pool->params().read_only)
+        fail("read_only_no_cpu_write", ev, "the CPU wrote " + std::to_string(ev.value) + " bytes at offset " +
+                                               std::to_string(ev.offset) + " into a page of a read-only pool");
+      s.content |= kKernelData;
+      break;
+
+    case PageEv::kRxDropCounted: {
+      Buf* b = find_buf(s, ev.offset);
+      if (b) b->accounted = true;
+      break;
+    }
+
+    case PageEv::kUserDeliver: {
+      Buf* b = find_buf(s, ev.offset);
+      if (!b || b->loc != BufLoc::kStack) {
+        fail("state_transition", ev, "buffer redirected to the application is not held by the receive path");
+        break;
+      }
+      if (s.bufs.size() != 1)
+        fail("user_page_exclusive", ev, "the page delivered to the application holds " + std::to_string(s.bufs.size()) +
+                                            " buffers: other packets share it");
+      else if (s.user_held)
+        fail("user_page_reuse", ev, "page delivered to the application twice");
+      s.user_held = true;
+      if (ps) {
+        ++ps->user_held;
+        const std::uint32_t limit = ps->pool->params().user_limit;
+        if (limit && ps->user_held > static_cast<std::int64_t>(limit))
+          fail("user_limit", ev, std::to_string(ps->user_held) + " pages out to the application, limit " +
+                                     std::to_string(limit));
+      }
+      if (s.user_mapped && s.persistent && (s.content & ~kAppFlow))
+        fail("user_page_foreign_data", ev, "the application's mapped page holds " + content_names(s.content & ~kAppFlow));
+      break;
+    }
+
+    case PageEv::kPageClear:
+      s.content = s.last_packet;  // zeroed around the packet it holds
+      break;
+
+    case PageEv::kUserMap:
+      if (!s.user_held) fail("user_page_reuse", ev, "page mapped into the application without being delivered to it");
+      if (s.user_mapped) fail("state_transition", ev, "page mapped into the application twice");
+      if (s.bufs.size() != 1)
+        fail("user_page_exclusive", ev, "the mapped page holds " + std::to_string(s.bufs.size()) +
+                                            " buffers: other packets share it");
+      if (s.content & ~kAppFlow)
+        fail("user_page_foreign_data", ev, "the page mapped into the application holds " +
+                                               content_names(s.content & ~kAppFlow));
+      s.user_mapped = true;
+      s.persistent = ev.flow != 0;
+      break;
+
+    case PageEv::kUserUnmap:
+      if (!s.user_mapped) fail("state_transition", ev, "unmap of a page that is not mapped into the application");
+      s.user_mapped = s.persistent = false;
+      s.tlb_stale = true;
+      break;
+
+    case PageEv::kTlbShootdown:
+      s.tlb_stale = false;
+      break;
+
+    case PageEv::kUserReturn:
+      if (!s.user_held) {
+        fail("user_page_reuse", ev, "the application returned a page it does not hold");
+        break;
+      }
+      s.user_held = false;
+      if (ps) --ps->user_held;
+      check_not_with_user(s, ev, "returned by the application");
+      break;
 
     case PageEv::kToStack: {
       Buf* b = find_buf(s, ev.offset);
@@ -344,6 +476,7 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
         break;
       }
       b->loc = BufLoc::kStack;
+      b->accounted = true;
       break;
     }
 

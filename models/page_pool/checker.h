@@ -21,6 +21,17 @@
 //   unmapped_at_destroy     a page of the pool still DMA-mapped after page_pool_release ran
 //   release_unmapped        a page left the pool while still DMA-mapped
 //   inflight_zero_after_destroy  (end of run) a destroyed pool never reached inflight 0 / leaked pages
+//   rx_packet_lost          a buffer holding a received packet went back to the pool without being
+//                           delivered to the stack or counted as a drop
+// Read-only packet pages and zero-copy delivery (docs/zerocopy.md):
+//   read_only_no_cpu_write  the CPU wrote into a page of a read-only pool
+//   user_page_reuse         a page the application holds or has mapped was recycled, re-posted to the
+//                           NIC, DMA-written, returned while still mapped, or freed
+//   user_unmap_shootdown    a page was reused before the TLB shootdown of its unmapping completed
+//   user_page_foreign_data  a page mapped into the application holds bytes it may not see: stale
+//                           kernel data (never cleared) or another flow's packet
+//   user_page_exclusive     a mapped page also holds another buffer still in use (frag sharing)
+//   user_limit              more pages out to the application than the pool's limit
 #pragma once
 #include <array>
 #include <cstdint>
@@ -41,6 +52,8 @@ class PageChecker : public PageObserver {
   // The NAPI that owns the pool's allocation side, when the pool itself does not name it (veth
   // passes no p.napi): alloc-cache access in that NAPI's softirq is legal.
   void set_owner_napi(const PagePool* pool, const int* list_owner);
+  // Flows [0, n) belong to the zero-copy application: their data may be mapped into it.
+  void set_app_flows(std::uint32_t n) { app_flows_ = n; }
   void on_event(const PageEvent& ev, const PageWorld& world) override;
   // End-of-run checks. `consumers_done`: every consumer has let go of its pages, so destroyed
   // pools must have reached inflight 0 and every pool page must be back in the allocator.
@@ -63,12 +76,18 @@ class PageChecker : public PageObserver {
   struct Buf {
     std::uint32_t offset;
     BufLoc loc;
+    bool filled = false;     // holds a received packet (DMA or software write)
+    bool accounted = false;  // that packet was delivered to the stack or counted as dropped
   };
+  // Whose bytes a page may hold (bits): stale kernel data, other flows' packets, the application's.
+  enum Content : std::uint8_t { kKernelData = 1, kOtherFlow = 2, kAppFlow = 4 };
   struct Shadow {
     S s = S::kBuddy;
     int pool = -1;
     bool mapped = false;
     bool needs_sync = false;
+    std::uint8_t content = kKernelData, last_packet = 0;
+    bool user_held = false, user_mapped = false, persistent = false, tlb_stale = false;
     std::int64_t extra_refs = 0;
     std::vector<Buf> bufs;
     std::array<Hist, kHistory> hist{};
@@ -79,6 +98,7 @@ class PageChecker : public PageObserver {
     const int* owner_napi = nullptr;
     std::int64_t in_world = 0;
     std::int64_t cache = 0;
+    std::int64_t user_held = 0;
     bool destroyed = false, freed = false, released_once = false;
   };
 
@@ -91,11 +111,17 @@ class PageChecker : public PageObserver {
   Buf* find_buf(Shadow& s, std::uint32_t offset);
   void check_conservation(const PoolShadow& ps, const PageEvent& ev);
   void on_pool_event(PoolShadow& ps, const PageEvent& ev, const PageWorld& world);
+  std::uint8_t content_class(std::uint32_t flow) const { return flow < app_flows_ ? kAppFlow : kOtherFlow; }
+  void packet_written(Shadow& s, Buf* b, const PageEvent& ev, const Page& pg);
+  // The page must not be reused (recycled, posted, written, freed) while the application has it.
+  void check_not_with_user(Shadow& s, const PageEvent& ev, const char* what);
+  static std::string content_names(std::uint8_t bits);
 
   sim::Verdicts& verdicts_;
   std::vector<Shadow> pages_;
   std::vector<PoolShadow> pools_;
   std::uint64_t events_ = 0;
+  std::uint32_t app_flows_ = 0;
   bool stop_ = false;
 };
 

@@ -32,6 +32,28 @@ const std::vector<MutantInfo>& all_mutants() {
       {Mutant::kDirectRecycleAfterDestroy, "direct_recycle_after_destroy",
        "destroy does not disable direct recycling: pages land in the cache of a destroyed pool, "
        "which is never flushed again (the reason for page_pool_disable_direct_recycling)"},
+      {Mutant::kRoBuildSkbInPage, "ro_build_skb_in_page",
+       "a queue in read-only mode still builds its skbs in the packet page (build_skb writes "
+       "skb_shared_info, with kernel pointers, into a page that may be mapped into user space)"},
+      {Mutant::kZcRecycleWhileMapped, "zc_recycle_while_mapped",
+       "the application's page goes back to the pool (and to the NIC) while it is still mapped into "
+       "user space: the device overwrites data the application is reading"},
+      {Mutant::kZcSkipShootdownWait, "zc_skip_shootdown_wait",
+       "a returned page is recycled as soon as its PTEs are gone, before the TLB shootdown completed: "
+       "another CPU running the application can still read the next packet through a stale TLB entry"},
+      {Mutant::kZcNoClear, "zc_no_clear",
+       "pages are mapped into user space without clearing the bytes outside the packet: stale kernel "
+       "data and other flows' packets leak to the application"},
+      {Mutant::kZcFragPages, "zc_frag_pages",
+       "the zero-copy queue keeps splitting pages into frags, so a mapped page also holds another packet"},
+      {Mutant::kZcNoUserLimit, "zc_no_user_limit",
+       "the pool does not enforce the limit on pages outstanding to the application: a consumer that "
+       "does not return pages pins unbounded memory (the OOM risk the design's limit prevents)"},
+      {Mutant::kZcSelectAllFlows, "zc_select_all_flows",
+       "the XDP selector redirects packets of every flow to the application, not only its own"},
+      {Mutant::kSwitchDropsCompleted, "switch_drops_completed",
+       "the mode switch frees the ring with completed descriptors still on it: packets the NIC had "
+       "accepted are lost without being delivered or counted"},
   };
   return list;
 }

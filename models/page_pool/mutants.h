@@ -19,6 +19,15 @@ enum class Mutant : std::uint8_t {
   kHoldNotCounted,            // slow path forgets pages_state_hold_cnt++
   kDestroySkipsRingDrain,     // page_pool_release does not empty the ring
   kDirectRecycleAfterDestroy, // destroy does not disable direct recycling
+  // read-only packet pages and zero-copy delivery (docs/zerocopy.md)
+  kRoBuildSkbInPage,          // read-only queue still builds the skb in the packet page
+  kZcRecycleWhileMapped,      // the application's page is put back into the pool before it is unmapped
+  kZcSkipShootdownWait,       // a returned page is recycled before the TLB shootdown completed
+  kZcNoClear,                 // pages are mapped without clearing what is outside the packet
+  kZcFragPages,               // the zero-copy queue splits pages into frags (two packets per page)
+  kZcNoUserLimit,             // the pool does not enforce the outstanding user page limit
+  kZcSelectAllFlows,          // the XDP selector redirects every flow to the application
+  kSwitchDropsCompleted,      // the mode switch frees completed descriptors without delivering them
   kCount
 };
 
@@ -34,12 +43,13 @@ Mutant mutant_by_name(const std::string& name);
 class MutantSet {
  public:
   MutantSet() = default;
-  void add(Mutant m) { bits_ |= 1u << static_cast<unsigned>(m); }
-  bool has(Mutant m) const { return bits_ & (1u << static_cast<unsigned>(m)); }
+  void add(Mutant m) { bits_ |= std::uint64_t{1} << static_cast<unsigned>(m); }
+  bool has(Mutant m) const { return bits_ & (std::uint64_t{1} << static_cast<unsigned>(m)); }
   bool any() const { return bits_ != 0; }
 
  private:
-  std::uint32_t bits_ = 0;
+  static_assert(static_cast<unsigned>(Mutant::kCount) <= 64, "MutantSet holds 64 mutants");
+  std::uint64_t bits_ = 0;
 };
 
 }  // namespace ppsim::page_pool

@@ -53,6 +53,16 @@ const char* ev_name(PageEv e) {
     case PageEv::kSockDequeue: return "sock_dequeue";
     case PageEv::kDeferFree: return "defer_free";
     case PageEv::kDeferFlush: return "defer_flush";
+    case PageEv::kCpuWrite: return "cpu_write";
+    case PageEv::kDataWrite: return "data_write";
+    case PageEv::kHeadCopy: return "head_copy";
+    case PageEv::kRxDropCounted: return "rx_drop_counted";
+    case PageEv::kUserDeliver: return "user_deliver";
+    case PageEv::kPageClear: return "page_clear";
+    case PageEv::kUserMap: return "user_map";
+    case PageEv::kUserUnmap: return "user_unmap";
+    case PageEv::kTlbShootdown: return "tlb_shootdown";
+    case PageEv::kUserReturn: return "user_return";
   }
   return "?";
 }
@@ -115,6 +125,7 @@ PageId PageWorld::alloc_one(int nid, int cpu, std::uint32_t order) {
   pg.pp_magic = 0;
   pg.order = order;
   pg.pfmemalloc = false;
+  pg.zc_clean = false;
   if (pfm_fraction_ > 0) {
     pfm_state_ = pfm_state_ * 6364136223846793005ULL + 1442695040888963407ULL;
     pg.pfmemalloc = static_cast<double>(pfm_state_ >> 11) * 0x1.0p-53 < pfm_fraction_;

@@ -29,6 +29,9 @@ struct Page {
   int nid = 0;                    // NUMA node
   bool pfmemalloc = false;        // allocated from emergency reserves: never recycled
   std::uint32_t order = 0;
+  // Zero-copy design (not in 6.18): the page holds only the application's data (it was cleared,
+  // and only its packets were written since); reset when another flow's packet lands in it.
+  bool zc_clean = false;
 };
 
 // Where a page is, as the checker and the tracer see it.
@@ -89,6 +92,17 @@ enum class PageEv : std::uint8_t {
   kSockDequeue,    // the reader takes an skb off the socket queue; value = packet bytes it copies
   kDeferFree,      // skb_attempt_defer_free: skb put on the allocating CPU's defer list; value = that CPU
   kDeferFlush,     // skb_defer_free_flush: the owning CPU takes its defer list; value = skbs on it
+  // read-only packet pages and zero-copy delivery to user space (docs/zerocopy.md)
+  kCpuWrite,       // the CPU writes into a buffer's page (build_skb's skb_shared_info); value = bytes
+  kDataWrite,      // software writes packet data into a buffer (a copy, or a guest's own write); value = bytes, flow
+  kHeadCopy,       // read-only skb: headers copied out of the page into a separate head; value = bytes
+  kRxDropCounted,  // a buffer holding a received packet is freed without delivery, counted as a drop
+  kUserDeliver,    // XDP redirected the buffer to the zero-copy consumer's queue; value = application
+  kPageClear,      // the kernel zeroes the page outside the packet before it is mapped; value = bytes
+  kUserMap,        // the page is mapped read-only into the application; value = application, flow = 1 if persistent
+  kUserUnmap,      // its PTEs are removed (other CPUs may still hold stale TLB entries)
+  kTlbShootdown,   // every CPU that ran the application has flushed the page; value = IPIs sent
+  kUserReturn,     // the application gave the page back (the put into the pool follows)
 };
 const char* ev_name(PageEv e);
 
@@ -106,6 +120,7 @@ struct PageEvent {
   // CPU time of the operation that emitted the event (Caller::cost), or null for device events.
   // Cost models that observe the bus (cacheline ownership) add their delay here.
   sim::Picos* cost = nullptr;
+  std::uint32_t flow = 0;    // flow of the packet (kDmaWrite, kDataWrite, kUserDeliver)
 };
 
 class PageWorld;
@@ -150,7 +165,7 @@ class PageWorld {
   // Emits a buffer event (nothing when nobody observes). `ctx`/`cost` are null for device
   // events; `time` defaults to `now`.
   void emit(PageEv kind, PageId page, int pool, std::uint32_t offset, std::int64_t value, const ExecCtx* ctx,
-            sim::Picos* cost, sim::Picos time = -1) const {
+            sim::Picos* cost, sim::Picos time = -1, std::uint32_t flow = 0) const {
     if (observers_.empty()) return;
     PageEvent ev{kind};
     ev.page = page;
@@ -160,6 +175,7 @@ class PageWorld {
     ev.ctx = ctx;
     ev.cost = cost;
     ev.time = time < 0 ? now : time;
+    ev.flow = flow;
     emit(ev);
   }
   bool observed() const { return !observers_.empty(); }

@@ -171,6 +171,13 @@ PageId PagePool::alloc_slow(Caller& c) {
 }
 
 PageId PagePool::alloc(Caller& c) {
+  if (user_out_ > user_out_max_) user_out_max_ = user_out_;
+  // Every page the pool has let out (NIC ring, in flight, held by the application) counts.
+  const std::int64_t out = static_cast<std::int64_t>(inflight()) - cache_count_ - ring_.count();
+  if (p_.user_limit && out >= static_cast<std::int64_t>(p_.user_limit) && !bug(Mutant::kZcNoUserLimit)) {
+    ++alloc_stats_.user_limit;
+    return kNoPage;
+  }
   PageId p = get_cached(c);
   if (p != kNoPage) return p;
   return alloc_slow(c);

@@ -55,6 +55,13 @@ struct PoolParams {
   const int* napi_list_owner = nullptr;  // &p.napi->list_owner, or null when the pool has no NAPI
   std::uint32_t dma_cache_alignment = 1;  // dma_get_cache_alignment(): 1 on x86
   std::uint32_t cacheline_bytes = 64;     // SMP_CACHE_BYTES (ptr_ring batch)
+  // Read-only packet page mode (Brouer's memory model; not a 6.18 flag): the driver builds skbs
+  // with a separate writable head, so the CPU must never write into this pool's pages.
+  bool read_only = false;
+  // Zero-copy delivery: at most this many pages may be out of the pool at once (on the NIC ring,
+  // in flight, or held by the application); at the limit allocation fails, so the ring cannot
+  // refill and the device drops on this queue only (0: no limit).
+  std::uint32_t user_limit = 0;
 };
 
 // Validates like page_pool_init(); returns "" or the reason the kernel would refuse (-EINVAL).
@@ -77,8 +84,8 @@ struct PoolCosts {
   sim::Picos put_atomic = 0;         // atomic pp_ref_count decrement (frag pages)
 };
 
-struct AllocStats {  // struct page_pool_alloc_stats
-  std::uint64_t fast = 0, slow = 0, slow_high_order = 0, empty = 0, refill = 0, waive = 0;
+struct AllocStats {  // struct page_pool_alloc_stats (+ user_limit, the zero-copy design's limit)
+  std::uint64_t fast = 0, slow = 0, slow_high_order = 0, empty = 0, refill = 0, waive = 0, user_limit = 0;
 };
 struct RecycleStats {  // struct page_pool_recycle_stats (per CPU in the kernel)
   std::uint64_t cached = 0, cache_full = 0, ring = 0, ring_full = 0, released_refcnt = 0;
@@ -113,6 +120,11 @@ class PagePool {
   std::int32_t release_retry(Caller& c);
   // page_pool_update_nid()
   void update_nid(Caller& c, int new_nid);
+  // A page goes out to the application (zero-copy delivery) / comes back from it.
+  void user_hold() { ++user_out_; }
+  void user_unhold() { --user_out_; }
+  std::uint32_t user_outstanding() const { return user_out_; }
+  std::uint32_t user_outstanding_max() const { return user_out_max_; }
 
   bool napi_local(const ExecCtx& ctx) const;  // page_pool_napi_local()
   std::int32_t inflight() const { return static_cast<std::int32_t>(hold_cnt_ - release_cnt_); }
@@ -180,6 +192,7 @@ class PagePool {
   std::uint64_t destroy_cnt_ = 0;
   std::vector<PageId> dma_mapped_{kNoPage};  // pool->dma_mapped (xarray, ids from 1)
   std::uint64_t sync_bytes_ = 0;
+  std::uint32_t user_out_ = 0, user_out_max_ = 0;
   AllocStats alloc_stats_;
   std::vector<RecycleStats> recycle_stats_;
 };
