@@ -38,12 +38,26 @@ Bottleneck classify(const BottleneckInput& in, double saturated, double drop_sha
   u["cpu_softirq"] = in.cpu_softirq;
   u["cpu_sender"] = in.cpu_sender;
   u["cpu_reader"] = in.cpu_reader;
+  u["cpu_app"] = in.cpu_app;
+  u["eswitch_port"] = in.eswitch_port;
 
   const double floor = std::max(1.0, drop_share * static_cast<double>(in.offered));
   auto share = [&](std::uint64_t n) { return pct(in.offered ? static_cast<double>(n) / in.offered : 0.0); };
+  if (static_cast<double>(in.app_drops) >= floor) {
+    b.name = "cpu_app";
+    b.why = "the zero-copy delivery queue dropped " + share(in.app_drops) + " of packets; application CPU " +
+            pct(in.cpu_app) + " busy";
+    return b;
+  }
   if (static_cast<double>(in.socket_drops) >= floor) {
     b.name = "cpu_reader";
     b.why = "the socket dropped " + share(in.socket_drops) + " of packets; reader CPU " + pct(in.cpu_reader) + " busy";
+    return b;
+  }
+  if (static_cast<double>(in.ring_drops) >= floor && in.user_limited) {
+    b.name = "user_page_limit";
+    b.why = "the device found no posted descriptor for " + share(in.ring_drops) +
+            " of packets while the application held as many pages as the pool lets out";
     return b;
   }
   if (static_cast<double>(in.ring_drops) >= floor) {
@@ -61,8 +75,9 @@ Bottleneck classify(const BottleneckInput& in, double saturated, double drop_sha
     return b;
   }
   if (in.tx_active) {
-    auto [name, v] = in.sender_kept_up ? busiest(u, {"cpu_sender", "pcie_up", "pcie_down", "wire_tx", "cpu_softirq"})
-                                       : busiest(u, {"pcie_up", "pcie_down", "wire_tx", "cpu_softirq"});
+    auto [name, v] = in.sender_kept_up
+                         ? busiest(u, {"cpu_sender", "pcie_up", "pcie_down", "wire_tx", "eswitch_port", "cpu_softirq", "cpu_app"})
+                         : busiest(u, {"pcie_up", "pcie_down", "wire_tx", "eswitch_port", "cpu_softirq", "cpu_app"});
     // A saturated link also keeps read tags busy (completions queue behind it): name the link
     // first, the read latency only when no link direction is saturated.
     if (v < saturated && in.pcie_tags >= saturated) {
@@ -82,7 +97,8 @@ Bottleneck classify(const BottleneckInput& in, double saturated, double drop_sha
   }
   b.name = "none";
   b.why = "the offered load went through; the busiest resource is " + busiest(u, {"wire_rx", "wire_tx", "pcie_up", "pcie_down",
-                                                                                   "pcie_read_latency", "cpu_softirq", "cpu_sender", "cpu_reader"})
+                                                                                   "pcie_read_latency", "cpu_softirq", "cpu_sender", "cpu_reader",
+                                                                                   "cpu_app"})
                                                                               .first;
   return b;
 }

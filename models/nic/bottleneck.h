@@ -7,14 +7,15 @@
 // Transmit is closed-loop: the sender blocks when the ring is full, so only the limiting
 // resource is saturated. Rules, in order:
 //   1. drops above drop_share of the offered packets: the most downstream dropping stage —
-//      socket → cpu_reader; ring → cpu_softirq (or rx_ring when the NAPI CPU is not busy: the ring
+//      zero-copy delivery queue → cpu_app; socket → cpu_reader; ring while the pool was at its
+//      outstanding user page limit → user_page_limit; ring → cpu_softirq (or rx_ring when the NAPI CPU is not busy: the ring
 //      is too small for the interrupt/poll latency); packet buffer (drops, or a backlog still
 //      growing at the end of the window) → pcie_up when the DMA engine rarely waited for
 //      descriptors (its writes could not keep up), else pcie_down if that direction is
 //      saturated (descriptor completions queue behind other traffic), else pcie_read_latency;
 //   2. transmit active: the most utilised of cpu_sender (only if the path kept up with the
 //      sender: it never waited for room and what it sent left the NIC), pcie_up, pcie_down,
-//      wire_tx, cpu_softirq if at least `saturated`, else pcie_read_latency if the tags are (a
+//      wire_tx, eswitch_port, cpu_softirq, cpu_app if at least `saturated`, else pcie_read_latency if the tags are (a
 //      saturated link keeps tags busy too, so the link is named first);
 //   3. receive at line rate (offered above it, or the line ≥ 95 % busy): wire;
 //   4. otherwise none: the offered load went through.
@@ -33,8 +34,12 @@ struct BottleneckInput {
   double cpu_softirq = 0;             // busiest CPU running receive or TX-completion NAPI
   double cpu_sender = 0;              // transmitting application's CPU (process context)
   double cpu_reader = 0;              // socket reader's CPU (process context)
+  double cpu_app = 0;                 // zero-copy application's CPU (process context)
+  double eswitch_port = 0;            // port-bound embedded switch: busy share
   std::uint64_t offered = 0;          // packets offered to the receive path
   std::uint64_t fifo_drops = 0, ring_drops = 0, socket_drops = 0;
+  std::uint64_t app_drops = 0;        // zero-copy delivery queue full
+  bool user_limited = false;          // a pool refused allocations at its outstanding user page limit
   std::uint64_t fifo_backlog = 0;     // packets the RX buffer took in but had not written out (growth)
   bool rx_above_line_rate = false;
   bool tx_active = false;
@@ -44,7 +49,8 @@ struct BottleneckInput {
 };
 
 struct Bottleneck {
-  std::string name;  // wire, wire_tx, pcie_up, pcie_down, pcie_read_latency, cpu_softirq, cpu_sender, cpu_reader, rx_ring, none
+  std::string name;  // wire, wire_tx, pcie_up, pcie_down, pcie_read_latency, eswitch_port, cpu_softirq, cpu_sender,
+                     // cpu_reader, cpu_app, user_page_limit, rx_ring, none
   std::string why;
   std::map<std::string, double> utilization;
 };

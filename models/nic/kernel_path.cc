@@ -18,12 +18,14 @@ KernelPath::KernelPath(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_
   stats.reader(n + ".copy_bytes", "bytes", "bytes copied by the CPU on the receive side", [this] { return copy_bytes_; });
   stats.reader(n + ".napi_polls", "polls", "receive NAPI polls", [this] { return polls_; });
   stats.reader(n + ".alloc_fail", "packets", "packets dropped because no buffer could be allocated", [this] { return alloc_fail_; });
+  stats.reader(n + ".handoff_drops", "packets", "zero-copy: packets dropped because the receiver's delivery queue was full",
+               [this] { return handoff_drops_; });
   poll_work_ = &stats.histogram(n + ".poll_work", "packets", "packets handled per receive NAPI poll");
 }
 
 void KernelPath::post(const TxPacket* p, std::uint32_t n, sim::Picos t) {
   if (!open_) return;
-  for (std::uint32_t i = 0; i < n; ++i) ring_.push_back({p[i].frame_bytes, t});
+  for (std::uint32_t i = 0; i < n; ++i) ring_.push_back({p[i].frame_bytes, p[i].flow, t});
   schedule_napi(t);
 }
 
@@ -67,9 +69,13 @@ void KernelPath::on_poll() {
       continue;
     }
     const std::uint32_t bytes = e.frame > cfg_.fcs_bytes ? e.frame - cfg_.fcs_bytes : 1;
-    c.cost += cfg_.per_packet + static_cast<sim::Picos>(bytes * cfg_.copy_ps_per_byte + 0.5);
-    copy_bytes_ += bytes;
+    c.cost += cfg_.per_packet;
+    if (!cfg_.zero_copy) {
+      c.cost += static_cast<sim::Picos>(bytes * cfg_.copy_ps_per_byte + 0.5);
+      copy_bytes_ += bytes;
+    }
     world_.now = start + c.cost;
+    world_.emit(PageEv::kDataWrite, page, pool_.id(), offset, bytes, &c.ctx, &c.cost, -1, e.flow);
     world_.emit(PageEv::kToStack, page, pool_.id(), offset, 0, &c.ctx, &c.cost);
     Skb skb;
     skb.page = page;
@@ -77,6 +83,7 @@ void KernelPath::on_poll() {
     skb.bytes = bytes;
     skb.buf_bytes = size;
     skb.alloc_cpu = cfg_.rx_cpu;
+    skb.flow = e.flow;
     skb.pool = &pool_;
     skb.rx_time = e.t;
     ++packets_;
@@ -84,6 +91,17 @@ void KernelPath::on_poll() {
     if (start >= cfg_.window_start && start < cfg_.window_end) {
       ++win_packets_;
       win_bytes_ += bytes;
+    }
+    if (cfg_.zero_copy && user_) {
+      // Forwarding reads the headers from a read-only head; the page itself changes hands.
+      const std::uint32_t hdr = std::min(cfg_.hdr_bytes, bytes);
+      c.cost += cfg_.head_alloc + cfg_.hdr_copy_fixed + static_cast<sim::Picos>(hdr * cfg_.copy_ps_per_byte + 0.5);
+      world_.emit(PageEv::kHeadCopy, page, pool_.id(), offset, hdr, &c.ctx, &c.cost);
+      if (!user_->deliver_user(c, skb)) {
+        ++handoff_drops_;
+        pool_.put(c, page, -1, true, offset);
+      }
+      continue;
     }
     sink_.deliver(c, skb);
   }

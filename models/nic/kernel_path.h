@@ -11,8 +11,12 @@
 // the receive work runs (the scenario decides: the sender's CPU as veth does, or a separate one as
 // with a vhost worker or threaded NAPI).
 // When the ring is full the sender blocks (the queue is stopped) until the NAPI makes room.
-// Page events: the buffer is allocated in the poll (driver-held), copied into, and goes to the
-// stack (kToStack); there is no device, so no kPostToNic / kDmaWrite.
+// Page events: the buffer is allocated in the poll (driver-held), written (kDataWrite) and goes to
+// the stack (kToStack); there is no device, so no kPostToNic / kDmaWrite.
+// Zero-copy handoff (zero_copy): the sender's data sits in a page of this path's read-only pool
+// (one packet per page; the sender writes it there itself, so nothing is copied), the receive
+// poll copies only the headers into a separate head for the forwarding decision and hands the
+// page to the receiving side's UserSink, which maps it read-only (models/world/zerocopy.h).
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -42,6 +46,10 @@ class KernelPath : public TxPort {
     sim::Picos poll_overhead = 0;
     sim::Picos window_start = 0, window_end = sim::kNever;  // measurement window
     std::string name = "kpath";
+    bool zero_copy = false;
+    std::uint32_t hdr_bytes = 66;       // headers copied into the read-only head (zero_copy)
+    sim::Picos head_alloc = 0;          // the separate head (zero_copy)
+    sim::Picos hdr_copy_fixed = 0;
   };
   KernelPath(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::PagePool& pool,
              page_pool::PageWorld& world, std::vector<sim::Cpu>& cpus, PacketSink& sink, sim::Stats& stats);
@@ -50,6 +58,7 @@ class KernelPath : public TxPort {
   void post(const TxPacket* p, std::uint32_t n, sim::Picos t) override;
   sim::Picos per_packet_cost() const override { return cfg_.forward_per_packet; }
   void close(sim::Picos now);
+  void attach_user(UserSink* user) { user_ = user; }
   std::uint64_t packets() const { return packets_; }
   std::uint64_t bytes() const { return bytes_; }
   std::uint64_t packets_in_window() const { return win_packets_; }
@@ -59,6 +68,7 @@ class KernelPath : public TxPort {
  private:
   struct Entry {
     std::uint32_t frame;
+    std::uint32_t flow;
     sim::Picos t;
   };
   void schedule_napi(sim::Picos at);
@@ -69,9 +79,11 @@ class KernelPath : public TxPort {
   page_pool::PageWorld& world_;
   std::vector<sim::Cpu>& cpus_;
   PacketSink& sink_;
+  UserSink* user_ = nullptr;
   std::deque<Entry> ring_;
   bool scheduled_ = false, open_ = true;
-  std::uint64_t packets_ = 0, bytes_ = 0, polls_ = 0, alloc_fail_ = 0, copy_bytes_ = 0, win_packets_ = 0, win_bytes_ = 0;
+  std::uint64_t packets_ = 0, bytes_ = 0, polls_ = 0, alloc_fail_ = 0, copy_bytes_ = 0, win_packets_ = 0, win_bytes_ = 0,
+                handoff_drops_ = 0;
   sim::Histogram* poll_work_ = nullptr;
   sim::Process poll_proc_;
 };

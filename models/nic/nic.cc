@@ -50,6 +50,13 @@ int Nic::add_tx_queue(int fn, TxQueue* q, const RingHwConfig& hw, int dest_fn) {
   return static_cast<int>(tx_.size()) - 1;
 }
 
+void Nic::set_steering(int fn, std::uint32_t ntuple_flows, int ntuple_queue, bool exclude) {
+  Function& f = fns_.at(static_cast<std::size_t>(fn));
+  f.ntuple_flows = ntuple_flows;
+  f.ntuple_queue = ntuple_queue;
+  f.rss_exclude = exclude;
+}
+
 void Nic::set_wire_source(TrafficSource* src, int fn) {
   wire_src_ = src;
   wire_fn_ = fn;
@@ -248,8 +255,15 @@ void Nic::rx_admit(Picos t, std::uint32_t frame, int fn, std::uint32_t flow) {
     return;
   }
   const Function& f = fns_[static_cast<std::size_t>(fn)];
-  const int q = f.rxqs[static_cast<std::size_t>(f.rss->queue_of(flow))];
-  fifo_.push_back(Packet{t, frame, static_cast<std::uint32_t>(q)});
+  const int q = flow < f.ntuple_flows ? f.rxqs[static_cast<std::size_t>(f.ntuple_queue)]
+                                      : f.rss_queues[static_cast<std::size_t>(f.rss->queue_of(flow))];
+  RxHw& h = *rx_[static_cast<std::size_t>(q)];
+  if (!h.accepting) {  // the queue is being restarted: a device drop, counted
+    ++h.switch_drops;
+    return;
+  }
+  ++h.in_fifo;
+  fifo_.push_back(Packet{t, frame, static_cast<std::uint32_t>(q), flow});
   fifo_bytes_ += frame;
   if (t >= cfg_.window_start && t < cfg_.window_end) ++rx_admitted_win_;
 }
@@ -277,6 +291,7 @@ void Nic::rx_head(Picos t) {
   if (!h.open || h.head == h.tail) {  // no descriptor posted: drop (SRRCTL.DROP_EN semantics)
     fifo_.pop_front();
     fifo_bytes_ -= p.frame;
+    --h.in_fifo;
     if (h.open) ++h.missed;
     else ++rx_discarded_;
     return;
@@ -289,15 +304,28 @@ void Nic::rx_head(Picos t) {
   if (t > could) rx_stall_ps_ += in_window(static_cast<double>(could), static_cast<double>(t));
   fifo_.pop_front();
   fifo_bytes_ -= p.frame;
+  --h.in_fifo;
   const std::uint32_t bytes = wire_.dma_bytes(p.frame);
-  const PcieTiming w = fabric_.write_up(h.req, PcieOp::kDmaWrite, bytes, t);
+  RxQueue::Desc& d = h.q->desc(h.head);
+  PcieTiming w;
+  if (h.cfg.header_split && bytes > h.cfg.hdr_bytes) {
+    // Headers into the descriptor's header buffer, then the payload into the page: two writes.
+    const PcieTiming hw = fabric_.write_up(h.req, PcieOp::kDmaWrite, h.cfg.hdr_bytes, t);
+    w = fabric_.write_up(h.req, PcieOp::kDmaWrite, bytes - h.cfg.hdr_bytes, t);
+    w.start = hw.start;
+    ++h.hdr_writes;
+    world_.emit(PageEv::kDmaWrite, d.page, h.q->pool().id(), d.offset, bytes - h.cfg.hdr_bytes, nullptr, nullptr, w.done,
+                p.flow);
+  } else {
+    w = fabric_.write_up(h.req, PcieOp::kDmaWrite, bytes, t);
+    world_.emit(PageEv::kDmaWrite, d.page, h.q->pool().id(), d.offset, bytes, nullptr, nullptr, w.done, p.flow);
+  }
   sending_until_ = w.sent;
   sending_bytes_ = p.frame;
   engine_free_ = w.start;
-  RxQueue::Desc& d = h.q->desc(h.head);
   d.pkt_bytes = bytes;
+  d.flow = p.flow;
   d.done = w.done;
-  world_.emit(PageEv::kDmaWrite, d.page, h.q->pool().id(), d.offset, bytes, nullptr, nullptr, w.done);
   ++h.head;
   ++h.packets;
   h.bytes += bytes;
@@ -451,6 +479,16 @@ void Nic::tx_engine(std::uint32_t q, Picos t) {
       if (start >= static_cast<double>(cfg_.window_start) && start < static_cast<double>(cfg_.window_end))
         wire_tx_win_bytes_ += p.frame_bytes;
       leaves = static_cast<Picos>(end);
+    } else if (cfg_.eswitch_port_gbps > 0) {
+      // The switch forwards through the port's pipeline: one frame at a time at port speed.
+      const double start = std::max(static_cast<double>(got), eswitch_free_);
+      const double end = start + static_cast<double>(wire_.line_bytes(p.frame_bytes)) * 8000.0 / cfg_.eswitch_port_gbps;
+      eswitch_free_ = end;
+      eswitch_busy_ps_ += in_window(start, end);
+      leaves = static_cast<Picos>(end) + cfg_.eswitch_latency;
+      push(leaves, Ev::kHairpin, static_cast<std::uint32_t>(h.dest_fn),
+           (static_cast<std::uint64_t>(p.flow) << 32) | p.frame_bytes);
+      ++h.hairpinned;
     } else {
       leaves = got + cfg_.eswitch_latency;
       push(leaves, Ev::kHairpin, static_cast<std::uint32_t>(h.dest_fn),
@@ -491,6 +529,32 @@ void Nic::rx_enable(int q, bool on) {
   if (!on) disarm(h);
 }
 
+void Nic::rx_stop_accepting(int q, Picos t) {
+  RxHw& h = *rx_[static_cast<std::size_t>(q)];
+  h.accepting = false;
+  if (h.head > h.wb_from) write_back(h, true, static_cast<std::uint32_t>(q), h.head, t);
+}
+
+void Nic::rx_reset_ring(int q, std::uint64_t index) {
+  RxHw& h = *rx_[static_cast<std::size_t>(q)];
+  h.head = h.tail = h.fetched = h.wb_from = h.done = index;
+  h.fetches.clear();
+  h.wbs.clear();
+  h.wb_timer = false;
+  ++h.wb_timer_gen;
+}
+
+bool Nic::rx_quiesced(int q) const {
+  const RxHw& h = *rx_[static_cast<std::size_t>(q)];
+  return h.in_fifo == 0 && h.wb_from == h.head;
+}
+
+std::uint64_t Nic::rx_switch_drops_total() const {
+  std::uint64_t n = 0;
+  for (const auto& h : rx_) n += h->switch_drops;
+  return n;
+}
+
 void Nic::tx_enable(int q, bool on) {
   TxHw& h = *tx_[static_cast<std::size_t>(q)];
   h.open = on;
@@ -521,6 +585,7 @@ double Nic::window_ps() const { return static_cast<double>(cfg_.window_end - cfg
 double Nic::wire_rx_utilization() const { return sim::ratio(wire_rx_busy_ps_, window_ps()); }
 double Nic::wire_tx_utilization() const { return sim::ratio(wire_tx_busy_ps_, window_ps()); }
 double Nic::rx_fetch_stall_utilization() const { return sim::ratio(rx_stall_ps_, window_ps()); }
+double Nic::eswitch_utilization() const { return sim::ratio(eswitch_busy_ps_, window_ps()); }
 
 std::uint64_t Nic::rx_missed_total() const {
   std::uint64_t n = 0;
@@ -549,8 +614,13 @@ std::uint64_t Nic::tx_bytes_in_window() const {
 }
 
 void Nic::register_stats() {
-  for (auto& f : fns_)
-    if (!f.rxqs.empty()) f.rss = std::make_unique<RssMap>(f.rss_flows, static_cast<int>(f.rxqs.size()));
+  for (auto& f : fns_) {
+    if (f.rxqs.empty()) continue;
+    f.rss_queues.clear();
+    for (int i = 0; i < static_cast<int>(f.rxqs.size()); ++i)
+      if (!(f.rss_exclude && i == f.ntuple_queue && f.rxqs.size() > 1)) f.rss_queues.push_back(f.rxqs[static_cast<std::size_t>(i)]);
+    f.rss = std::make_unique<RssMap>(f.rss_flows, static_cast<int>(f.rss_queues.size()));
+  }
   sim::Stats& s = stats_;
   auto ring_stats = [&s](RingHw* h, const std::string& n) {
     s.reader(n + ".desc_fetches", "reads", "descriptor fetch DMA reads", [h] { return h->fetch_reads; });
@@ -564,6 +634,9 @@ void Nic::register_stats() {
     s.reader(n + ".rx_packets", "packets", "packets the device wrote into a descriptor's buffer", [h] { return h->packets; });
     s.reader(n + ".rx_bytes", "bytes", "bytes the device wrote into buffers (frames without FCS)", [h] { return h->bytes; });
     s.reader(n + ".rx_missed", "packets", "packets dropped by the device: no posted descriptor", [h] { return h->missed; });
+    s.reader(n + ".rx_switch_drops", "packets", "packets dropped by the device while the queue was being restarted (mode switch)",
+             [h] { return h->switch_drops; });
+    s.reader(n + ".rx_hdr_writes", "writes", "header-split DMA writes into header buffers", [h] { return h->hdr_writes; });
     ring_stats(h, n);
   }
   for (auto& up : tx_) {

@@ -62,6 +62,10 @@ struct RingHwConfig {
   sim::Picos wb_timeout = 0;           // a partial write-back batch is flushed after this long
   sim::Picos irq_coalesce = 0;         // rx-usecs / tx-usecs
   std::uint32_t irq_coalesce_frames = 0;  // rx-frames / tx-frames (0: off)
+  // RX header split (tcp-data-split): the first hdr_bytes of each packet go to a separate header
+  // buffer (one more DMA write), the payload to the page buffer, starting at its offset.
+  bool header_split = false;
+  std::uint32_t hdr_bytes = 66;
 };
 
 class Nic {
@@ -72,6 +76,9 @@ class Nic {
     std::uint32_t rx_fifo_bytes = 512 * 1024;
     std::uint32_t tx_fifo_bytes = 160 * 1024;
     sim::Picos eswitch_latency = 0;
+    // Embedded switch bound to port speed (some NIC generations loop VF-to-VF traffic through the
+    // port's pipeline): hairpinned frames are serialised at this rate (0: not bound).
+    double eswitch_port_gbps = 0;
     sim::Picos window_start = 0, window_end = 0;  // measurement window for utilisations
   };
 
@@ -85,6 +92,10 @@ class Nic {
   // dest_fn < 0: to the wire; else hairpinned into that function's RX queues.
   int add_tx_queue(int fn, TxQueue* q, const RingHwConfig& hw, int dest_fn);
   void set_wire_source(TrafficSource* src, int fn);
+  // Flow steering of function `fn` (ethtool ntuple + RSS indirection): flows below ntuple_flows
+  // go to its queue `ntuple_queue`; with exclude, RSS spreads the other flows over the remaining
+  // queues only.
+  void set_steering(int fn, std::uint32_t ntuple_flows, int ntuple_queue, bool exclude);
   void register_stats();
 
   // The device timeline.
@@ -94,6 +105,17 @@ class Nic {
   void rx_tail_write(int q, std::uint64_t tail, sim::Picos t);
   void rx_irq_enable(int q, sim::Picos t);
   void rx_enable(int q, bool on);
+  // Queue restart (a mode switch): stop taking new packets for the queue (they are dropped and
+  // counted) while those already in the RX buffer are still written; flush pending write-backs.
+  void rx_stop_accepting(int q, sim::Picos t);
+  void rx_start_accepting(int q) { rx_[static_cast<std::size_t>(q)]->accepting = true; }
+  // Nothing of the queue is left in the RX buffer and every written packet is written back.
+  bool rx_quiesced(int q) const;
+  std::uint64_t rx_device_head(int q) const { return rx_[static_cast<std::size_t>(q)]->head; }
+  // The queue's ring starts again empty at `index` (a restarted queue: the driver reposts from there).
+  void rx_reset_ring(int q, std::uint64_t index);
+  void rx_set_header_split(int q, bool on) { rx_[static_cast<std::size_t>(q)]->cfg.header_split = on; }
+  std::uint64_t rx_switch_drops_total() const;
   void tx_tail_write(int q, std::uint64_t tail, sim::Picos t);
   void tx_irq_enable(int q, sim::Picos t);
   void tx_enable(int q, bool on);
@@ -114,6 +136,7 @@ class Nic {
   double wire_rx_utilization() const;
   double wire_tx_utilization() const;
   double rx_fetch_stall_utilization() const;
+  double eswitch_utilization() const;
   std::uint64_t rx_fifo_drops() const { return rx_fifo_drops_; }
   std::uint64_t rx_missed_total() const;
   std::uint64_t rx_packets_in_window() const;
@@ -144,7 +167,8 @@ class Nic {
   struct Packet {
     sim::Picos t;
     std::uint32_t frame;
-    std::uint32_t q;  // RX queue id, chosen by RSS on arrival
+    std::uint32_t q;  // RX queue id, chosen by steering on arrival
+    std::uint32_t flow;
   };
   struct Fetch {
     std::uint64_t end;
@@ -176,7 +200,9 @@ class Nic {
   };
   struct RxHw : RingHw {
     RxQueue* q = nullptr;
-    std::uint64_t packets = 0, bytes = 0, missed = 0;
+    bool accepting = true;
+    std::uint64_t in_fifo = 0;  // packets of this queue waiting in the RX buffer
+    std::uint64_t packets = 0, bytes = 0, missed = 0, switch_drops = 0, hdr_writes = 0;
   };
   struct TxHw : RingHw {
     TxQueue* q = nullptr;
@@ -195,6 +221,10 @@ class Nic {
     std::uint32_t rss_flows = 1;
     std::vector<int> rxqs;
     std::unique_ptr<RssMap> rss;
+    std::uint32_t ntuple_flows = 0;
+    int ntuple_queue = 0;
+    bool rss_exclude = false;
+    std::vector<int> rss_queues;  // RSS targets (all queues, or all but the excluded one)
   };
 
   void push(sim::Picos t, Ev kind, std::uint32_t q, std::uint64_t a = 0);
@@ -248,6 +278,8 @@ class Nic {
   double rx_stall_ps_ = 0;
   double wire_rx_busy_ps_ = 0, wire_tx_busy_ps_ = 0;
   double wire_tx_free_ = 0;
+  double eswitch_free_ = 0;  // port-bound embedded switch: busy until
+  double eswitch_busy_ps_ = 0;
   std::uint64_t rx_arrivals_ = 0, rx_fifo_drops_ = 0, rx_discarded_ = 0, wire_rx_bytes_ = 0, wire_tx_packets_ = 0, wire_tx_bytes_ = 0;
   std::uint64_t hairpin_packets_ = 0, wire_rx_win_bytes_ = 0, wire_tx_win_bytes_ = 0, rx_admitted_win_ = 0;
 };

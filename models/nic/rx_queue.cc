@@ -11,25 +11,40 @@ using page_pool::PageEv;
 
 RxQueue::RxQueue(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::PagePool& pool,
                  page_pool::PageWorld& world, std::vector<sim::Cpu>& cpus, Nic& nic, int fn, const RingHwConfig& hw,
-                 PacketSink& sink, sim::Stats& stats)
+                 PacketSink& sink, sim::Stats& stats, page_pool::MutantSet mutants)
     : kernel_(kernel),
       cfg_(cfg),
       napi_(napi),
-      pool_(pool),
+      pool_(&pool),
       world_(world),
       cpus_(cpus),
       nic_(nic),
       sink_(sink),
+      mutants_(mutants),
       ring_(cfg.ring_size),
       mask_(cfg.ring_size - 1),
       irq_proc_(kernel, cfg.name + ".irq", [this] { on_irq(); }),
-      poll_proc_(kernel, cfg.name + ".napi", [this] { on_poll(); }) {
-  id_ = nic.add_rx_queue(fn, this, hw);
+      poll_proc_(kernel, cfg.name + ".napi", [this] { on_poll(); }),
+      switch_proc_(kernel, cfg.name + ".mode_switch", [this] { on_switch(); }) {
+  RingHwConfig h = hw;
+  h.header_split = cfg.header_split;
+  h.hdr_bytes = cfg.hdr_bytes;
+  id_ = nic.add_rx_queue(fn, this, h);
   const std::string& n = cfg_.name;
   stats.reader(n + ".napi_polls", "polls", "NAPI polls run", [this] { return polls_; });
   stats.reader(n + ".irqs", "interrupts", "RX interrupts handled", [this] { return irqs_; });
   stats.reader(n + ".alloc_fail", "events", "refills that could not allocate a buffer", [this] { return alloc_fail_; });
   stats.reader(n + ".doorbells", "writes", "RX tail doorbells written by the driver (MMIO)", [this] { return doorbells_; });
+  stats.reader(n + ".rx_polled", "packets", "packets the driver took off the ring", [this] { return packets_; });
+  stats.reader(n + ".ro_heads", "skbs", "read-only mode: separately allocated skb heads", [this] { return ro_heads_; });
+  stats.reader(n + ".ro_hdr_copy_bytes", "bytes", "read-only mode: header bytes copied out of the packet page",
+               [this] { return ro_copy_bytes_; });
+  stats.reader(n + ".xdp_redirects", "packets", "packets the zero-copy selector redirected to the application",
+               [this] { return redirects_; });
+  stats.reader(n + ".xdp_redirect_drops", "packets", "redirected packets dropped because the delivery queue was full",
+               [this] { return redirect_drops_; });
+  stats.reader(n + ".rx_dropped_at_close", "packets", "received packets still on the ring when the queue was closed",
+               [this] { return close_drops_; });
   poll_work_ = &stats.histogram(n + ".poll_work", "packets", "packets handled per NAPI poll");
 }
 
@@ -38,7 +53,7 @@ std::uint32_t RxQueue::refill(Caller& c, sim::Picos start) {
   while (ntu_ - ntc_ < cfg_.ring_size) {
     world_.now = start + c.cost;
     std::uint32_t offset = 0, size = cfg_.buffer_bytes;
-    const page_pool::PageId p = pool_.alloc_netmem(c, &offset, &size);
+    const page_pool::PageId p = pool_->alloc_netmem(c, &offset, &size);
     if (p == page_pool::kNoPage) {
       ++alloc_fail_;
       break;
@@ -47,7 +62,7 @@ std::uint32_t RxQueue::refill(Caller& c, sim::Picos start) {
     d.page = p;
     d.offset = offset;
     d.size = size;
-    world_.emit(PageEv::kPostToNic, p, pool_.id(), offset, 0, &c.ctx, &c.cost);
+    world_.emit(PageEv::kPostToNic, p, pool_->id(), offset, 0, &c.ctx, &c.cost);
     ++n;
   }
   return n;
@@ -109,7 +124,7 @@ void RxQueue::rearm(sim::Picos now) {
 void RxQueue::check_nid(Caller& c) {
   if (!cfg_.update_nid) return;
   const int nid = world_.node_of_cpu(napi_cpu_);
-  if (pool_.params().nid != nid) pool_.update_nid(c, nid);
+  if (pool_->params().nid != nid) pool_->update_nid(c, nid);
 }
 
 void RxQueue::on_poll() {
@@ -152,8 +167,9 @@ void RxQueue::on_poll() {
   for (std::uint32_t i = 0; i < work; ++i) {
     Desc& d = desc(ntc_++);
     world_.now = start + c.cost;
-    world_.emit(PageEv::kToStack, d.page, pool_.id(), d.offset, 0, &c.ctx, &c.cost);
+    world_.emit(PageEv::kToStack, d.page, pool_->id(), d.offset, 0, &c.ctx, &c.cost);
     c.cost += cfg_.per_packet;
+    ++packets_;
     Skb skb;
     skb.page = d.page;
     skb.offset = d.offset;
@@ -161,10 +177,29 @@ void RxQueue::on_poll() {
     skb.buf_bytes = d.size;
     skb.alloc_cpu = napi_cpu_;
     skb.queue = cfg_.index;
-    skb.pool = &pool_;
+    skb.flow = d.flow;
+    skb.pool = pool_;
     skb.rx_time = d.done;
     d.page = page_pool::kNoPage;
-    sink_.deliver(c, skb);
+    bool to_stack = true;
+    if (user_) {
+      // The XDP selector: the application's flows are redirected before any skb exists.
+      c.cost += cfg_.xdp_cost;
+      if (skb.flow < cfg_.app_flows || bug(page_pool::Mutant::kZcSelectAllFlows)) {
+        to_stack = false;
+        ++redirects_;
+        if (!user_->deliver_user(c, skb)) {
+          ++redirect_drops_;
+          pool_->put(c, skb.page, -1, true, skb.offset);  // xdp_return_frame_rx_napi
+        }
+      } else {
+        world_.page(skb.page).zc_clean = false;  // another flow's bytes are in the page now
+      }
+    }
+    if (to_stack) {
+      if (sink_.builds_skb()) build_skb(c, skb);
+      sink_.deliver(c, skb);
+    }
     if (!refill_failed && cfg_.ring_size - (ntu_ - ntc_) >= cfg_.refill_batch) {
       const std::uint64_t before = alloc_fail_;
       check_nid(c);
@@ -189,8 +224,130 @@ void RxQueue::on_poll() {
   poll_proc_.wake_at(end);
 }
 
+// How the skb meets its packet: in the page (writable) or in a separate head (read-only).
+void RxQueue::build_skb(Caller& c, Skb& skb) {
+  if (cfg_.mode == Config::Mode::kWritable || bug(page_pool::Mutant::kRoBuildSkbInPage)) {
+    // build_skb(): skb_shared_info goes at the end of the buffer, inside the packet page.
+    const std::uint32_t at = skb.buf_bytes > cfg_.shinfo_bytes ? skb.buf_bytes - cfg_.shinfo_bytes : 0;
+    world_.emit(PageEv::kCpuWrite, skb.page, pool_->id(), skb.offset + at, cfg_.shinfo_bytes, &c.ctx, &c.cost);
+    return;
+  }
+  // napi_alloc_skb() for the head; the headers are copied into it (or come from the NIC's header
+  // buffer), skb_shared_info is initialised there, and the page becomes frag 0.
+  c.cost += cfg_.head_alloc;
+  ++ro_heads_;
+  skb.head_bytes = cfg_.head_truesize;
+  if (!cfg_.header_split) {
+    const std::uint32_t hdr = std::min(cfg_.hdr_bytes, skb.bytes);
+    c.cost += cfg_.hdr_copy_fixed + static_cast<sim::Picos>(cfg_.copy_ps_per_byte * hdr);
+    ro_copy_bytes_ += hdr;
+    world_.emit(PageEv::kHeadCopy, skb.page, pool_->id(), skb.offset, hdr, &c.ctx, &c.cost);
+  }
+}
+
+void RxQueue::schedule_switch(const Switch& sw) {
+  switch_ = sw;
+  switch_proc_.wake_at(sw.at);
+}
+
+// Quiesce: the device takes nothing new for the queue while NAPI delivers what it had accepted.
+void RxQueue::on_switch() {
+  const sim::Picos now = kernel_.now();
+  if (!open_ && sw_state_ == SwState::kNone) return;  // closed before the switch was due
+  if (sw_state_ == SwState::kNone) {
+    sw_state_ = SwState::kQuiescing;
+    sw_start_ = now;
+    sw_polled_ = packets_;
+    nic_.advance(now);
+    nic_.rx_stop_accepting(id_, now);
+  }
+  if (sw_state_ != SwState::kQuiescing) return;
+  nic_.advance(now);
+  const bool drained = nic_.rx_quiesced(id_) && ntc_ == nic_.rx_device_head(id_);
+  if ((!drained && !bug(page_pool::Mutant::kSwitchDropsCompleted)) || napi_scheduled_) {
+    // Completions written back but not yet polled are picked up by NAPI (kick it if idle).
+    if (nic_.rx_quiesced(id_) && !napi_scheduled_ && ntc_ < nic_.rx_device_head(id_)) schedule_napi(now);
+    switch_proc_.wake_at(now + sim::kPicosPerUs);
+    return;
+  }
+  switch_drain(now);
+}
+
+// With NAPI off: free the ring, destroy the old pool, refill from the new one (process context).
+void RxQueue::switch_drain(sim::Picos now) {
+  sw_state_ = SwState::kRestarting;
+  sw_polled_ = packets_ - sw_polled_;
+  open_ = false;
+  nic_.rx_enable(id_, false);
+  irq_proc_.cancel();
+  poll_proc_.cancel();
+  napi_.list_owner = -1;
+  napi_scheduled_ = completing_ = false;
+  Caller c;
+  c.ctx.cpu = cfg_.cpu;
+  c.ctx.exclusive = true;  // napi_disable() done: nothing else touches the pool
+  c.ctx.task = "zc-setup";
+  c.ctx.pid = 7000;
+  world_.now = now;
+  for (std::uint64_t i = ntc_; i < ntu_; ++i) {
+    Desc& d = desc(i);
+    if (d.page == page_pool::kNoPage) continue;
+    pool_->put(c, d.page, -1, false, d.offset);
+    d.page = page_pool::kNoPage;
+    ++sw_freed_;
+  }
+  ntc_ = rung_ = ntu_;
+  nic_.rx_reset_ring(id_, ntu_);
+  page_pool::PagePool* old = pool_;
+  const std::int32_t inflight = old->destroy(c);
+  sw_inflight_ = inflight > 0 ? static_cast<std::uint64_t>(inflight) : 0;
+  if (inflight != 0 && on_pool_destroyed) on_pool_destroyed(old);
+  pool_ = switch_.pool;
+  const int cpu = cfg_.cpu;
+  cfg_ = switch_.after;
+  cfg_.cpu = cpu;
+  nic_.rx_set_header_split(id_, cfg_.header_split);
+  const std::uint64_t before = ntu_;
+  refill(c, now);
+  sw_posted_ = ntu_ - before;
+  sw_cpu_ = c.cost + switch_.fixed;
+  cpus_[static_cast<std::size_t>(cpu)].run_work(now, sw_cpu_, this, [this] { switch_done(); });
+}
+
+void RxQueue::switch_done() {
+  const sim::Picos now = kernel_.now();
+  sw_state_ = SwState::kDone;
+  sw_end_ = now;
+  open_ = true;
+  nic_.rx_enable(id_, true);
+  nic_.rx_start_accepting(id_);
+  Caller c;
+  c.ctx.cpu = cfg_.cpu;
+  c.ctx.exclusive = true;
+  doorbell(c, now);
+  nic_.rx_irq_enable(id_, now);
+}
+
+void RxQueue::register_switch_stats(sim::Stats& stats) {
+  const std::string n = cfg_.name + ".mode_switch.";
+  stats.reader(n + "start_ns", "ns", "when the switch began (the device stopped taking packets for the queue)",
+               [this] { return sw_start_ / 1000; });
+  stats.reader(n + "duration_ns", "ns", "from the start until the queue took packets again",
+               [this] { return sw_state_ == SwState::kDone ? (sw_end_ - sw_start_) / 1000 : 0; });
+  stats.reader(n + "restart_cpu_ns", "ns", "CPU time of the restart: freeing the ring, destroying the old pool, refilling, "
+               "queue commands", [this] { return sw_cpu_ / 1000; });
+  stats.reader(n + "drained_packets", "packets", "packets the device had accepted, delivered after the switch began",
+               [this] { return sw_polled_; });
+  stats.reader(n + "buffers_freed", "buffers", "posted buffers freed back to the old pool", [this] { return sw_freed_; });
+  stats.reader(n + "buffers_posted", "buffers", "buffers posted from the new pool", [this] { return sw_posted_; });
+  stats.reader(n + "old_pool_inflight", "pages", "pages of the old pool still in the stack when it was destroyed",
+               [this] { return sw_inflight_; });
+  stats.reader(n + "done", "bool", "1 when the switch completed", [this] { return sw_state_ == SwState::kDone ? 1 : 0; });
+}
+
 void RxQueue::close(sim::Picos now) {
   open_ = false;
+  switch_proc_.cancel();
   nic_.rx_enable(id_, false);
   irq_proc_.cancel();
   poll_proc_.cancel();
@@ -201,11 +358,17 @@ void RxQueue::close(sim::Picos now) {
   c.ctx.cpu = cfg_.cpu;
   c.ctx.task = "ppsim-close";
   world_.now = now;
-  // Free every buffer still on the ring (completed or posted), as ndo_stop does.
+  // Free every buffer still on the ring (completed or posted), as ndo_stop does; the packets the
+  // device had written into some of them are dropped (and counted).
+  const std::uint64_t written = nic_.rx_device_head(id_);
   for (std::uint64_t i = ntc_; i < ntu_; ++i) {
     Desc& d = desc(i);
     if (d.page == page_pool::kNoPage) continue;
-    pool_.put(c, d.page, -1, false, d.offset);
+    if (i < written) {
+      ++close_drops_;
+      world_.emit(PageEv::kRxDropCounted, d.page, pool_->id(), d.offset, 0, &c.ctx, &c.cost);
+    }
+    pool_->put(c, d.page, -1, false, d.offset);
     d.page = page_pool::kNoPage;
   }
   ntc_ = rung_ = ntu_;

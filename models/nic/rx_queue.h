@@ -10,6 +10,18 @@
 // Interrupts: the device's MSI-X lands → the handler schedules NAPI on the queue's CPU after
 // irq_latency; a poll that uses its whole budget polls again, otherwise it completes
 // (napi->list_owner = -1) and re-enables the interrupt with another MMIO write.
+//
+// RX memory modes (Brouer's memory model, docs/zerocopy.md):
+//   writable   build_skb() around the buffer: skb_shared_info is written at the end of the buffer,
+//              in the packet page (kCpuWrite), and the stack may write the headers there.
+//   read_only  a separately allocated writable head (napi_alloc_skb) receives a copy of the headers
+//              (or, with header split, the NIC's header buffer) and skb_shared_info; the page is
+//              attached as a frag and never written by the CPU.
+// A zero-copy selector (an XDP program with a per-flow rule) redirects the application's flows to
+// a UserSink before any skb is built; the rest go to the stack in the queue's mode.
+// Mode switch (schedule_switch): the device stops taking packets for the queue (dropped and
+// counted), NAPI delivers everything the device had accepted, then, with NAPI off, the ring is
+// freed, the old pool destroyed, and the ring refilled from the new pool before the queue restarts.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -45,6 +57,8 @@ struct Skb {
   std::uint32_t frag_off[kMaxFrags];
   int alloc_cpu = 0;            // CPU whose NAPI received it (skb->alloc_cpu)
   int queue = 0;
+  std::uint32_t flow = 0;
+  std::uint32_t head_bytes = 0;  // truesize of a separately allocated head (read-only mode), else 0
   page_pool::PagePool* pool = nullptr;
   sim::Picos rx_time = 0;
 };
@@ -57,6 +71,16 @@ class PacketSink {
   virtual void deliver(page_pool::Caller& c, const Skb& skb) = 0;
   // At the start of NET_RX softirq work on c.ctx.cpu, before polling (skb defer-list flush).
   virtual void net_rx_action(page_pool::Caller& c) {}
+  // False when packets end before an skb exists (XDP_DROP): the driver builds none.
+  virtual bool builds_skb() const { return true; }
+};
+
+// The zero-copy consumer's delivery queue, as XDP_REDIRECT sees it.
+class UserSink {
+ public:
+  virtual ~UserSink() = default;
+  // In the poll's softirq; false when the delivery queue is full (the caller drops the packet).
+  virtual bool deliver_user(page_pool::Caller& c, const Skb& skb) = 0;
 };
 
 struct NapiPollEvent {
@@ -82,6 +106,24 @@ class RxQueue {
     sim::Picos alloc_retry = 0;       // re-poll delay when the ring is empty and could not be refilled
     bool update_nid = false;          // call page_pool_nid_changed(pool, numa_mem_id()) each poll (mlx5)
     std::string name = "rxq0";
+    enum class Mode { kWritable, kReadOnly } mode = Mode::kWritable;
+    bool header_split = false;        // the NIC puts the headers in a header buffer
+    std::uint32_t hdr_bytes = 66;     // packet headers (copied into a read-only skb's head)
+    std::uint32_t shinfo_bytes = 320; // SKB_DATA_ALIGN(sizeof(struct skb_shared_info)): what build_skb writes
+    std::uint32_t head_truesize = 0;  // read-only: truesize of the separately allocated head
+    sim::Picos head_alloc = 0;        // read-only: napi_alloc_skb head (or header buffer) per packet
+    sim::Picos hdr_copy_fixed = 0;    // read-only without header split: per header memcpy
+    double copy_ps_per_byte = 0;      // memcpy cost per byte
+    sim::Picos xdp_cost = 0;          // the zero-copy selector per packet
+    std::uint32_t app_flows = 0;      // flows below this are the application's
+  };
+
+  // A runtime mode switch (an application asked for zero-copy on this queue).
+  struct Switch {
+    sim::Picos at = 0;
+    page_pool::PagePool* pool = nullptr;  // the pool the queue uses afterwards
+    Config after;                         // the queue's configuration afterwards
+    sim::Picos fixed = 0;                 // queue stop/start commands besides the ring work (CPU)
   };
 
   // A descriptor in host memory. The driver fills the buffer; the device's DMA writes the packet
@@ -90,13 +132,20 @@ class RxQueue {
     page_pool::PageId page = page_pool::kNoPage;
     std::uint32_t offset = 0, size = 0;
     std::uint32_t pkt_bytes = 0;
+    std::uint32_t flow = 0;
     sim::Picos done = 0;
   };
 
   // Registers itself with `nic` as a queue of function `fn` (device-side ring parameters `hw`).
   RxQueue(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::PagePool& pool,
           page_pool::PageWorld& world, std::vector<sim::Cpu>& cpus, Nic& nic, int fn, const RingHwConfig& hw,
-          PacketSink& sink, sim::Stats& stats);
+          PacketSink& sink, sim::Stats& stats, page_pool::MutantSet mutants = {});
+  // The zero-copy selector redirects flows below cfg.app_flows here (null: no selector).
+  void attach_user(UserSink* user) { user_ = user; }
+  void schedule_switch(const Switch& sw);
+  void register_switch_stats(sim::Stats& stats);
+  // Called when the switch destroyed the old pool with pages still inflight.
+  std::function<void(page_pool::PagePool*)> on_pool_destroyed;
   // Interrupt affinity change: the next interrupt (and the NAPI it schedules) runs on `cpu`; a
   // NAPI already scheduled finishes on the CPU it was scheduled on.
   void move_to_cpu(int cpu) { cfg_.cpu = cpu; }
@@ -112,7 +161,7 @@ class RxQueue {
 
   // Device side: host memory it DMAs into, and the interrupt line.
   Desc& desc(std::uint64_t i) { return ring_[i & mask_]; }
-  page_pool::PagePool& pool() { return pool_; }
+  page_pool::PagePool& pool() { return *pool_; }
   void raise_irq(sim::Picos lands_at);
   std::uint64_t cleaned() const { return ntc_; }  // the device's "interrupt cause pending" test
 
@@ -128,23 +177,35 @@ class RxQueue {
   void on_poll();
   void check_nid(page_pool::Caller& c);
   void schedule_napi(sim::Picos at);
+  void build_skb(page_pool::Caller& c, Skb& skb);
+  void on_switch();
+  void switch_drain(sim::Picos now);
+  void switch_done();
+  bool bug(page_pool::Mutant m) const { return mutants_.has(m); }
 
   sim::Kernel& kernel_;
   Config cfg_;
   Napi& napi_;
-  page_pool::PagePool& pool_;
+  page_pool::PagePool* pool_;
   page_pool::PageWorld& world_;
   std::vector<sim::Cpu>& cpus_;
   Nic& nic_;
   int id_ = 0;
   PacketSink& sink_;
+  UserSink* user_ = nullptr;
+  page_pool::MutantSet mutants_;
   std::vector<Desc> ring_;
   std::uint64_t mask_ = 0;
   std::uint64_t ntu_ = 0, ntc_ = 0, rung_ = 0;  // next to use (post), next to clean, last tail written
   int napi_cpu_ = 0;  // where the scheduled NAPI runs (napi->list_owner while scheduled)
   bool napi_scheduled_ = false, completing_ = false, open_ = false;
-  sim::Process irq_proc_, poll_proc_;
+  sim::Process irq_proc_, poll_proc_, switch_proc_;
+  Switch switch_;
+  enum class SwState { kNone, kQuiescing, kRestarting, kDone } sw_state_ = SwState::kNone;
+  sim::Picos sw_start_ = 0, sw_end_ = 0, sw_cpu_ = 0;
+  std::uint64_t sw_polled_ = 0, sw_freed_ = 0, sw_posted_ = 0, sw_inflight_ = 0, packets_ = 0;
   std::uint64_t polls_ = 0, irqs_ = 0, alloc_fail_ = 0, doorbells_ = 0;
+  std::uint64_t ro_heads_ = 0, ro_copy_bytes_ = 0, redirects_ = 0, redirect_drops_ = 0, close_drops_ = 0;
   sim::Histogram* poll_work_ = nullptr;
 };
 

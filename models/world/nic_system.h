@@ -23,6 +23,7 @@
 #include "models/nic/tx_queue.h"
 #include "models/page_pool/mutants.h"
 #include "models/page_pool/page_pool.h"
+#include "models/world/zerocopy.h"
 #include "sim/cpu.h"
 #include "sim/kernel.h"
 #include "sim/params.h"
@@ -49,6 +50,12 @@ class NicSystem {
             const std::function<void(page_pool::PagePool*)>& on_pool);
   ~NicSystem();
 
+  // Called when a pool is destroyed during the run (a mode switch) with pages still inflight.
+  std::function<void(page_pool::PagePool*)> on_pool_destroyed;
+  // Flows [0, n) whose pages may be mapped into an application (0: none).
+  std::uint32_t user_flows() const { return user_flows_; }
+  ZeroCopyConsumer* zerocopy() { return zc_.get(); }
+
   void open(sim::Picos now);
   // Let the device catch up to `now`, then close every queue (ndo_stop).
   void close(sim::Picos now);
@@ -73,6 +80,8 @@ class NicSystem {
   std::unique_ptr<nic::TrafficSource> wire_src_, tx_src_;
   std::unique_ptr<nic::TxQueue> txq_;
   std::unique_ptr<nic::KernelPath> kpath_;
+  std::unique_ptr<ZeroCopyConsumer> zc_;
+  std::uint32_t user_flows_ = 0;
   std::unique_ptr<nic::TxSender> sender_;
   std::vector<int> napi_cpus_;  // CPUs that run receive or TX-completion NAPI
   int sender_cpu_ = -1, reader_cpu_ = -1;

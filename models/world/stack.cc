@@ -61,6 +61,7 @@ StackConfig stack_config_from(const sim::Params& p) {
   c.defer_max = static_cast<std::uint32_t>(p.get_int("stack.defer_max_skbs"));
   c.ipi_latency = sim::from_us(p.get_double("stack.ipi_latency_us"));
   c.free_cost = sim::from_ns(p.get_double("stack.free_ns"));
+  c.head_free_cost = sim::from_ns(p.get_double("rxmode.head_free_ns"));
   c.extra_ref_fraction = p.get_double("stack.extra_ref_fraction");
   c.extra_ref_hold = sim::from_us(p.get_double("stack.extra_ref_hold_us"));
   return c;
@@ -106,7 +107,7 @@ std::uint64_t Stack::deferred_outstanding() const {
 }
 
 void Stack::free_skb(Caller& c, const nic::Skb& skb, bool allow_direct) {
-  c.cost += cfg_.free_cost;
+  c.cost += cfg_.free_cost + (skb.head_bytes ? cfg_.head_free_cost : 0);
   put_buffers(c, skb, allow_direct);
 }
 
@@ -130,6 +131,7 @@ void Stack::deliver(Caller& c, const nic::Skb& skb) {
       put_buffers(c, skb, true);  // xdp_return_buff(napi_direct)
       return;
     case StackConfig::Mode::kNapiFree:
+      if (skb.head_bytes) c.cost += cfg_.head_free_cost;
       put_buffers(c, skb, false);
       return;
     case StackConfig::Mode::kSocket: break;
@@ -138,6 +140,7 @@ void Stack::deliver(Caller& c, const nic::Skb& skb) {
   // the queue is empty (a small buffer still takes one packet).
   if (rmem_ != 0 && rmem_ + truesize(skb) > cfg_.rcvbuf_bytes) {
     ++rcvbuf_drops_;
+    if (skb.head_bytes) c.cost += cfg_.head_free_cost;
     put_buffers(c, skb, false);  // kfree_skb in softirq
     return;
   }

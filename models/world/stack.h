@@ -42,6 +42,7 @@ struct StackConfig {
   std::uint32_t defer_max = 64;      // net.core.skb_defer_max
   sim::Picos ipi_latency = 0;
   sim::Picos free_cost = 0;          // kfree_skb work besides the page_pool put
+  sim::Picos head_free_cost = 0;     // freeing a separately allocated (read-only mode) head
   double extra_ref_fraction = 0;
   sim::Picos extra_ref_hold = 0;
 };
@@ -55,6 +56,7 @@ class Stack : public nic::PacketSink {
         sim::Rng rng, sim::Stats& stats);
   void deliver(page_pool::Caller& c, const nic::Skb& skb) override;
   void net_rx_action(page_pool::Caller& c) override;
+  bool builds_skb() const override { return cfg_.mode != StackConfig::Mode::kXdpDrop; }
   // Raise NET_RX softirq on every CPU with a non-empty defer list (the capture tool's final flush).
   void flush_all_defer_lists(sim::Picos at);
   // The reader reads nothing before `t` (a late start, or a reader held over a teardown).
@@ -85,7 +87,7 @@ class Stack : public nic::PacketSink {
   void defer(page_pool::Caller& c, const nic::Skb& skb);
   void flush_defer(page_pool::Caller& c, int cpu);
   void on_kick(int cpu);
-  std::uint32_t truesize(const nic::Skb& s) const { return s.buf_bytes + cfg_.skb_overhead_bytes; }
+  std::uint32_t truesize(const nic::Skb& s) const { return s.buf_bytes + s.head_bytes + cfg_.skb_overhead_bytes; }
 
   sim::Kernel& kernel_;
   StackConfig cfg_;

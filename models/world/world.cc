@@ -12,6 +12,7 @@
 #include "models/world/nic_system.h"
 #include "models/world/stack.h"
 #include "models/world/veth_system.h"
+#include "models/world/zerocopy.h"
 #include "ppsim_version.h"
 #include "sim/cpu.h"
 #include "sim/error.h"
@@ -68,6 +69,7 @@ const sim::ParamRegistry& build_registry() {
     register_veth_params(r);
     page_pool::register_params(r);
     register_stack_params(r);
+    register_zerocopy_params(r);
     page_pool::register_coherence_params(r);
     return r;
   }();
@@ -109,7 +111,7 @@ class World {
   sim::Process teardown_proc_, retry_proc_, sample_proc_, irq_move_proc_;
   Picos traffic_end_ = 0, teardown_at_ = 0, sample_until_ = 0, sample_interval_ = 0;
   std::int64_t retries_ = 0;
-  bool checker_on_ = true;
+  bool checker_on_ = true, teardown_started_ = false;
   sim::TimeSeries *s_cache_ = nullptr, *s_ring_ = nullptr, *s_inflight_ = nullptr, *s_sockq_ = nullptr,
                   *s_out_ = nullptr;
 };
@@ -200,6 +202,11 @@ World::World(const sim::Params& p, const RunOptions& opts)
   } else {
     nic_ = std::make_unique<NicSystem>(kernel_, p, cpus_, pages_, *stack_, stats_, topo_, cpu_v, root, opts.mutants, on_pool);
     for (const auto& e : nic_->pools()) pools_.emplace_back(e.name, e.pool);
+    checker_.set_app_flows(nic_->user_flows());
+    // A pool destroyed during the run (a queue's mode switch) gets its deferred release retries.
+    nic_->on_pool_destroyed = [this](page_pool::PagePool*) {
+      if (retry_proc_.pending() == sim::kNever) retry_proc_.wake_at(kernel_.now() + page_pool::kDeferTime);
+    };
   }
   if (trace_.enabled() && nic_) {
     for (auto* q : nic_->rx_queues()) {
@@ -274,6 +281,11 @@ void World::register_stats() {
     s.reader(n + "alloc_empty", "events", "refills that found the ptr_ring empty", [&a] { return a.empty; });
     s.reader(n + "alloc_refill", "events", "refills that moved pages from the ptr_ring to the alloc cache", [&a] { return a.refill; });
     s.reader(n + "alloc_waive", "pages", "pages released during refill because they were on another NUMA node", [&a] { return a.waive; });
+    s.reader(n + "alloc_user_limit", "events",
+             "allocations refused at the zero-copy limit on pages out of the pool (the design's limit, not a 6.18 stat)",
+             [&a] { return a.user_limit; });
+    s.reader(n + "user_pages_max", "pages", "most pages out to the zero-copy application at once",
+             [pool] { return static_cast<std::int64_t>(pool->user_outstanding_max()); });
     s.reader(n + "recycle_cached", "pages", "pages recycled into the alloc cache (and frag pages reused in place)", [pool] { return pool->recycle_stats().cached; });
     s.reader(n + "recycle_cache_full", "pages", "direct recycles that found the alloc cache full", [pool] { return pool->recycle_stats().cache_full; });
     s.reader(n + "recycle_ring", "pages", "pages recycled into the ptr_ring", [pool] { return pool->recycle_stats().ring; });
@@ -356,11 +368,16 @@ void World::sample() {
 
 void World::teardown() {
   const Picos now = kernel_.now();
+  teardown_started_ = true;
   sample_until_ = now;
   if (nic_) nic_->close(now);
   if (veth_) veth_->close(now);
   bool pending = false;
   for (const auto& [name, pool] : pools_) {
+    if (pool->destroyed()) {  // destroyed earlier in the run (a mode switch): its retries go on
+      if (!pool->freed()) pending = true;
+      continue;
+    }
     page_pool::Caller c;
     c.ctx.cpu = 0;
     c.ctx.exclusive = true;
@@ -371,12 +388,13 @@ void World::teardown() {
     if (pool->destroy(c) != 0) pending = true;  // page_pool_destroy re-schedules on any non-zero
   }
   if (p_.get_bool("sim.final_flush")) stack_->flush_all_defer_lists(now + sim::kPicosPerUs);
-  if (pending && p_.get_int("sim.retry_limit") > 0) retry_proc_.wake_at(now + page_pool::kDeferTime);
+  if (pending && p_.get_int("sim.retry_limit") > 0 && retry_proc_.pending() == sim::kNever)
+    retry_proc_.wake_at(now + page_pool::kDeferTime);
 }
 
 void World::retry() {
   const Picos now = kernel_.now();
-  if (p_.get_bool("sim.final_flush") && stack_->deferred_outstanding() > 0) {
+  if (teardown_started_ && p_.get_bool("sim.final_flush") && stack_->deferred_outstanding() > 0) {
     // Let the flush land first, then retry (as the capture tool waits for its final flush).
     stack_->flush_all_defer_lists(now);
     retry_proc_.wake_at(now + sim::kPicosPerUs);
@@ -385,7 +403,7 @@ void World::retry() {
   ++retries_;
   bool pending = false;
   for (const auto& [name, pool] : pools_) {
-    if (pool->freed()) continue;
+    if (pool->freed() || !pool->destroyed()) continue;
     page_pool::Caller c;
     c.ctx.cpu = 0;
     c.ctx.task = "kworker/0:1";

@@ -47,9 +47,20 @@ def summary(r) -> str:
     name = r.raw["scenario"]["name"] or Path(r.file).stem
     lines.append(f"scenario {name}  seed {r.seed}  simulated {s['sim.end_time_ns'] / 1e6:.3f} ms")
     if "nic0.rx_mpps" in s:
-        drops = sum(v for k, v in s.items() if k.endswith(".rx_missed")) + s.get("nic0.rx_fifo_drops", 0)
+        drops = sum(v for k, v in s.items() if k.endswith((".rx_missed", ".rx_switch_drops"))) + s.get("nic0.rx_fifo_drops", 0)
         lines.append(f"  rx {s['nic0.rx_mpps']:.3f} Mpps  {s['nic0.rx_gbps']:.2f} Gb/s  device drops {fmt(drops)}"
                      f"  socket drops {fmt(s.get('stack.rcvbuf_drops', 0))}")
+    if "zc.received" in s:
+        lines.append(f"  zero-copy: {fmt(s['zc.received'])} packets mapped to the application ({s['zc.rx_gbps']:.2f} Gb/s)"
+                     f"  pages mapped {fmt(s['zc.pages_mapped'])} cleared {fmt(s['zc.pages_cleared'])}"
+                     f"  shootdowns {fmt(s['zc.shootdowns'])}  queue drops {fmt(s['zc.queue_full_drops'])}")
+    for k in sorted(s):
+        if k.endswith(".mode_switch.done") and s[k]:
+            q = k[: -len(".mode_switch.done")]
+            lines.append(f"  mode switch of {q}: {s[q + '.mode_switch.duration_ns'] / 1e3:.1f} us,"
+                         f" restart CPU {s[q + '.mode_switch.restart_cpu_ns'] / 1e3:.1f} us,"
+                         f" {fmt(s[q + '.mode_switch.drained_packets'])} accepted packets delivered,"
+                         f" {fmt(s.get(q + '.rx_switch_drops', 0))} dropped by the device meanwhile")
     if s.get("nic0.tx_mpps") or "kpath.rx_mpps" in s:
         tx = f"  tx {s['nic0.tx_mpps']:.3f} Mpps  {s['nic0.tx_gbps']:.2f} Gb/s"
         if "kpath.rx_mpps" in s:
