@@ -270,6 +270,33 @@ void CoherenceObserver::on_event(const PageEvent& ev, const PageWorld& world) {
           t(LineType::kPacketData, data_line(pg, b), Access::kRead);
       break;
     }
+    case PageEv::kUserDeliver: {
+      // The delivery queue is a single-producer ring: the softirq writes the entry (no lock).
+      if (!ev.ctx) break;
+      PoolMirror& m = pool(pid);
+      const std::uint64_t e = m.sock_in++ % opt_.socket_entries;
+      t(LineType::kSocketQueue, pid * kPoolSpan + 1 + e / opt_.socket_entries_per_line, Access::kWrite);
+      break;
+    }
+    case PageEv::kUserMap: {
+      // The application takes the entry (and NULLs it); the payload is not read by the kernel.
+      if (!ev.ctx) break;
+      PoolMirror& m = pool(pid);
+      const std::uint64_t e = m.sock_out++ % opt_.socket_entries;
+      const std::uint64_t line = pid * kPoolSpan + 1 + e / opt_.socket_entries_per_line;
+      t(LineType::kSocketQueue, line, Access::kRead);
+      t(LineType::kSocketQueue, line, Access::kWrite);
+      if (pg != kNoPage) t(LineType::kStructPage, pg, Access::kAtomic);  // get_page for the mapping
+      break;
+    }
+    case PageEv::kPageClear:
+      if (ev.ctx && pg != kNoPage)
+        for (std::uint32_t b = 0; b < std::min<std::int64_t>(ev.value, 4096); b += 64)
+          t(LineType::kPacketData, data_line(pg, 4095 - b), Access::kWrite);  // from the page's end down
+      break;
+    case PageEv::kHeadCopy:
+      // The header lines were read at kToStack; the copy lands in a CPU-local head.
+      break;
     case PageEv::kDeferFree:
       if (ev.ctx && model_.profile().topology.has_cpu(model_cpu(static_cast<int>(ev.value))))
         t(LineType::kSkbDeferList, static_cast<std::uint64_t>(model_cpu(static_cast<int>(ev.value))), Access::kAtomic);

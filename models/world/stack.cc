@@ -26,6 +26,9 @@ void register_stack_params(sim::ParamRegistry& r) {
               "ppsim assumption (scheduler wake-up on an idle core)");
   r.add_float("stack.reader_per_skb_ns", "ns", 600.0, "recvmsg cost per skb besides the copy", 0, 1e9,
               "ppsim assumption (syscall + socket lock + skb handling)");
+  r.add_float("stack.reader_call_ns", "ns", 0.0,
+              "cost of each read call (one per batch of up to read_batch_skbs): a batched receive's system call; 0 "
+              "when reader_per_skb_ns already includes one call per skb", 0, 1e9);
   r.add_float("stack.reader_copy_ns_per_kib", "ns/KiB", 100.0, "copy to user space per KiB (about 10 GB/s)", 0, 1e9,
               "ppsim assumption");
   r.add_int("stack.read_batch_skbs", "skbs", 16, "skbs the reader handles per run before it yields", 1, 1 << 20);
@@ -53,6 +56,7 @@ StackConfig stack_config_from(const sim::Params& p) {
   c.reader_start = sim::from_us(p.get_double("stack.reader_start_us"));
   c.reader_wakeup = sim::from_us(p.get_double("stack.reader_wakeup_us"));
   c.reader_per_skb = sim::from_ns(p.get_double("stack.reader_per_skb_ns"));
+  c.reader_call = sim::from_ns(p.get_double("stack.reader_call_ns"));
   c.reader_copy_ps_per_byte = p.get_double("stack.reader_copy_ns_per_kib") * 1000.0 / 1024.0;
   c.read_batch = static_cast<std::uint32_t>(p.get_int("stack.read_batch_skbs"));
   c.rcvbuf_bytes = static_cast<std::uint64_t>(p.get_int("stack.rcvbuf_bytes"));
@@ -179,7 +183,7 @@ void Stack::reader_next(sim::Picos now) {
   }
   const int cpu = cfg_.reader_cpu;
   Caller c = reader_caller();
-  sim::Picos cost = 0;
+  sim::Picos cost = cfg_.reader_call;
   while (!queue_.empty() && reading_.size() < cfg_.read_batch) {
     const nic::Skb& s = queue_.front();
     cost += cfg_.reader_per_skb + static_cast<sim::Picos>(cfg_.reader_copy_ps_per_byte * s.bytes);

@@ -33,6 +33,7 @@ struct StackConfig {
   int reader_cpu = -1;               // -1: the receiving queue's CPU
   sim::Picos reader_start = 0;       // the reader starts reading at this time
   sim::Picos reader_wakeup = 0;      // enqueue → reader running (when idle)
+  sim::Picos reader_call = 0;        // per read call (the system call), however many skbs it takes
   sim::Picos reader_per_skb = 0;     // recvmsg cost per skb
   double reader_copy_ps_per_byte = 0;
   std::uint32_t read_batch = 1;      // skbs read per wakeup before yielding

@@ -80,16 +80,74 @@ def representative_cpus(topo: dict, limit: int = 8) -> list[int]:
     return [c.get("os_cpu", c["cpu"]) for c in chosen]
 
 
-def measure(reps: int = 7, quick: bool = False, cpus: list[int] | None = None) -> dict:
-    """Runs the native tool on this host and returns its JSON measurements."""
+GROUPS = ("transfer", "atomic", "stream", "ring", "chase", "memcpy", "page", "base", "zerocopy")
+
+
+def measure(reps: int = 7, quick: bool = False, cpus: list[int] | None = None, only: str | None = None) -> dict:
+    """Runs the native tool on this host and returns its JSON measurements (one group with `only`)."""
     if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
         raise InputError(f"--reps: expected a positive integer, got {reps!r}")
+    if only is not None and only not in GROUPS:
+        raise InputError(f"--only: expected one of {', '.join(GROUPS)}, got {only!r}")
     if cpus is None:
         cpus = representative_cpus(host_topology())
     args = ["--reps", str(reps), "--cpus", ",".join(str(c) for c in cpus)]
     if quick:
         args.append("--quick")
+    if only:
+        args += ["--only", only]
     return _run(args)
+
+
+ZC_SIZES = (4096, 16384, 65536)
+
+
+def zerocopy_costs(meas: dict) -> dict:
+    """The zero-copy model's costs (the names sim/cost/zerocopy.h and the zerocopy.* parameters
+    use, in ns and ns/KiB) fitted from the `zerocopy` measurements: per call and per page from
+    the 1- and 32-page map/unmap, the shootdown as the remote unmap's excess, the copy's fixed part
+    as a one-byte read() and its per-byte part as memcpy's slope from 4 to 64 KiB."""
+    z = meas.get("zerocopy") if isinstance(meas, dict) else None
+    if not isinstance(z, dict) or "map_ns" not in z:
+        raise InputError("calibration data: no zerocopy measurements (run with --only zerocopy or all groups)")
+    if "error" in z:
+        raise InputError(f"calibration data: the zerocopy measurements failed: {z['error']}")
+    med = lambda *path: _median(z, *path)
+    map1, map32 = med("map_ns", "1"), med("map_ns", "32")
+    un1, un32 = med("unmap_ns", "1"), med("unmap_ns", "32")
+    map_pp, un_pp = max(0.0, (map32 - map1) / 31), max(0.0, (un32 - un1) / 31)
+    mc4, mc64 = med("memcpy_ns", "4096"), med("memcpy_ns", "65536")
+    costs = {
+        "map_fixed_ns": max(0.0, map1 - map_pp),
+        "map_per_page_ns": map_pp,
+        "unmap_fixed_ns": max(0.0, un1 - un_pp),
+        "unmap_per_page_ns": un_pp,
+        "shootdown_ns": max(0.0, med("unmap_remote_ns", "1") - un1) if "unmap_remote_ns" in z else 0.0,
+        "clear_ns_per_kib": med("clear_4k_ns") / 4,
+        "copy_fixed_ns": med("read_1b_ns"),
+        "copy_ns_per_kib": max(0.0, (mc64 - mc4) / 60),
+    }
+    return {k: round(v, 3) for k, v in costs.items()}
+
+
+def zerocopy_comparison(meas: dict) -> list[dict]:
+    """Per size: the native copy-to-user (pread) and map/unmap (with a shootdown) against what the
+    model (the compiled sim/cost/zerocopy.h) charges with the fitted costs."""
+    from ppsim._native import core
+
+    costs = zerocopy_costs(meas)
+    z = meas["zerocopy"]
+    if "map_unmap_ns" not in z or "copy_to_user_ns" not in z:
+        raise InputError("calibration data: the native zero-copy comparison needs two CPUs (--cpus A,B)")
+    rows = []
+    for size in ZC_SIZES:
+        model = core().zerocopy.predict(costs, size, 1)
+        for kind, native_key, model_key in (("copy_to_user", "copy_to_user_ns", "copy_to_user_ns"),
+                                            ("map_unmap", "map_unmap_ns", "map_unmap_ns")):
+            native = _median(z, native_key, str(size))
+            rows.append({"bytes": size, "path": kind, "native_ns": native, "model_ns": model[model_key],
+                         "error": (model[model_key] - native) / native if native else 0.0})
+    return rows
 
 
 def _median(meas: dict, *path: str) -> float:
@@ -177,6 +235,15 @@ def make_profile(meas: dict, name: str = "host") -> dict:
     }
     if base:
         prof["base_ns"] = {k: round(v, 3) for k, v in base.items()}
+    if isinstance(meas.get("zerocopy"), dict) and "map_ns" in meas["zerocopy"]:
+        prof["zerocopy"] = {
+            "costs": zerocopy_costs(meas),
+            "source": f"{stamp}: mmap(MAP_POPULATE)/munmap of memfd page-cache pages at 1 and 32 pages, munmap with "
+                      "a thread of the process spinning on a second CPU, memcpy at 4 and 64 KiB, a one-byte read(), "
+                      "memset of 4 KiB (tools/calibrate/zerocopy_bench.h)",
+        }
+        if "map_unmap_ns" in meas["zerocopy"]:
+            prof["zerocopy"]["comparison"] = zerocopy_comparison(meas)
     return prof
 
 
@@ -217,4 +284,14 @@ def table(meas: dict) -> list[tuple[str, str, float, float, float, float]]:
             add(f"page: {key} (approximation)", "ns", s)
     for key, s in meas.get("base_ns", {}).items():
         add(f"base (1 CPU): {key}", "ns", s)
+    z = meas.get("zerocopy", {})
+    if isinstance(z, dict):
+        for key, label in (("read_1b_ns", "zero-copy: read() of 1 byte"), ("clear_4k_ns", "zero-copy: clear 4 KiB")):
+            if key in z:
+                add(label, "ns", z[key])
+        for group, label in (("memcpy_ns", "memcpy {} B"), ("map_ns", "mmap+populate {} page(s)"),
+                             ("unmap_ns", "munmap {} page(s)"), ("unmap_remote_ns", "munmap {} page(s), mm on 2 CPUs"),
+                             ("copy_to_user_ns", "native: pread {} B"), ("map_unmap_ns", "native: map+unmap {} B, 2 CPUs")):
+            for size, s in z.get(group, {}).items():
+                add("zero-copy: " + label.format(size), "ns", s)
     return rows

@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--name", default="host", help="profile name (default host)")
     p.add_argument("--reps", type=int, default=7, help="repetitions per measurement (default 7)")
     p.add_argument("--quick", action="store_true", help="short runs (seconds; noisier)")
+    p.add_argument("--only", metavar="GROUP",
+                   help="measure one group: transfer, atomic, stream, ring, chase, memcpy, page, base or zerocopy")
     p.add_argument("--cpus", metavar="A,B,...",
                    help="OS CPU numbers to measure (default: one CPU per distance class from CPU 0, up to 8)")
     p.add_argument("--from", dest="from_file", metavar="FILE",
@@ -63,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as e:
             raise InputError(f"--from: {args.from_file}: malformed JSON at line {e.lineno}, column {e.colno}") from None
     else:
-        meas = cal.measure(reps=args.reps, quick=args.quick, cpus=_cpus(args.cpus))
+        meas = cal.measure(reps=args.reps, quick=args.quick, cpus=_cpus(args.cpus), only=args.only)
+    if args.only == "zerocopy" or (args.only is None and "transfer_ns" not in meas):
+        return _zerocopy_report(cal, meas, args)
     profile = cal.make_profile(meas, name=args.name)
     if args.save_measurements:
         cal.write_profile(meas, args.save_measurements)
@@ -79,6 +83,39 @@ def run(args: argparse.Namespace) -> int:
     w(f"{'measurement':<50} {'median':>10} {'p10':>10} {'p90':>10} {'spread':>8}  unit\n")
     for label, unit, med, p10, p90, spread in cal.table(meas):
         w(f"{label:<50} {med:>10.2f} {p10:>10.2f} {p90:>10.2f} {spread:>7.1f}%  {unit}\n")
+    if "zerocopy" in profile:
+        _print_zerocopy(profile["zerocopy"], w)
     ref = args.name if out.resolve() == cal.DEFAULT_OUT.with_name(f"{args.name}.json").resolve() else str(out)
     w(f"profile written to {out}; a scenario uses it with \"coherence\": {{\"enabled\": true, \"profile\": \"{ref}\"}}\n")
+    return 0
+
+
+def _print_zerocopy(z: dict, w) -> None:
+    c = z["costs"]
+    w("zero-copy costs for a scenario: " + " ".join(f"--set zerocopy.{k}={v:g}" for k, v in c.items()
+                                                  if k not in ("copy_fixed_ns", "copy_ns_per_kib")) + "\n")
+    w(f"  copy to user: {c['copy_fixed_ns']:.0f} ns per call + {c['copy_ns_per_kib']:.1f} ns/KiB "
+      "(stack.reader_per_skb_ns / stack.reader_copy_ns_per_kib)\n")
+    if "comparison" in z:
+        w(f"{'bytes':>8} {'path':<14} {'native ns':>11} {'model ns':>11} {'error':>8}\n")
+        for r in z["comparison"]:
+            w(f"{r['bytes']:>8} {r['path']:<14} {r['native_ns']:>11.0f} {r['model_ns']:>11.0f} {100 * r['error']:>7.1f}%\n")
+
+
+def _zerocopy_report(cal, meas: dict, args) -> int:
+    """--only zerocopy: the fitted costs and the model-versus-native table (no profile written)."""
+    z = {"costs": cal.zerocopy_costs(meas)}
+    if "map_unmap_ns" in meas.get("zerocopy", {}):
+        z["comparison"] = cal.zerocopy_comparison(meas)
+    if args.save_measurements:
+        cal.write_profile(meas, args.save_measurements)
+    if args.json:
+        print(json.dumps(z, indent=1))
+        return 0
+    w = sys.stdout.write
+    host = meas.get("host", {})
+    w(f"# {host.get('cpu_model', '?')}; load before {host.get('loadavg_before', '?')}, after {host.get('loadavg_after', '?')}\n")
+    for label, unit, med, p10, p90, spread in cal.table(meas):
+        w(f"{label:<50} {med:>10.1f} {p10:>10.1f} {p90:>10.1f} {spread:>7.1f}%  {unit}\n")
+    _print_zerocopy(z, w)
     return 0

@@ -9,11 +9,16 @@ from ppsim._native import REPO
 from ppsim.errors import InputError
 
 
-def load_generator():
-    spec = importlib.util.spec_from_file_location("ppsim_reports", REPO / "reports" / "report.py")
+def load_module(name: str):
+    """A module of the report generator in reports/ (not a package: loaded by path)."""
+    spec = importlib.util.spec_from_file_location(f"ppsim_reports_{name}", REPO / "reports" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def load_generator():
+    return load_module("report")
 
 
 def register(sub) -> None:

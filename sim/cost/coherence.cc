@@ -81,14 +81,14 @@ MachineProfile MachineProfile::from_json(const json& j, const std::string& file)
   MachineProfile p;
   p.file = file;
   static const char* top_keys[] = {"name", "description", "topology", "latency_ns", "transfer_matrix_ns",
-                                   "ddio", "base_ns", "sources", "measurements"};
+                                   "ddio", "base_ns", "sources", "measurements", "zerocopy"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find_if(std::begin(top_keys), std::end(top_keys), [&](const char* k) { return it.key() == k; }) ==
         std::end(top_keys))
       throw sim::ScenarioError(file, "$." + it.key(),
                                "unknown key \"" + it.key() +
                                    "\" (a machine profile has name, description, topology, latency_ns, "
-                                   "transfer_matrix_ns, ddio, base_ns, sources, measurements)");
+                                   "transfer_matrix_ns, ddio, base_ns, sources, measurements, zerocopy)");
   auto str = [&](const char* k) -> std::string {
     if (!j.contains(k)) return "";
     if (!j.at(k).is_string()) throw sim::ScenarioError(file, std::string("$.") + k, "expected a string, got " + j.at(k).dump());

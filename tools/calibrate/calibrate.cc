@@ -18,6 +18,9 @@
 //   base            single-core (all lines local) cost of each recycle operation on the
 //                   structures of recycle_kernels.h: LIFO pop/push, ring produce/consume,
 //                   hand-off enqueue/dequeue
+//   zerocopy        what the zero-copy model charges (syscall, memcpy by size, page clearing,
+//                   map/unmap per call and per page, TLB shootdown) and the native composites it
+//                   is checked against (copy to user vs map/unmap at 3 sizes): zerocopy_bench.h
 // Output: one JSON object (stdout or --out). `ppsim calibrate` turns it into a machine profile.
 #include <pthread.h>
 #include <sched.h>
@@ -39,6 +42,7 @@
 
 #include "sim/cost/cpu_topology.h"
 #include "tools/calibrate/recycle_kernels.h"
+#include "tools/calibrate/zerocopy_bench.h"
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -388,7 +392,7 @@ std::string loadavg() {
 int usage(const char* msg) {
   std::fprintf(stderr,
                "ppsim_calibrate: %s\nusage: ppsim_calibrate [--reps N] [--quick] [--cpus a,b,...] [--only GROUP] [--out FILE]\n"
-               "  GROUP: transfer, atomic, stream, ring, chase, memcpy, page, base\n",
+               "  GROUP: transfer, atomic, stream, ring, chase, memcpy, page, base, zerocopy\n",
                msg);
   return 2;
 }
@@ -512,6 +516,7 @@ int main(int argc, char** argv) {
     pin(c0);
     out["base_ns"] = base_costs(reps, quick ? 2000 : 20000);
   }
+  if (want("zerocopy")) out["zerocopy"] = ppsim::calib::zerocopy_measurements(c0, c1, reps, quick, summarize);
   out["host"]["loadavg_after"] = loadavg();
   const std::string text = out.dump(1);
   if (o.out.empty()) {
