@@ -178,6 +178,7 @@ void RxQueue::on_poll() {
     skb.alloc_cpu = napi_cpu_;
     skb.queue = cfg_.index;
     skb.flow = d.flow;
+    if (cfg_.header_split && d.pkt_bytes > cfg_.hdr_bytes) skb.page_bytes = d.pkt_bytes - cfg_.hdr_bytes;
     skb.pool = pool_;
     skb.rx_time = d.done;
     d.page = page_pool::kNoPage;

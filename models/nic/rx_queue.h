@@ -59,6 +59,7 @@ struct Skb {
   int queue = 0;
   std::uint32_t flow = 0;
   std::uint32_t head_bytes = 0;  // truesize of a separately allocated head (read-only mode), else 0
+  std::uint32_t page_bytes = 0;  // packet bytes in the page (fewer than `bytes` with header split; 0: all)
   page_pool::PagePool* pool = nullptr;
   sim::Picos rx_time = 0;
 };

@@ -299,9 +299,11 @@ void validate_nic_params(const sim::Params& p) {
       throw err("zerocopy.steering", "expected nic.queues >= 2 with a dedicated queue when other flows exist "
                                      "(traffic.flows > zerocopy.app_flows): they need a queue of their own");
     const std::int64_t page = std::int64_t{4096} << std::min<std::int64_t>(p.get_int("page_pool.order"), 10);
-    if (p.get_int("traffic.packet_bytes") - 4 > page)
-      throw err("traffic.packet_bytes", "expected a frame that fits one pool page (" + std::to_string(page) +
-                                            " bytes) with zero-copy: one packet per page; raise page_pool.order");
+    const auto in_page = p.get_int("traffic.packet_bytes") - 4 - (p.get_bool("nic.header_split") ? p.get_int("traffic.header_bytes") : 0);
+    if (in_page > page)
+      throw err("traffic.packet_bytes", "expected a frame whose data fits one pool page (" + std::to_string(page) +
+                                            " bytes, FCS and split-off headers excluded) with zero-copy: one packet per "
+                                            "page; raise page_pool.order");
     if (p.get_string("zerocopy.mapping") == "persistent") {
       if (p.get_string("zerocopy.steering") != "dedicated")
         throw err("zerocopy.mapping", "expected \"per_page\" unless zerocopy.steering is \"dedicated\": permanently mapped "

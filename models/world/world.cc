@@ -254,11 +254,16 @@ void World::validate() {
   if (page && buf > page)
     throw err("nic.buffer_bytes", "expected at most the pool's page size (" + std::to_string(page) + " bytes), got " +
                                       std::to_string(buf));
-  const auto pkt = p_.get_int("traffic.packet_bytes");
+  // The NIC strips the FCS; with header split the headers go to a header buffer: the RX buffer
+  // holds the rest.
+  const auto pkt = p_.get_int("traffic.packet_bytes") - 4 -
+                   (p_.get_bool("nic.header_split") ? p_.get_int("traffic.header_bytes") : 0);
   const std::int64_t usable = 2 * buf > page ? page : buf;
   if (page && pkt > usable)
     throw err("traffic.packet_bytes", "expected at most the RX buffer (" + std::to_string(usable) +
-                                          " bytes: nic.buffer_bytes, or a page when it does not split), got " + std::to_string(pkt));
+                                          " bytes of frame data without the FCS: nic.buffer_bytes, or a page when it does not split" +
+                                          (p_.get_bool("nic.header_split") ? ", plus traffic.header_bytes with header split" : "") +
+                                          "), got " + std::to_string(p_.get_int("traffic.packet_bytes")));
   if (page && p_.get_double("traffic.tx_rate_pps") > 0 && p_.get_string("traffic.tx_to") != "wire" &&
       p_.get_int("traffic.tx_packet_bytes") > usable)
     throw err("traffic.tx_packet_bytes", "expected at most the receiving function's RX buffer (" + std::to_string(usable) +

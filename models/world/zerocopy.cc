@@ -149,7 +149,7 @@ bool ZeroCopyConsumer::deliver_user(Caller& c, const nic::Skb& skb) {
     ++queue_drops_;
     return false;
   }
-  queue_.push_back(Entry{skb.page, skb.pool, skb.offset, skb.bytes, skb.flow});
+  queue_.push_back(Entry{skb.page, skb.pool, skb.offset, skb.page_bytes ? skb.page_bytes : skb.bytes, skb.flow});
   ++delivered_;
   skb.pool->user_hold();
   world_.emit(PageEv::kUserDeliver, skb.page, skb.pool->id(), skb.offset, 0, &c.ctx, &c.cost, -1, skb.flow);
@@ -179,10 +179,12 @@ void ZeroCopyConsumer::app_run() {
       // Zero what is outside the packet: the page may hold the allocator's or another flow's data.
       const std::uint64_t page_bytes = std::uint64_t{page_pool::kPageSize} << pg.order;
       const std::uint64_t clear = page_bytes > e.bytes ? page_bytes - e.bytes : 0;
-      c.cost += cost::clear_cost(cfg_.costs, clear);
-      bytes_cleared_ += clear;
-      ++pages_cleared_;
-      world_.emit(PageEv::kPageClear, e.page, e.pool->id(), e.offset, static_cast<std::int64_t>(clear), &c.ctx, &c.cost);
+      if (clear > 0) {  // a packet that fills the page overwrote everything already
+        c.cost += cost::clear_cost(cfg_.costs, clear);
+        bytes_cleared_ += clear;
+        ++pages_cleared_;
+        world_.emit(PageEv::kPageClear, e.page, e.pool->id(), e.offset, static_cast<std::int64_t>(clear), &c.ctx, &c.cost);
+      }
     }
     pg.zc_clean = true;
     if (need_map) {

@@ -73,7 +73,7 @@ class ZeroCopyConsumer : public nic::UserSink {
   struct Entry {
     page_pool::PageId page;
     page_pool::PagePool* pool;
-    std::uint32_t offset, bytes, flow;
+    std::uint32_t offset, bytes, flow;  // bytes: the packet's bytes in the page
   };
   void wake(sim::Picos at);
   void app_run();

@@ -19,6 +19,22 @@ from ppsim.errors import InputError
 from ppsim.scenario import load_scenario, run
 
 ZC_MODES = ("writable", "read_only", "zerocopy")
+
+# The mechanisms Linux has today for zero-copy receive, as parameter sets over
+# scenarios/zerocopy_dedicated.json (docs/zerocopy.md explains each choice).
+MECHANISMS = {
+    "brouer_2016": {"zerocopy.steering": "ntuple", "zerocopy.mapping": "per_page", "zerocopy.clear": "tagged",
+                    "nic.header_split": False},
+    "tcp_zerocopy_receive": {"zerocopy.steering": "rss", "zerocopy.mapping": "per_page", "nic.header_split": True,
+                             "zerocopy.batch_pages": 32, "zerocopy.max_user_pages": 0,
+                             "traffic.header_bytes": 86, "traffic.packet_bytes": 4186, "nic.buffer_bytes": 4096},
+    "af_xdp_zc": {"zerocopy.steering": "dedicated", "zerocopy.mapping": "persistent", "nic.header_split": False,
+                  "page_pool.pool_size_pages": 2240, "zerocopy.max_user_pages": 2048},
+    "io_uring_zcrx": {"zerocopy.steering": "dedicated", "zerocopy.mapping": "persistent", "nic.header_split": True,
+                      "page_pool.pool_size_pages": 2240, "zerocopy.max_user_pages": 2048},
+    "devmem_tcp": {"zerocopy.steering": "dedicated", "zerocopy.mapping": "persistent", "nic.header_split": True,
+                   "zerocopy.clear_ns_per_kib": 0, "page_pool.pool_size_pages": 2240, "zerocopy.max_user_pages": 2048},
+}
 ZC_SIZES = (64, 128, 256, 512, 1024, 1500, 2048, 4096, 9000)
 VM_PATHS = ("vf_hairpin", "vf_port_capped", "kernel_copy", "kernel_zerocopy")
 VM_SIZES = (64, 128, 256, 512, 1024, 1500, 4096, 9000)

@@ -140,3 +140,19 @@ def test_native_zerocopy_calibration_agrees_with_the_model_in_a_fast_run(cli):
     for r in z["comparison"]:
         # Fast form on a shared machine: the same order of magnitude (docs/zerocopy.md: within 25 %).
         assert math.isfinite(r["error"]) and abs(r["error"]) < 2.0, r
+
+
+@pytest.mark.parametrize("name", sorted(__import__("ppsim.compare", fromlist=["MECHANISMS"]).MECHANISMS))
+def test_each_linux_mechanism_parameter_set_runs_clean(name):
+    from ppsim.compare import MECHANISMS
+
+    r = ppsim.run("scenarios/zerocopy_dedicated.json", overrides=MECHANISMS[name])
+    s = r.stats
+    assert r.ok, r.violations[:1]
+    assert s["zc.received"] > 1000
+    if MECHANISMS[name]["zerocopy.mapping"] == "persistent":
+        assert s["zc.shootdowns"] == 0 and s["zc.pages_mapped"] <= s["nic0.rxq0.pp.pages_state_hold_cnt"]
+    else:
+        assert s["zc.pages_mapped"] == s["zc.received"]
+    if name == "tcp_zerocopy_receive":
+        assert s["zc.bytes_cleared"] == 0  # the payload fills its page: nothing stale to clear
