@@ -38,7 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("--compat-pcie-bench", action="store_true",
                    help="reproduce the pcie-bench model, inconsistencies included")
     p.add_argument("--sizes", default=DEFAULT_SIZES,
-                   help=f"comma-separated transfer sizes in bytes (default {DEFAULT_SIZES})")
+                   help=f"comma-separated sizes in bytes: DMA transfer sizes, and Ethernet frame sizes with FCS for "
+                        f"the NIC columns (the NIC DMAs size - 4 bytes) (default {DEFAULT_SIZES})")
     p.add_argument("--directions", default="rx,tx",
                    help="NIC directions to tabulate: rx, tx, both (comma-separated; default rx,tx)")
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV to FILE")
@@ -92,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = sys.stdout
     out.write(f"# PCIe {link.describe()}\n")
-    out.write(f"# TLP capacity {link.tlp_capacity_gbps:.2f} Gb/s per direction; values in Gb/s of data\n")
+    out.write(f"# TLP capacity {link.tlp_capacity_gbps:.2f} Gb/s per direction; values in Gb/s of data; "
+              f"DMA columns: transfers of `size` bytes; NIC columns: `size`-byte frames (size - 4 bytes DMA'd)\n")
     heads = [c.removesuffix("_gbps") for c in columns]
     widths = [max(len(h), 7) for h in heads]
     out.write("  ".join(h.rjust(w) for h, w in zip(heads, widths)) + "\n")

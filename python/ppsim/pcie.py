@@ -75,6 +75,7 @@ class Link:
             write_latency_ns=_num("write_latency_ns", write_latency_ns),
             max_tags=_int("max_tags", max_tags),
             compat_pcie_bench=_bool("compat_pcie_bench", compat_pcie_bench))
+        self.compat_pcie_bench = bool(compat_pcie_bench)
 
     def __repr__(self) -> str:
         return f"<ppsim.pcie.Link {self.describe()}>"
@@ -117,7 +118,10 @@ class Link:
         return _call(self._link.cost, _choice("op", op, OPS), _int("size", size))
 
     def sweep(self, sizes, directions=("rx", "tx")) -> list[dict]:
-        """One row per size: DMA write/read/read+write and every NIC model in `directions`."""
+        """One row per size: DMA write/read/read+write of `size`-byte transfers, and every NIC
+        model in `directions` for Ethernet frames of `size` bytes, FCS included: the NIC DMAs
+        size - 4 bytes per packet (as pcie-bench's nic_bw.py feeds its NIC models). In
+        pcie-bench compatibility mode a row also has nic_bw.py's 40 Gb/s line-rate column."""
         for d in directions:
             _choice("direction", d, DIRECTIONS)
         rows = []
@@ -125,8 +129,22 @@ class Link:
             row = {"size": s, "dma_write_gbps": self.dma_write_gbps(s),
                    "dma_read_gbps": self.dma_read_gbps(s),
                    "dma_read_write_gbps": self.dma_read_write_gbps(s)}
+            frame_data = max(1, _int("size", s) - FCS_BYTES)
+            if self.compat_pcie_bench:
+                row["eth_40g_gbps"] = pcie_bench_line_rate_gbps(s, 40.0)
             for m in NIC_MODELS:
                 for d in directions:
-                    row[f"{m}_{d}_gbps"] = self.nic_gbps(m, s, d)
+                    row[f"{m}_{d}_gbps"] = self.nic_gbps(m, frame_data, d)
             rows.append(row)
         return rows
+
+
+FCS_BYTES = 4
+
+
+def pcie_bench_line_rate_gbps(frame: int, gbps: float) -> float:
+    """nic_bw.py's line-rate column: frame data (FCS removed) over the wire slot of a VLAN-tagged
+    frame, as their eth.Cfg computes it: the FCS is removed once more and the payload clamped to
+    the 42-byte VLAN minimum, so the slot is max(frame - 4, 64) + 20 bytes."""
+    data = frame - FCS_BYTES
+    return gbps * data / (max(data, 64) + 20)
