@@ -1,11 +1,20 @@
 #include "sim/cpu.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace ppsim::sim {
 
 void Cpu::attach(Kernel& kernel) {
   dispatcher_ = std::make_unique<Process>(kernel, "cpu" + std::to_string(id_), [this] { on_job_end(); });
+}
+
+void Cpu::name_task(const void* task, const std::string& name) { entity(task).stats.name = name; }
+
+std::vector<const TaskSchedStats*> Cpu::task_stats() const {
+  std::vector<const TaskSchedStats*> out;
+  for (const auto& e : entities_) out.push_back(&e->stats);
+  return out;
 }
 
 void Cpu::run_softirq(Picos start, Picos cost) {
@@ -21,11 +30,36 @@ void Cpu::run_softirq(Picos start, Picos cost) {
   }
 }
 
-void Cpu::run_work(Picos now, Picos cost, const void* task, std::function<void()> done) {
+void Cpu::run_work(Picos now, Picos cost, const void* task, std::function<void()> done, bool schedule_point) {
   if (!dispatcher_) throw std::logic_error("ppsim: Cpu::attach() was not called");
-  waiting_.push_back(Job{task, cost, std::move(done)});
   process_busy_ += cost;
+  if (policy_ == Policy::kEevdf) {
+    eevdf_submit(now, Job{task, cost, std::move(done), schedule_point, nullptr});
+    return;
+  }
+  waiting_.push_back(Job{task, cost, std::move(done), schedule_point, nullptr});
   if (!running_ && !in_done_) dispatch(now);
+}
+
+void Cpu::run_work_at_start(Picos now, const void* task, std::function<Picos()> start, std::function<void()> done,
+                            bool schedule_point) {
+  if (!dispatcher_) throw std::logic_error("ppsim: Cpu::attach() was not called");
+  Job job{task, 0, std::move(done), schedule_point, std::move(start)};
+  if (policy_ == Policy::kEevdf) {
+    eevdf_submit(now, std::move(job));
+    return;
+  }
+  waiting_.push_back(std::move(job));
+  if (!running_ && !in_done_) dispatch(now);
+}
+
+Picos Cpu::job_cost(Job& job) {
+  if (job.start) {
+    job.cost = job.start();
+    process_busy_ += job.cost;
+    job.start = nullptr;
+  }
+  return job.cost;
 }
 
 void Cpu::dispatch(Picos now) {
@@ -57,19 +91,234 @@ void Cpu::dispatch(Picos now) {
   current_job_ = std::move(*pick);
   waiting_.erase(pick);
   running_ = true;
-  job_end_ = (now > softirq_free_ ? now : softirq_free_) + current_job_.cost;
+  job_end_ = (now > softirq_free_ ? now : softirq_free_) + job_cost(current_job_);
   dispatcher_->wake_at(job_end_);
 }
 
 void Cpu::on_job_end() {
   const Picos now = dispatcher_->kernel().now();
-  if (!running_ || now < job_end_) return;
+  if (!running_ || now < job_end_) {
+    end_deferred_ = false;
+    return;
+  }
+  if (policy_ == Policy::kEevdf) {
+    // A wake-up due at the very end of the job (the softirq at the end of a system call) is seen
+    // before the task decides whether to go on: the end is handled one delta cycle later.
+    if (!end_deferred_) {
+      end_deferred_ = true;
+      dispatcher_->wake_at(now);
+      return;
+    }
+    end_deferred_ = false;
+    eevdf_job_end(now);
+    return;
+  }
   running_ = false;
   in_done_ = true;
   auto done = std::move(current_job_.done);
   if (done) done();
   in_done_ = false;
   dispatch(now);
+}
+
+// ---- EEVDF ---------------------------------------------------------------------------------
+
+Cpu::Entity& Cpu::entity(const void* task) {
+  for (auto& e : entities_)
+    if (e->task == task) return *e;
+  entities_.push_back(std::make_unique<Entity>());
+  entities_.back()->task = task;
+  return *entities_.back();
+}
+
+int Cpu::nr_queued() const {
+  int n = 0;
+  for (const auto& e : entities_) n += e->queued ? 1 : 0;
+  return n;
+}
+
+// avg_vruntime(): the average virtual runtime of everything queued, the running task and the
+// sleepers kept by DELAY_DEQUEUE included (all weights equal).
+Picos Cpu::avg_vruntime() const {
+  Picos sum = 0;
+  int n = 0;
+  for (const auto& e : entities_)
+    if (e->queued) {
+      sum += e->v;
+      ++n;
+    }
+  return n ? sum / n : zero_v_;
+}
+
+// update_curr(): charge the running task for the time it held the CPU (softirq included: no IRQ
+// time accounting), renewing its deadline at the first tick (or other update) after it used its
+// slice; a used-up slice asks for a reschedule when another task is queued.
+void Cpu::update_curr(Picos now, bool check_resched) {
+  if (!curr_) {
+    charged_until_ = now;
+    return;
+  }
+  auto check = [&] {
+    bool renewed = false;
+    if (curr_->v >= curr_->deadline) {
+      curr_->deadline = curr_->v + eevdf_.base_slice;
+      renewed = true;
+    }
+    if (nr_queued() > 1 && (renewed || curr_->v >= curr_->vprot)) need_resched_ = true;
+  };
+  Picos t = charged_until_;
+  if (eevdf_.tick > 0) {
+    while (next_tick_ <= now) {
+      if (next_tick_ > t) {
+        curr_->v += next_tick_ - t;
+        curr_->stats.runtime += next_tick_ - t;
+        t = next_tick_;
+        check();  // the scheduler tick (task_tick_fair → update_curr)
+      }
+      next_tick_ += eevdf_.tick;
+    }
+  }
+  if (now > t) {
+    curr_->v += now - t;
+    curr_->stats.runtime += now - t;
+  }
+  charged_until_ = std::max(charged_until_, now);
+  if (check_resched) check();
+  zero_v_ = avg_vruntime();
+}
+
+// pick_eevdf(): the running task while it is eligible and inside the slice it was picked with
+// (RUN_TO_PARITY), else the eligible task with the earliest deadline. A sleeper kept by
+// DELAY_DEQUEUE that would be picked leaves the queue instead, its lag clipped to 0.
+Cpu::Entity* Cpu::pick(bool protect) {
+  for (;;) {
+    if (nr_queued() == 0) return nullptr;
+    const Picos V = avg_vruntime();
+    Entity* c = curr_ && curr_->queued && !curr_->delayed && curr_->v <= V ? curr_ : nullptr;
+    if (protect && c && eevdf_.run_to_parity && c->v < c->vprot) return c;
+    Entity* best = nullptr;
+    for (auto& e : entities_) {
+      if (!e->queued || e->v > V) continue;
+      if (e.get() == curr_ && !c) continue;
+      if (!best || e->deadline < best->deadline) best = e.get();
+    }
+    if (best && best->delayed) {
+      best->queued = best->delayed = false;
+      best->vlag = 0;  // DELAY_ZERO
+      continue;
+    }
+    return best;
+  }
+}
+
+// place_entity(): a woken task's lag is kept relative to the average, scaled for the weight its
+// arrival adds (PLACE_LAG); its deadline is a full slice ahead.
+void Cpu::place(Entity& e) {
+  const int n = nr_queued();
+  const Picos V = n ? avg_vruntime() : zero_v_;
+  Picos lag = 0;
+  if (n > 0 && e.vlag != 0) lag = e.vlag * (n + 1) / n;
+  e.v = V - lag;
+  e.deadline = e.v + eevdf_.base_slice;
+}
+
+void Cpu::wakeup(Picos now, Entity& e) {
+  update_curr(now);
+  ++e.stats.wakeups;
+  e.woken_at = now;
+  if (e.delayed) {
+    // requeue_delayed_entity(): still queued; a lag that became positive restarts at lag 0,
+    // placed at the average of the others (the kernel takes it off the tree to place it).
+    if (avg_vruntime() > e.v) {
+      e.queued = false;
+      e.vlag = 0;
+      e.v = nr_queued() ? avg_vruntime() : e.v;
+      e.deadline = e.v + eevdf_.base_slice;
+      e.queued = true;
+    }
+    e.delayed = false;
+  } else {
+    place(e);
+    e.queued = true;
+  }
+  // check_preempt_wakeup_fair(): the woken task preempts iff the protected pick chooses it; the
+  // reschedule takes effect at the running task's next schedule point (preempt=none).
+  if (curr_ && curr_ != &e && !need_resched_ && pick(true) == &e) need_resched_ = true;
+}
+
+void Cpu::eevdf_submit(Picos now, Job job) {
+  Entity& e = entity(job.task);
+  e.jobs.push_back(std::move(job));
+  if (&e == curr_) return;  // continues after its running job
+  if (!e.queued || e.delayed) wakeup(now, e);
+  if (!curr_ && !in_done_) eevdf_schedule(now);
+}
+
+void Cpu::eevdf_start_job(Picos now, Picos extra) {
+  current_job_ = std::move(curr_->jobs.front());
+  curr_->jobs.pop_front();
+  running_ = true;
+  process_busy_ += extra;
+  job_end_ = (now > softirq_free_ ? now : softirq_free_) + extra + job_cost(current_job_);
+  dispatcher_->wake_at(job_end_);
+}
+
+void Cpu::eevdf_schedule(Picos now) {
+  update_curr(now);
+  Entity* prev = curr_;
+  Entity* next = pick(true);
+  need_resched_ = false;
+  if (next != prev) {
+    if (prev) {  // preempted with work left (a blocked task left curr_ already)
+      ++prev->stats.preempted;
+      prev->stats.turn_lengths.push_back(now - prev->picked_at);
+      ++switches_;
+    }
+    curr_ = next;
+    if (next) {
+      next->vprot = next->deadline;
+      next->picked_at = now;
+      ++next->stats.turns;
+      if (next->woken_at >= 0) next->stats.wakeup_waits.push_back(now - next->woken_at);
+      next->woken_at = -1;
+    }
+  }
+  charged_until_ = now;
+  if (eevdf_.tick > 0 && next_tick_ <= now)
+    next_tick_ = now < eevdf_.tick_phase ? eevdf_.tick_phase
+                                         : eevdf_.tick_phase + ((now - eevdf_.tick_phase) / eevdf_.tick + 1) * eevdf_.tick;
+  if (curr_) eevdf_start_job(now, next != prev ? eevdf_.context_switch : 0);
+}
+
+void Cpu::eevdf_job_end(Picos now) {
+  running_ = false;
+  Entity* e = curr_;
+  Job job = std::move(current_job_);
+  in_done_ = true;
+  if (job.done) job.done();
+  in_done_ = false;
+  // Charge the time; a used-up slice is noticed by the tick or the next scheduler event, not by
+  // the task going on with its work.
+  update_curr(now, /*check_resched=*/false);
+  if (!e->jobs.empty() && !(job.schedule_point && need_resched_)) {
+    eevdf_start_job(now, 0);  // the task goes on (the same system call, or no reschedule pending)
+    return;
+  }
+  if (e->jobs.empty()) {
+    // The task blocks. An ineligible one stays queued (DELAY_DEQUEUE); otherwise its lag is saved.
+    ++e->stats.blocked;
+    e->stats.turn_lengths.push_back(now - e->picked_at);
+    const Picos V = avg_vruntime();
+    if (eevdf_.delay_dequeue && e->v > V) {
+      e->delayed = true;
+    } else {
+      e->vlag = std::clamp(V - e->v, -eevdf_.lag_limit, eevdf_.lag_limit);
+      e->queued = false;
+    }
+    curr_ = nullptr;
+    ++switches_;
+  }
+  eevdf_schedule(now);
 }
 
 }  // namespace ppsim::sim

@@ -1,5 +1,7 @@
 #include "models/world/world.h"
 
+#include <algorithm>
+#include <bit>
 #include <memory>
 #include <vector>
 
@@ -47,12 +49,24 @@ void register_world_params(sim::ParamRegistry& r) {
 
   r.add_int("cpus.count", "cpus", 2, "CPUs in the machine", 1, 4096);
   r.add_int("cpus.numa_nodes", "nodes", 1, "NUMA nodes; CPUs are split evenly among them", 1, 64);
+  r.add_enum("cpus.scheduler", "auto", {"auto", "fifo", "slices", "eevdf"},
+             "how tasks share a CPU: first come first served, fixed slices, or Linux 6.18's EEVDF with preempt=none "
+             "(sim/cpu.h); auto: slices when sched_slice_us > 0, else fifo");
   r.add_float("cpus.sched_slice_us", "us", 0.0,
-              "base time slice of process-context tasks sharing a CPU (sysctl_sched_base_slice; 0: first come, "
-              "first served)", 0, 1e9);
+              "base slice (sysctl_sched_base_slice); for eevdf, 0 means the kernel's 0.7 ms x (1 + ilog2(min(cpus, 8)))",
+              0, 1e9, "kernel/sched/fair.c: normalized_sysctl_sched_base_slice, get_update_sysctl_factor (6.18)");
   r.add_float("cpus.sched_tick_us", "us", 0.0,
-              "scheduler tick (1/CONFIG_HZ): a slice ends at the first tick after the base slice, on average "
-              "half a tick later (0: exactly at the base slice)", 0, 1e9);
+              "scheduler tick (1/CONFIG_HZ): a slice ends at the first tick after the base slice (slices: on average "
+              "half a tick later; 0: exactly at the base slice; eevdf: 0 means 4000, HZ=250)", 0, 1e9);
+  r.add_float("cpus.sched_tick_phase_us", "us", -1.0,
+              "eevdf: time of the first scheduler tick, in [0, sched_tick_us); -1 draws it from the seed (a capture's "
+              "tick falls anywhere relative to its workload)", -1, 1e9);
+  r.add_bool("cpus.sched_run_to_parity", true, "EEVDF RUN_TO_PARITY: the running task keeps the slice it was picked with");
+  r.add_float("cpus.context_switch_ns", "ns", 0.0,
+              "eevdf: CPU time of a switch between tasks (schedule, switch_mm, the page-table switch of PTI), charged "
+              "to the task switched in", 0, 1e9);
+  r.add_bool("cpus.sched_delay_dequeue", true,
+             "EEVDF DELAY_DEQUEUE/DELAY_ZERO: an ineligible task that blocks stays queued until picked");
 
   r.add_int("memory.capacity_pages", "pages", 262144, "pages the page allocator can hand out (1 GiB default)", 1, 1ll << 36);
   r.add_float("memory.pfmemalloc_fraction", "", 0.0, "fraction of pages handed out from emergency reserves (never recycled)",
@@ -161,10 +175,28 @@ World::World(const sim::Params& p, const RunOptions& opts)
     cpu_v.push_back(topo_.add(sim::NodeKind::kCpu, "cpu" + std::to_string(c), c));
     topo_.connect(node_v[node], cpu_v[c], sim::EdgeKind::kContains);
   }
+  std::string sched = p.get_string("cpus.scheduler");
+  if (sched == "auto") sched = p.get_double("cpus.sched_slice_us") > 0 ? "slices" : "fifo";
+  sim::EevdfConfig ev;
+  if (sched == "eevdf") {
+    const int f = 1 + static_cast<int>(std::bit_width(static_cast<unsigned>(std::min(ncpu, 8)))) - 1;
+    ev.base_slice = p.get_double("cpus.sched_slice_us") > 0 ? sim::from_us(p.get_double("cpus.sched_slice_us"))
+                                                             : 700 * sim::kPicosPerUs * f;
+    ev.tick = p.get_double("cpus.sched_tick_us") > 0 ? sim::from_us(p.get_double("cpus.sched_tick_us")) : 4 * sim::kPicosPerMs;
+    ev.lag_limit = ev.base_slice + ev.tick;
+    const double phase = p.get_double("cpus.sched_tick_phase_us");
+    ev.tick_phase = phase >= 0 ? sim::from_us(phase) % ev.tick
+                               : static_cast<sim::Picos>(sim::Rng(seed_).stream("sched_tick").uniform() * static_cast<double>(ev.tick));
+    ev.run_to_parity = p.get_bool("cpus.sched_run_to_parity");
+    ev.delay_dequeue = p.get_bool("cpus.sched_delay_dequeue");
+    ev.context_switch = sim::from_ns(p.get_double("cpus.context_switch_ns"));
+  }
   for (auto& c : cpus_) {
     c.attach(kernel_);  // after the vector is final: the CPU's process keeps `this`
-    if (p.get_double("cpus.sched_slice_us") > 0)
+    if (sched == "slices")
       c.set_slice(sim::from_us(p.get_double("cpus.sched_slice_us")), sim::from_us(p.get_double("cpus.sched_tick_us")));
+    else if (sched == "eevdf")
+      c.set_eevdf(ev);
   }
   checker_on_ = p.get_string("sim.checker") != "off" || opts.checker_mode.has_value();
   if (checker_on_) {
@@ -342,6 +374,29 @@ void World::register_stats() {
     s.formula(n + "softirq_util", "ratio", "softirq busy time / traffic duration", [cp, dur] {
       return sim::ratio(static_cast<double>(cp->softirq_busy()), static_cast<double>(dur));
     });
+  }
+  // What each named task got from its CPU (EEVDF), to compare with a kernel trace's sched events.
+  for (auto& c : cpus_) {
+    for (const sim::TaskSchedStats* t : c.task_stats()) {
+      if (t->name.empty()) continue;
+      const std::string n = "cpu" + std::to_string(c.id()) + ".task." + t->name + ".";
+      auto q = [](const std::vector<sim::Picos>& v, double f) {
+        if (v.empty()) return 0.0;
+        std::vector<sim::Picos> w(v);
+        const auto k = static_cast<std::size_t>(f * static_cast<double>(w.size() - 1) + 0.5);
+        std::nth_element(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(k), w.end());
+        return sim::to_us(w[k]);
+      };
+      s.reader(n + "turns", "turns", "times the task got the CPU", [t] { return t->turns; });
+      s.reader(n + "blocked", "turns", "turns that ended because the task had nothing left to run", [t] { return t->blocked; });
+      s.reader(n + "preempted", "turns", "turns that ended at a schedule point with work left", [t] { return t->preempted; });
+      s.reader(n + "wakeups", "wakeups", "times the task was woken", [t] { return t->wakeups; });
+      s.reader(n + "runtime_ns", "ns", "time the task held the CPU (softirq in its context included)",
+               [t] { return t->runtime / 1000; });
+      s.formula(n + "turn_median_us", "us", "median length of its turns on the CPU", [t, q] { return q(t->turn_lengths, 0.5); });
+      s.formula(n + "turn_p90_us", "us", "90th percentile of its turn lengths", [t, q] { return q(t->turn_lengths, 0.9); });
+      s.formula(n + "wakeup_wait_median_us", "us", "median time from a wakeup until it ran", [t, q] { return q(t->wakeup_waits, 0.5); });
+    }
   }
   s.reader("page_allocator.allocs", "pages", "pages handed out by the page allocator", [this] { return static_cast<std::int64_t>(pages_.buddy_allocs); });
   s.reader("page_allocator.frees", "pages", "pages given back to the page allocator", [this] { return static_cast<std::int64_t>(pages_.buddy_frees); });
