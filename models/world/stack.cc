@@ -29,9 +29,16 @@ void register_stack_params(sim::ParamRegistry& r) {
   r.add_float("stack.reader_call_ns", "ns", 0.0,
               "cost of each read call (one per batch of up to read_batch_skbs): a batched receive's system call; 0 "
               "when reader_per_skb_ns already includes one call per skb", 0, 1e9);
+  r.add_float("stack.reader_wake_ns", "ns", 0.0,
+              "cost of each sleep and wake-up of the reader besides the reads: the read that finds the socket "
+              "empty, the poll() that sleeps and returns, the context switches in and out", 0, 1e9,
+              "0 keeps a reader that costs only its reads; the replay fits it to the captures' reader turns");
   r.add_float("stack.reader_copy_ns_per_kib", "ns/KiB", 100.0, "copy to user space per KiB (about 10 GB/s)", 0, 1e9,
               "ppsim assumption");
   r.add_int("stack.read_batch_skbs", "skbs", 16, "skbs the reader handles per run before it yields", 1, 1 << 20);
+  r.add_int("stack.read_bytes", "bytes", 0,
+            "the reader's buffer: a read call stops taking skbs once it has copied this many bytes (a stream "
+            "socket's recv(fd, buf, len)); 0: no limit but read_batch_skbs", 0, 1ll << 40);
   r.add_int("stack.rcvbuf_bytes", "bytes", 212992, "socket receive buffer (SO_RCVBUF; net.core.rmem_default)", 1, 1ll << 40);
   r.add_int("stack.skb_overhead_bytes", "bytes", 256,
             "skb->truesize beyond the buffer: SKB_DATA_ALIGN(sizeof(struct sk_buff)) (build_skb buffers already hold "
@@ -57,8 +64,10 @@ StackConfig stack_config_from(const sim::Params& p) {
   c.reader_wakeup = sim::from_us(p.get_double("stack.reader_wakeup_us"));
   c.reader_per_skb = sim::from_ns(p.get_double("stack.reader_per_skb_ns"));
   c.reader_call = sim::from_ns(p.get_double("stack.reader_call_ns"));
+  c.reader_wake = sim::from_ns(p.get_double("stack.reader_wake_ns"));
   c.reader_copy_ps_per_byte = p.get_double("stack.reader_copy_ns_per_kib") * 1000.0 / 1024.0;
   c.read_batch = static_cast<std::uint32_t>(p.get_int("stack.read_batch_skbs"));
+  c.read_bytes = static_cast<std::uint64_t>(p.get_int("stack.read_bytes"));
   c.rcvbuf_bytes = static_cast<std::uint64_t>(p.get_int("stack.rcvbuf_bytes"));
   c.skb_overhead_bytes = static_cast<std::uint32_t>(p.get_int("stack.skb_overhead_bytes"));
   c.defer_free = p.get_bool("stack.defer_free");
@@ -76,6 +85,8 @@ Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>&
     : kernel_(kernel), cfg_(cfg), cpus_(cpus), world_(world), rng_(rng), defer_(cpus.size()),
       defer_count_(cpus.size(), 0), kick_pending_(cpus.size(), false) {
   reader_ = std::make_unique<sim::Process>(kernel, "stack.reader", [this] { reader_run(); });
+  if (cfg_.reader_cpu >= 0 && cfg_.reader_cpu < static_cast<int>(cpus.size()))
+    cpus[static_cast<std::size_t>(cfg_.reader_cpu)].name_task(this, "reader");
   for (std::size_t i = 0; i < cpus.size(); ++i)
     kick_.push_back(std::make_unique<sim::Process>(kernel, "stack.defer_ipi", [this, i] { on_kick(static_cast<int>(i)); }));
   extra_ = std::make_unique<sim::TimerQueue<Pending>>(kernel, "stack.extra_ref", [this](Pending& pe) {
@@ -123,6 +134,7 @@ void Stack::put_buffers(Caller& c, const nic::Skb& skb, bool allow_direct) {
 
 void Stack::deliver(Caller& c, const nic::Skb& skb) {
   ++delivered_;
+  const sim::Picos cost_at_entry = c.cost;  // world_.now is the caller's clock here
   c.cost += cfg_.deliver_cost;
   if (cfg_.extra_ref_fraction > 0 && rng_.bernoulli(cfg_.extra_ref_fraction)) {
     world_.get_page(skb.page);
@@ -154,7 +166,10 @@ void Stack::deliver(Caller& c, const nic::Skb& skb) {
   if (queue_.size() > max_queue_) max_queue_ = queue_.size();
   if (!reader_busy_ && !reader_woken_) {
     reader_woken_ = true;
-    sim::Picos at = world_.now + cfg_.reader_wakeup;
+    // The wake-up latency is the idle CPU's; a busy CPU's scheduler decides when the reader runs.
+    const sim::Cpu& rc = cpus_[static_cast<std::size_t>(cfg_.reader_cpu)];
+    // sk_data_ready() runs when the skb is queued (world_.now: the poll's clock at this skb).
+    sim::Picos at = world_.now + (c.cost - cost_at_entry) + (rc.policy() == sim::Cpu::Policy::kEevdf && !rc.idle() ? 0 : cfg_.reader_wakeup);
     if (at < cfg_.reader_start) at = cfg_.reader_start;
     reader_->wake_at(at);
   }
@@ -175,17 +190,34 @@ void Stack::reader_run() {
 }
 
 void Stack::reader_next(sim::Picos now) {
-  if (queue_.empty()) return;  // sleep until the next enqueue wakes us
+  if (queue_.empty()) {  // sleep until the next enqueue wakes us
+    reader_slept_ = true;
+    return;
+  }
   if (now < cfg_.reader_start) {
     reader_woken_ = true;
     reader_->wake_at(cfg_.reader_start);
     return;
   }
-  const int cpu = cfg_.reader_cpu;
+  reader_busy_ = true;
+  // recvmsg works on what is queued when the reader gets the CPU.
+  cpus_[cfg_.reader_cpu].run_work_at_start(now, this, [this] { return reader_take(); }, [this] { reader_batch_done(); },
+                                           /*schedule_point=*/false);
+}
+
+// One read call: up to read_batch skbs off the socket queue, copied to user space.
+sim::Picos Stack::reader_take() {
   Caller c = reader_caller();
+  world_.now = kernel_.now();
   sim::Picos cost = cfg_.reader_call;
-  while (!queue_.empty() && reading_.size() < cfg_.read_batch) {
+  if (reader_slept_) {  // the empty read and poll() that put the reader to sleep, and its wake-up
+    cost += cfg_.reader_wake;
+    reader_slept_ = false;
+  }
+  std::uint64_t copied = 0;
+  while (!queue_.empty() && reading_.size() < cfg_.read_batch && (cfg_.read_bytes == 0 || copied < cfg_.read_bytes)) {
     const nic::Skb& s = queue_.front();
+    copied += s.bytes;
     cost += cfg_.reader_per_skb + static_cast<sim::Picos>(cfg_.reader_copy_ps_per_byte * s.bytes);
     // udp_rmem_release: the charge comes off in batches of a quarter of rcvbuf, or when the
     // queue runs empty.
@@ -199,8 +231,7 @@ void Stack::reader_next(sim::Picos now) {
     if (on_read) on_read(s);
     queue_.pop_front();
   }
-  reader_busy_ = true;
-  cpus_[cpu].run_work(now, cost, this, [this] { reader_batch_done(); });
+  return cost;
 }
 
 void Stack::reader_batch_done() {
@@ -221,8 +252,9 @@ void Stack::reader_batch_done() {
   }
   reading_.clear();
   reader_busy_ = false;
-  // The page_pool work of those frees (ring pushes, releases) also runs on this CPU.
-  if (c.cost > 0) cpus_[cpu].run_work(now, c.cost, this, nullptr);
+  // The page_pool work of those frees (ring pushes, releases) also runs on this CPU, and then
+  // recvmsg returns: a schedule point.
+  cpus_[cpu].run_work(now, c.cost, this, nullptr, /*schedule_point=*/true);
   reader_next(now);
 }
 

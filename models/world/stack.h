@@ -33,10 +33,12 @@ struct StackConfig {
   int reader_cpu = -1;               // -1: the receiving queue's CPU
   sim::Picos reader_start = 0;       // the reader starts reading at this time
   sim::Picos reader_wakeup = 0;      // enqueue → reader running (when idle)
+  sim::Picos reader_wake = 0;        // per sleep and wake-up of the reader
   sim::Picos reader_call = 0;        // per read call (the system call), however many skbs it takes
   sim::Picos reader_per_skb = 0;     // recvmsg cost per skb
   double reader_copy_ps_per_byte = 0;
   std::uint32_t read_batch = 1;      // skbs read per wakeup before yielding
+  std::uint64_t read_bytes = 0;      // bytes a read call copies at most (whole skbs; 0: no limit)
   std::uint64_t rcvbuf_bytes = 212992;
   std::uint32_t skb_overhead_bytes = 256;  // truesize beyond the buffer: SKB_DATA_ALIGN(sizeof(struct sk_buff))
   bool defer_free = true;
@@ -84,6 +86,7 @@ class Stack : public nic::PacketSink {
   page_pool::Caller reader_caller() const;
   void reader_run();
   void reader_next(sim::Picos now);
+  sim::Picos reader_take();
   void reader_batch_done();
   void defer(page_pool::Caller& c, const nic::Skb& skb);
   void flush_defer(page_pool::Caller& c, int cpu);
@@ -98,7 +101,7 @@ class Stack : public nic::PacketSink {
   std::deque<nic::Skb> queue_;   // the socket receive queue
   std::uint64_t rmem_ = 0, rmem_deficit_ = 0;
   std::vector<nic::Skb> reading_;  // skbs the reader is copying now
-  bool reader_busy_ = false, reader_woken_ = false;
+  bool reader_busy_ = false, reader_woken_ = false, reader_slept_ = true;
   std::unique_ptr<sim::Process> reader_;
   std::vector<std::vector<nic::Skb>> defer_;  // per CPU (one NUMA node's sub-list)
   std::vector<std::uint64_t> defer_count_;    // per CPU: attempts since the last flush

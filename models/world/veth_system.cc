@@ -16,6 +16,7 @@ constexpr std::uint32_t kHeadroom = 256;         // XDP_PACKET_HEADROOM, the hea
 constexpr std::uint32_t kShinfo = 320;           // SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86_64
 constexpr std::uint32_t kUdpHeaders = 14 + 20 + 8;
 constexpr std::uint32_t kTcpHeaders = 14 + 20 + 32;  // with timestamps
+constexpr std::uint32_t kSkbStructBytes = 256;       // SKB_DATA_ALIGN(sizeof(struct sk_buff)): part of truesize
 std::uint32_t data_align(std::uint32_t x) { return (x + 63) & ~63u; }  // SKB_DATA_ALIGN
 }  // namespace
 
@@ -38,8 +39,16 @@ void register_veth_params(sim::ParamRegistry& r) {
   r.add_enum("veth.xdp", "pass", {"pass", "drop"}, "action of the XDP program on the receiving veth");
   r.add_int("veth.delete_cpu", "", 1, "CPU of the task that deletes the veth (destroys the pool)", 0, 4095);
   r.add_int("veth.napi_budget", "packets", 64, "veth NAPI budget", 1, 65536);
-  r.add_int("veth.tcp_window_bytes", "bytes", 131072,
-            "TCP receive window: payload transmitted that the reader has not read yet (tcp_rmem default)", 1, 1ll << 40);
+  r.add_int("veth.tcp_rcvbuf_bytes", "bytes", 131072,
+            "TCP: the receiving socket's initial sk_rcvbuf (net.ipv4.tcp_rmem[1]), or its SO_RCVBUF", 1, 1ll << 40,
+            "net.ipv4.tcp_rmem default (read from the capture's meta.json by the replay)");
+  r.add_int("veth.tcp_rcvbuf_max_bytes", "bytes", 33554432, "TCP: the autotuning cap (net.ipv4.tcp_rmem[2])", 1, 1ll << 40,
+            "net.ipv4.tcp_rmem on the capture machine");
+  r.add_bool("veth.tcp_rcvbuf_locked", false,
+             "TCP: SO_RCVBUF was set (SOCK_RCVBUF_LOCK): no receive-buffer autotuning");
+  r.add_float("veth.tcp_rcv_rtt_init_us", "us", 1000.0,
+              "TCP: the receiver's RTT estimate before its first sample (the autotuning measures once per RTT)", 0.001, 1e9,
+              "ppsim assumption; the captures' first tcp_rcvbuf_grow events report about 1 ms");
   const std::string src = "fit once to the capture VM's cross-CPU UDP sender durations (traces/README.md), same for every replay";
   r.add_float("veth.send_ns", "ns", 1200.0, "UDP send syscall and UDP output, per datagram", 0, 1e9, src);
   r.add_float("veth.xmit_ns", "ns", 800.0, "IP output and veth_xmit, per datagram or TCP segment", 0, 1e9, src);
@@ -71,10 +80,10 @@ void validate_veth_params(const sim::Params& p) {
       throw sim::ScenarioError(f, sim::json_path(k), "expected a CPU below cpus.count (" + std::to_string(ncpu) + "), got " +
                                                          std::to_string(p.get_int(k)));
   if (p.get_string("veth.proto") == "tcp" && p.get_double("veth.reader_hold_us") > 0 &&
-      p.get_int("veth.sends") * p.get_int("veth.payload_bytes") > p.get_int("veth.tcp_window_bytes"))
+      p.get_int("veth.sends") * p.get_int("veth.payload_bytes") > p.get_int("veth.tcp_rcvbuf_bytes") / 2)
     throw sim::ScenarioError(f, sim::json_path("veth.reader_hold_us"),
-                             "expected 0 with TCP unless the whole stream (sends x payload_bytes) fits "
-                             "veth.tcp_window_bytes: a reader that waits for the deletion blocks the sender");
+                             "expected 0 with TCP unless the whole stream (sends x payload_bytes) fits half of "
+                             "veth.tcp_rcvbuf_bytes: a reader that waits for the deletion blocks the sender");
   const auto frame = p.get_int("veth.payload_bytes") + kUdpHeaders;
   if (p.get_string("veth.proto") == "udp" && frame > p.get_int("veth.mtu_bytes") + 14)
     throw sim::ScenarioError(f, sim::json_path("veth.payload_bytes"),
@@ -109,7 +118,10 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   copy_ps_per_byte_ = p.get_double("veth.copy_ns_per_kib") * 1000.0 / 1024.0;
   delete_after_sender_ = sim::from_us(p.get_double("veth.delete_after_sender_us"));
   reader_hold_ = sim::from_us(p.get_double("veth.reader_hold_us"));
-  window_bytes_ = static_cast<std::uint64_t>(p.get_int("veth.tcp_window_bytes"));
+  rx_.rcvbuf = static_cast<std::uint64_t>(p.get_int("veth.tcp_rcvbuf_bytes"));
+  rx_.rcvbuf_max = static_cast<std::uint64_t>(p.get_int("veth.tcp_rcvbuf_max_bytes"));
+  rx_.locked = p.get_bool("veth.tcp_rcvbuf_locked");
+  rx_.rtt = sim::from_us(p.get_double("veth.tcp_rcv_rtt_init_us"));
   sndbuf_bytes_ = static_cast<std::uint64_t>(p.get_int("veth.tcp_sndbuf_bytes"));
   send_cost_seg_ = sim::from_ns(p.get_double("veth.xmit_ns"));
   tcp_write_cost_ = sim::from_ns(p.get_double("veth.tcp_write_ns"));
@@ -118,6 +130,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   gro_cost_ = sim::from_ns(p.get_double("veth.gro_ns"));
   gro_on_ = p.get_bool("veth.gro");
   budget_ = static_cast<std::uint32_t>(p.get_int("veth.napi_budget"));
+  cpus_[static_cast<std::size_t>(sender_cpu_)].name_task(this, "sender");
 
   // veth_create_page_pool(): order 0, pool_size 256 (or what the scenario says), no DMA, no NAPI.
   page_pool::PoolParams pp = page_pool::pool_params_from(p);
@@ -134,9 +147,15 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   if (tcp_) {
     // TCP does not drop on a full receive buffer here: the window stops the sender first.
     stack_.set_rcvbuf(UINT64_MAX / 2);
+    rx_.space = 10 * mss_;                     // tcp_init_buffer_space: TCP_INIT_CWND * advmss
+    // tcp_select_initial_window(): half of rcvbuf at the default scaling ratio, 64 KiB at most.
+    rx_.window_clamp = rx_.rcvbuf / 2;
+    rx_.rcv_ssthresh = std::min<std::uint64_t>(rx_.window_clamp, 65535);
+    rx_.edge = rx_.rcv_ssthresh;
     stack_.on_read = [this](const nic::Skb& sk) {
       const std::uint32_t pay = sk.bytes > kTcpHeaders ? sk.bytes - kTcpHeaders : 0;  // GRO skbs count it once
       unread_bytes_ -= std::min<std::uint64_t>(unread_bytes_, pay);
+      tcp_read(pay, sk.buf_bytes + kSkbStructBytes);
       if (sndq_ > 0 && !ack_pending_) {
         ack_pending_ = true;
         ack_proc_.wake_at(kernel_.now() + tcp_ack_delay_);
@@ -160,8 +179,91 @@ page_pool::ExecCtx VethSystem::delete_ctx() const {
 
 void VethSystem::open(Picos) { send_proc_.wake_at(start_); }
 
+// The sender may fill the receive window up to the right edge the receiver last advertised.
 std::uint32_t VethSystem::window_room() const {
-  return unread_bytes_ >= window_bytes_ ? 0 : static_cast<std::uint32_t>(std::min<std::uint64_t>(window_bytes_ - unread_bytes_, UINT32_MAX));
+  return rx_.edge <= rx_.rcv_nxt ? 0 : static_cast<std::uint32_t>(std::min<std::uint64_t>(rx_.edge - rx_.rcv_nxt, UINT32_MAX));
+}
+
+// __tcp_select_window(): the free receive space, in window units (tp->scaling_ratio), bounded by
+// rcv_ssthresh; the right edge never moves back.
+void VethSystem::tcp_advertise() {
+  const std::uint64_t free_mem = rx_.rcvbuf > rx_.rmem ? rx_.rcvbuf - rx_.rmem : 0;
+  const std::uint64_t win = std::min<std::uint64_t>(free_mem * rx_.scaling / 256, rx_.rcv_ssthresh);
+  rx_.edge = std::max(rx_.edge, rx_.rcv_nxt + win);
+}
+
+// A segment queued on the receiving socket: the receiver's accounting and its ACK (one per two
+// segments), which the sender processes in the same softirq.
+void VethSystem::tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize) {
+  rx_.rcv_nxt += pay;
+  rx_.rmem += truesize;
+  // tcp_measure_rcv_mss(): the window-per-byte ratio is re-measured on a segment of at least
+  // rcv_mss bytes whose length differs from rcv_mss (in practice: the first full-sized one); the
+  // window clamp follows it.
+  if (pay >= rx_.rcv_mss && truesize) {
+    if (pay != rx_.rcv_mss) {
+      rx_.scaling = std::max<std::uint64_t>(1, std::min<std::uint64_t>(255, (std::uint64_t{pay} << 8) / truesize));
+      rx_.window_clamp = rx_.rcvbuf * rx_.scaling / 256;
+      rx_.rcv_ssthresh = std::min(rx_.rcv_ssthresh, rx_.window_clamp);
+      rx_.space = std::min(rx_.space, rx_.window_clamp);
+    }
+    rx_.rcv_mss = std::min<std::uint32_t>(pay, mss_);
+  }
+  // tcp_grow_window(): two MSS more per segment whose truesize the window can cover, while there
+  // is free space, up to the window clamp.
+  const std::uint64_t free_space = rx_.rcvbuf > rx_.rmem ? (rx_.rcvbuf - rx_.rmem) * rx_.scaling / 256 : 0;
+  if (rx_.rcv_ssthresh < rx_.window_clamp && rx_.rcv_ssthresh < free_space && truesize * rx_.scaling / 256 <= pay)
+    rx_.rcv_ssthresh = std::min(rx_.rcv_ssthresh + 2 * mss_, rx_.window_clamp);
+  // tcp_rcv_rtt_measure(): the receiver's RTT is the time one receive window takes to arrive (a
+  // window-dependent sample: the estimate keeps the smallest); TCP timestamps tick in ms, too
+  // coarse to sample this path.
+  const Picos now = kernel_.now();
+  if (rx_.rtt_time < 0) {
+    rx_.rtt_time = now;
+    rx_.rtt_seq = rx_.rcv_nxt + (rx_.edge > rx_.rcv_nxt ? rx_.edge - rx_.rcv_nxt : 0);
+  } else if (rx_.rcv_nxt >= rx_.rtt_seq) {
+    const Picos sample = now - rx_.rtt_time;
+    if (sample > 0 && (!rx_.rtt_sampled || sample < rx_.rtt)) rx_.rtt = sample;
+    rx_.rtt_sampled = true;
+    rx_.rtt_time = now;
+    rx_.rtt_seq = rx_.rcv_nxt + (rx_.edge > rx_.rcv_nxt ? rx_.edge - rx_.rcv_nxt : 0);
+  }
+  if (++rx_.unacked >= 2) {
+    rx_.unacked = 0;
+    tcp_advertise();
+  }
+}
+
+// tcp_recvmsg → tcp_rcv_space_adjust(): once per receiver RTT, the bytes the reader took in that
+// RTT (less what is still queued) size the receive buffer (tcp_rcvbuf_grow, 6.18: twice that,
+// plus the growth since the last measure, doubled again for slow start), capped by tcp_rmem[2].
+void VethSystem::tcp_read(std::uint32_t pay, std::uint32_t truesize) {
+  rx_.copied += pay;
+  rx_.rmem -= std::min<std::uint64_t>(rx_.rmem, truesize);
+  const Picos now = kernel_.now();
+  if (now - rx_.space_time >= rx_.rtt) {
+    const std::uint64_t inq = rx_.rcv_nxt - rx_.copied;
+    const std::uint64_t got = rx_.copied - rx_.space_seq;
+    const std::uint64_t newval = got > inq ? got - inq : 0;
+    if (newval > rx_.space) {
+      const std::uint64_t old = rx_.space;
+      rx_.space = newval;
+      if (!rx_.locked) {
+        std::uint64_t rcvwin = newval << 1;
+        rcvwin += (rcvwin * (newval - old) / std::max<std::uint64_t>(old, 1)) << 1;
+        const std::uint64_t rcvbuf = std::min<std::uint64_t>(rcvwin * 256 / rx_.scaling, rx_.rcvbuf_max);
+        if (rcvbuf > rx_.rcvbuf) {
+          rx_.rcvbuf = rcvbuf;
+          rx_.window_clamp = rcvbuf * rx_.scaling / 256;
+          ++rx_.grows;
+        }
+      }
+    }
+    rx_.space_seq = rx_.copied;
+    rx_.space_time = now;
+  }
+  // tcp_cleanup_rbuf: the window update goes out with the ACK (tcp_ack_delay later).
+  tcp_advertise();
 }
 
 // One write. UDP: the send path runs as the sender task's process work, and the receive NAPI
@@ -200,9 +302,10 @@ void VethSystem::send_next() {
       c.cost += send_cost_seg_;
       transmit(c, payload_);
     }
-    // The transmit and receive work is part of the sender's time on its CPU.
+    // The transmit and receive work is part of the sender's time on its CPU; sendmsg returns at
+    // its end (a schedule point).
     cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { send_done(); });
-  });
+  }, /*schedule_point=*/false);
 }
 
 Caller VethSystem::softirq_caller(int cpu, const char* task, int pid) const {
@@ -217,16 +320,23 @@ Caller VethSystem::softirq_caller(int cpu, const char* task, int pid) const {
 
 // tcp_write_xmit: as much of the send queue as the receive window allows, in MSS segments.
 void VethSystem::push(Caller& c) {
-  const std::uint64_t room = window_room();
-  std::uint64_t bytes = std::min<std::uint64_t>(sndq_, room);
-  // Whole segments unless it is the tail, or nothing is in flight (a window below one MSS).
-  if (bytes < sndq_ && unread_bytes_ > 0) bytes = bytes / mss_ * mss_;
-  if (bytes == 0) return;
-  sndq_ -= bytes;
-  unread_bytes_ += bytes;
-  const auto segments = (bytes + mss_ - 1) / mss_;
-  c.cost += static_cast<Picos>(segments) * send_cost_seg_;
-  transmit(c, static_cast<std::uint32_t>(bytes));
+  // tcp_write_xmit: as much of the send queue as the window takes; segments lost on the way (XDP
+  // drop) give their window back at once, so the loop goes on.
+  bool sent = false;
+  while (sndq_ > 0 && !deleted_) {
+    const std::uint64_t room = window_room();
+    std::uint64_t bytes = std::min<std::uint64_t>(sndq_, room);
+    // Whole segments unless it is the tail, or nothing is in flight (a window below one MSS).
+    if (bytes < sndq_ && unread_bytes_ > 0) bytes = bytes / mss_ * mss_;
+    if (bytes == 0) break;
+    sndq_ -= bytes;
+    unread_bytes_ += bytes;
+    const auto segments = (bytes + mss_ - 1) / mss_;
+    c.cost += static_cast<Picos>(segments) * send_cost_seg_;
+    transmit(c, static_cast<std::uint32_t>(bytes));
+    sent = true;
+  }
+  if (!sent) return;
   if (sender_blocked_ && sndq_ + payload_ <= sndbuf_bytes_) {
     sender_blocked_ = false;
     send_proc_.wake_at(kernel_.now());
@@ -330,6 +440,7 @@ bool VethSystem::deliver_one(Caller& c, std::uint32_t frame) {
   skb.offset = offset;
   skb.bytes = frame;
   skb.buf_bytes = truesize;  // skb->truesize = this + SKB_DATA_ALIGN(sizeof(struct sk_buff))
+  if (tcp_ && !(tcp_ && gro_on_)) tcp_segment_queued(frame > kTcpHeaders ? frame - kTcpHeaders : 0, truesize + kSkbStructBytes);
   skb.alloc_cpu = c.ctx.cpu;  // the CPU whose NAPI built the skb
   skb.pool = pool_.get();
   skb.rx_time = pages_.now;
@@ -337,6 +448,7 @@ bool VethSystem::deliver_one(Caller& c, std::uint32_t frame) {
     gro_ = skb;
     return true;
   }
+  pages_.now = kernel_.now() + c.cost;  // the poll's clock when the skb goes up the stack
   stack_.deliver(c, skb);
   return true;
 }
@@ -346,6 +458,8 @@ void VethSystem::gro_flush(Caller& c) {
   if (gro_.page == page_pool::kNoPage) return;
   nic::Skb skb = gro_;
   gro_ = nic::Skb{};
+  if (tcp_) tcp_segment_queued(skb.bytes > kTcpHeaders ? skb.bytes - kTcpHeaders : 0, skb.buf_bytes + kSkbStructBytes);
+  pages_.now = kernel_.now() + c.cost;
   stack_.deliver(c, skb);
 }
 
@@ -355,6 +469,11 @@ void VethSystem::segment_lost(std::uint32_t frame) {
   if (!tcp_) return;
   const std::uint32_t pay = frame > kTcpHeaders ? frame - kTcpHeaders : 0;
   unread_bytes_ -= std::min<std::uint64_t>(unread_bytes_, pay);
+  // Its sequence space counts as received and read: the window moves past it.
+  rx_.rcv_nxt += pay;
+  rx_.copied += pay;
+  rx_.space_seq += pay;
+  tcp_advertise();
 }
 
 void VethSystem::send_done() {
@@ -384,7 +503,7 @@ void VethSystem::sender_finished() {
       c.cost += send_cost_seg_;
       transmit(c, 0);
       cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { schedule_delete(); });
-    });
+    }, /*schedule_point=*/false);
     return;
   }
   schedule_delete();
@@ -424,6 +543,14 @@ void VethSystem::register_stats() {
   s.reader("veth0.napi_polls", "polls", "receive NAPI polls", [this] { return polls_; });
   s.reader("veth0.xdp_drops", "packets", "packets the XDP program dropped", [this] { return xdp_drops_; });
   s.reader("veth0.sender_blocked", "events", "TCP sends that waited for window", [this] { return blocked_; });
+  if (tcp_) {
+    s.reader("veth0.tcp.rcvbuf_bytes", "bytes", "the receiving socket's sk_rcvbuf at the end (autotuning)",
+             [this] { return static_cast<std::int64_t>(rx_.rcvbuf); });
+    s.reader("veth0.tcp.rcvbuf_grows", "events", "receive-buffer autotuning steps (tcp_rcvbuf_grow)",
+             [this] { return rx_.grows; });
+    s.reader("veth0.tcp.rcv_rtt_us", "us", "the receiver's RTT estimate at the end",
+             [this] { return static_cast<std::int64_t>(rx_.rtt / sim::kPicosPerUs); });
+  }
 }
 
 nlohmann::json VethSystem::results() const {

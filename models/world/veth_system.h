@@ -68,6 +68,9 @@ class VethSystem {
   void segment_lost(std::uint32_t frame);
   void check_reader_done();
   std::uint32_t window_room() const;
+  void tcp_advertise();
+  void tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize);
+  void tcp_read(std::uint32_t pay, std::uint32_t truesize);
 
   sim::Kernel& kernel_;
   const sim::Params& p_;
@@ -90,7 +93,23 @@ class VethSystem {
   sim::Picos start_ = 0, send_cost_ = 0, poll_cost_ = 0, cow_cost_ = 0, xdp_cost_ = 0;
   double copy_ps_per_byte_ = 0;
   sim::Picos delete_after_sender_ = 0, reader_hold_ = 0;
-  std::uint64_t window_bytes_ = 0, sndbuf_bytes_ = 0;
+  std::uint64_t sndbuf_bytes_ = 0;
+  // TCP's receive side (net/ipv4/tcp_input.c, 6.18): what the receiver advertises and autotunes.
+  struct TcpRx {
+    std::uint64_t rcvbuf = 0, rcvbuf_max = 0;
+    bool locked = false;
+    std::uint64_t scaling = 128;       // tp->scaling_ratio: window per byte of rcvbuf, /256
+    std::uint64_t rcv_ssthresh = 0, window_clamp = 0;
+    std::uint32_t rcv_mss = 536;       // icsk_ack.rcv_mss: TCP_MSS_DEFAULT until a full segment
+    std::uint64_t rmem = 0;            // truesize of the queued skbs (sk_rmem_alloc)
+    std::uint64_t rcv_nxt = 0, copied = 0, edge = 0;
+    std::uint64_t space = 0, space_seq = 0;  // tp->rcvq_space
+    sim::Picos space_time = 0, rtt = 0, rtt_time = -1;
+    std::uint64_t rtt_seq = 0;
+    bool rtt_sampled = false;
+    int unacked = 0;
+    std::uint64_t grows = 0;
+  } rx_;
   sim::Picos send_cost_seg_ = 0, tcp_write_cost_ = 0, tcp_ack_cost_ = 0, tcp_ack_delay_ = 0;
   std::uint32_t budget_ = 64;
 

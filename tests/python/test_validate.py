@@ -15,8 +15,12 @@ def test_every_bundled_capture_validates(cli, repo, tmp_path):
     p = cli("validate", *dirs, "--out", tmp_path)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr
     last = p.stdout.strip().splitlines()[-1]
-    n, _, m = last.split()[:3]
+    assert last.startswith("all: "), last
+    n, _, m = last.split()[1:4]
     assert n == m, last
+    # Both sets are reported: groups tuned on (fit) and groups never tuned on (validation).
+    assert any(line.startswith("fit: ") for line in p.stdout.splitlines())
+    assert any(line.startswith("validation: ") for line in p.stdout.splitlines())
     res = json.loads((tmp_path / "validation.json").read_text())
     assert res["ok"]
     groups = res["groups"]
@@ -115,7 +119,7 @@ def _tcp(**veth):
 
 
 @pytest.mark.parametrize("veth", [
-    {"tcp_window_bytes": 1000},       # a window below one MSS: partial segments when nothing is in flight
+    {"tcp_rcvbuf_bytes": 2000, "tcp_rcvbuf_locked": True},  # a window below one MSS: partial segments
     {"xdp": "drop"},                  # dropped segments free their window space
     {"delete_after_sender_us": 0},    # the FIN goes out before the deletion, never after it
 ])
