@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from ppsim import schedtrace
 from ppsim import trace as pptrace
 from ppsim._native import REPO, build_dir
 from ppsim.errors import EnvironmentProblem, InputError
@@ -105,6 +106,8 @@ PARAMS: list[Param] = [
     Param("mtu", "bytes", "MTU of both veth ends"),
     Param("repeat", "captures", "captures with the same parameters (directories NAME-r1..rK)"),
     Param("napi_lines", "-", "napi_poll lines kept in trace.txt: all, or context (see docs/capture.md)"),
+    Param("sched", "-", "scheduler events: off; summary (recorded, summarised in meta.json, switch/wakeup lines kept, "
+                        "softirq lines dropped from trace.txt); or all (every line kept)"),
     Param("max_load", "load", "wait until the 1-minute load average is below this before each capture (0: no wait)"),
     Param("load_wait_s", "s", "give up waiting for --max-load after this long (the capture still runs; meta.json says so)"),
     Param("destroy_timeout_s", "s", "how long to wait after the flush for the pool's inflight to reach 0"),
@@ -130,6 +133,7 @@ class CaptureParams:
     mtu: int = 1500
     repeat: int = 1
     napi_lines: str = "all"
+    sched: str = "summary"
     max_load: float = 0.0
     load_wait_s: float = 300.0
     destroy_timeout_s: float = 10.0
@@ -216,6 +220,7 @@ class CaptureParams:
         need(is_int(self.repeat) and 1 <= self.repeat <= 50, "repeat", "an integer in [1, 50]",
              self.repeat)
         need(self.napi_lines in ("all", "context"), "napi_lines", "all or context", self.napi_lines)
+        need(self.sched in ("off", "summary", "all"), "sched", "off, summary or all", self.sched)
         need(isinstance(self.max_load, (int, float)) and 0 <= self.max_load <= 64, "max_load",
              "a load average in [0, 64] (0 = do not wait)", self.max_load)
         need(isinstance(self.load_wait_s, (int, float)) and 0 <= self.load_wait_s <= 3600,
@@ -515,7 +520,8 @@ class TraceInstance:
     def read(self, rel: str) -> str:
         return (self.path / rel).read_text()
 
-    def configure(self, napi_dev: str, buffer_kb: int) -> None:
+    def configure(self, napi_dev: str, buffer_kb: int, sched: bool = False) -> list[str]:
+        """Enables the events; returns their names (with filters) for meta.json."""
         if not (self.path / "events" / "page_pool").is_dir():
             raise EnvironmentProblem("this kernel has no page_pool trace events "
                                      f"({self.path / 'events' / 'page_pool'} is missing)")
@@ -525,7 +531,23 @@ class TraceInstance:
         self.write("events/napi/napi_poll/filter", f'dev_name == "{napi_dev}"')
         self.write("events/page_pool/enable", "1")
         self.write("events/napi/napi_poll/enable", "1")
+        events = ["page_pool:*", f'napi:napi_poll if dev_name == "{napi_dev}"', "ftrace:print (trace_marker)"]
+        if sched:
+            # What ran on the CPUs: our helpers and ksoftirqd (filtered by name), NET_RX softirq, and
+            # TCP's receive-buffer autotuning.
+            ours = 'prev_comm ~ "ppsim_*" || next_comm ~ "ppsim_*" || prev_comm ~ "ksoftirqd*" || next_comm ~ "ksoftirqd*"'
+            woken = 'comm ~ "ppsim_*" || comm ~ "ksoftirqd*"'
+            for rel, flt in (("sched/sched_switch", ours), ("sched/sched_wakeup", woken),
+                             ("irq/softirq_entry", "vec == 3"), ("irq/softirq_exit", "vec == 3"),
+                             ("irq/softirq_raise", "vec == 3"), ("tcp/tcp_rcvbuf_grow", None)):
+                if not (self.path / "events" / rel).is_dir():
+                    continue
+                if flt:
+                    self.write(f"events/{rel}/filter", flt)
+                self.write(f"events/{rel}/enable", "1")
+                events.append(rel.replace("/", ":") + (f" if {flt}" if flt else ""))
         self.marker_fd = os.open(self.path / "trace_marker", os.O_WRONLY | os.O_CLOEXEC)
+        return events
 
     def mark(self, text: str) -> None:
         if self.marker_fd >= 0:
@@ -555,8 +577,10 @@ class TraceInstance:
         for rel in ("tracing_on", "events/enable"):
             with contextlib.suppress(OSError):
                 (self.path / rel).write_text("0")
-        with contextlib.suppress(OSError):
-            (self.path / "events/napi/napi_poll/filter").write_text("0")
+        for rel in ("napi/napi_poll", "sched/sched_switch", "sched/sched_wakeup", "irq/softirq_entry",
+                    "irq/softirq_exit", "irq/softirq_raise"):
+            with contextlib.suppress(OSError):
+                (self.path / f"events/{rel}/filter").write_text("0")
         for attempt in range(50):  # a helper that still holds trace_marker open keeps it busy
             try:
                 self.path.rmdir()
@@ -868,10 +892,10 @@ def run_capture(p: CaptureParams, out_dir: Path, group: str, index: int,
                              "addresses": {"sender": SENDER_ADDR, "receiver": RECEIVER_ADDR},
                              "port": PORT}
             inst = TraceInstance(cleanup, workdir, f"{INSTANCE_PREFIX}{world.tag}")
-            inst.configure(world.dev_r, p.buffer_kb)
+            events = inst.configure(world.dev_r, p.buffer_kb, sched=p.sched != "off")
             meta["tracefs"] = {"instance": inst.path.name, "private_mount": inst.mounted_by_us,
                                "trace_clock": "mono", "buffer_size_kb_per_cpu": p.buffer_kb,
-                               "events": ["page_pool:*", "napi:napi_poll", "ftrace:print (trace_marker)"],
+                               "events": events,
                                "napi_poll_filter": f'dev_name == "{world.dev_r}"'}
             meta["sysctl"] = _host_sysctls()
             meta["sysctl_receiver_ns"] = _sysctls(world.ns_r)
@@ -1043,6 +1067,11 @@ def _finish(p: CaptureParams, out_dir: Path, raw: str, meta: dict) -> None:
             text, trim = raw, {"mode": "all", "napi_poll_lines": len(full.napi_polls()),
                                "napi_poll_lines_removed": 0,
                                "note": "context trimming would change pool summaries; kept all lines"}
+    if p.sched != "off":
+        meta["sched"] = _sched_summary(raw, meta, full)
+        if p.sched == "summary":
+            text, dropped = schedtrace.strip_softirq_lines(text)
+            trim["softirq_lines_removed"] = dropped
     meta["trace_trim"] = trim
     ours = set(meta.get("destroy", {}).get("pools", {}))
     meta["our_pools"] = sorted(ours)
@@ -1052,6 +1081,18 @@ def _finish(p: CaptureParams, out_dir: Path, raw: str, meta: dict) -> None:
     meta["replay"] = _replay_facts(p, meta, summary)
     (out_dir / "trace.txt").write_text(text)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=False) + "\n")
+
+
+def _sched_summary(raw: str, meta: dict, full: pptrace.Trace) -> dict:
+    """What ran between the sender's start and the last of the sender's and reader's ends."""
+    pids = meta.get("process_ids", {})
+    marks = {pptrace.phase_label(m.text): m.ts_ns for m in full.markers()}
+    start = marks.get("sender start")
+    ends = [marks[k] for k in ("sender done", "reader done") if k in marks]
+    s = schedtrace.summarise(raw, {"sender": pids.get("sender"), "reader": pids.get("receiver")},
+                             start, max(ends) if ends else None)
+    s["window"] = "from the sender's start to the last of the sender's and the reader's ends"
+    return s
 
 
 def _replay_facts(p: CaptureParams, meta: dict, summary: pptrace.TraceSummary) -> dict:

@@ -52,6 +52,7 @@ def register(subparsers) -> None:
                    help="shorthand for --reader-hold-ms 2500 (the reader keeps its queue over "
                         "the delete and two destroy retries)")
     p.add_argument("--napi-lines", default=d.napi_lines, help=f"{docs['napi_lines']} (default {d.napi_lines})")
+    p.add_argument("--sched", default=d.sched, help=f"{docs['sched']} (default {d.sched})")
     for name in ("max_load", "load_wait_s", "destroy_timeout_s", "timeout_s"):
         flag = "--" + name.replace("_", "-")
         p.add_argument(flag, type=_float, default=getattr(d, name),
@@ -61,6 +62,11 @@ def register(subparsers) -> None:
                    help="capture name, shared by the repeats (the meta.json `group`); default "
                         "derived from the parameters, e.g. udp-1400-xcpu")
     p.add_argument("--force", action="store_true", help="replace existing capture directories")
+    p.add_argument("--matrix", metavar="FILE",
+                   help="take every group of a capture matrix (traces/matrix.json) that --out does not hold yet; "
+                        "the other options are ignored")
+    p.add_argument("--only", metavar="GROUP", action="append", default=[],
+                   help="with --matrix: take only these groups (repeatable)")
     p.set_defaults(func=run)
 
 
@@ -78,12 +84,77 @@ def params_from_args(args: argparse.Namespace) -> capture.CaptureParams:
         sender_cpu=args.sender_cpu, receiver_cpu=args.receiver_cpu, rate=args.rate,
         reader_delay_ms=args.reader_delay_ms, reader_hold_ms=hold, rcvbuf=args.rcvbuf,
         xdp=args.xdp, xdp_mode=args.xdp_mode, mtu=args.mtu, repeat=args.repeat,
-        napi_lines=args.napi_lines, max_load=args.max_load, load_wait_s=args.load_wait_s,
+        napi_lines=args.napi_lines, sched=args.sched, max_load=args.max_load, load_wait_s=args.load_wait_s,
         destroy_timeout_s=args.destroy_timeout_s, timeout_s=args.timeout_s,
         buffer_kb=args.buffer_kb, out=args.out, name=args.name, force=args.force)
 
 
+def load_matrix(path: str) -> list[dict]:
+    """The groups of a capture matrix file: [{"name", "family", "args"}], with its defaults merged."""
+    import json
+    import shlex
+
+    try:
+        data = json.loads(open(path, encoding="utf-8").read())
+    except OSError as e:
+        raise InputError(f"--matrix {path}: cannot read: {e.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"--matrix {path}: malformed JSON ({e})") from None
+    groups = data.get("groups") if isinstance(data, dict) else None
+    if not isinstance(groups, list):
+        raise InputError(f"--matrix {path}: at $.groups: expected a list of groups")
+    defaults = data.get("defaults", "")
+    if not isinstance(defaults, str):
+        raise InputError(f"--matrix {path}: at $.defaults: expected a string of capture arguments")
+    out = []
+    for i, g in enumerate(groups):
+        where = f"--matrix {path}: at $.groups[{i}]"
+        if not isinstance(g, dict) or not isinstance(g.get("name"), str) or not isinstance(g.get("args"), str):
+            raise InputError(f"{where}: expected an object with string name and args")
+        if not isinstance(g.get("family"), str):
+            raise InputError(f"{where}.family: expected a string (the fit/validation split needs it)")
+        out.append({**g, "argv": shlex.split(defaults) + shlex.split(g["args"]) + ["--name", g["name"]]})
+    names = [g["name"] for g in out]
+    if len(set(names)) != len(names):
+        raise InputError(f"--matrix {path}: group names repeat")
+    return out
+
+
+def run_matrix(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ppsim.cli import build_parser
+
+    groups = load_matrix(args.matrix)
+    unknown = set(args.only) - {g["name"] for g in groups}
+    if unknown:
+        raise InputError(f"--only: no such group in {args.matrix}: {', '.join(sorted(unknown))}")
+    parser = build_parser()
+    todo = []
+    for g in groups:
+        if args.only and g["name"] not in args.only:
+            continue
+        sub = parser.parse_args(["capture", *g["argv"], "--out", args.out])
+        params = params_from_args(sub)
+        params.validate()
+        have = [(Path(args.out) / f"{g['name']}-r{k}" / "meta.json").exists() for k in range(1, params.repeat + 1)]
+        if all(have) and not args.force:
+            continue
+        if any(have) and not args.force:
+            raise InputError(f"--matrix: {args.out} holds some repeats of {g['name']} but not all "
+                             "(remove them or use --force)")
+        params.force = args.force
+        todo.append(params)
+    print(f"capture matrix: {len(todo)} of {len(groups)} groups to take", flush=True)
+    for params in todo:
+        for path in capture.run_captures(params):
+            print(path, flush=True)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.matrix:
+        return run_matrix(args)
     params = params_from_args(args)
     params.validate()   # bad input is reported before any environment check
     for path in capture.run_captures(params):

@@ -1,0 +1,128 @@
+"""What ran on the CPUs during a capture: a summary of sched_switch, sched_wakeup and NET_RX
+softirq events (recorded by `ppsim capture --sched`), for the sender, the reader and ksoftirqd.
+
+    s = schedtrace.summarise(text, {"sender": 1667, "reader": 1666}, start_ns, end_ns)
+    s["tasks"]["reader"]["slices"]["median_us"]
+
+Per task: time on CPU, the turns it got (number, median/p90/max length), why each turn ended
+(`S` blocked, `R` switched out at a schedule point, `R+` preempted in the kernel), how often it was
+woken and how long it then waited for the CPU; per context: the NET_RX softirq time spent in the
+sender's, the reader's, ksoftirqd's or another task's context. The replay model reports the same
+figures (ppsim.replay) so the scheduler model is checked against what really ran.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+_LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+\S+\s+(?P<ts>\d+\.\d+):\s+"
+                   r"(?P<event>sched_switch|sched_wakeup|softirq_entry|softirq_exit|tcp_rcvbuf_grow):\s+(?P<body>.*)$")
+_SWITCH = re.compile(r"prev_comm=(?P<pc>.*?) prev_pid=(?P<pp>\d+) prev_prio=\d+ prev_state=(?P<ps>\S+) ==> "
+                     r"next_comm=(?P<nc>.*?) next_pid=(?P<np>\d+) next_prio=\d+")
+_WAKE = re.compile(r"comm=(?P<c>.*?) pid=(?P<p>\d+) prio=\d+ target_cpu=(?P<t>\d+)")
+_KV = re.compile(r"(\w+)=(\d+)")
+
+SCHED_LINE_EVENTS = ("sched_switch", "sched_wakeup", "softirq_entry", "softirq_exit", "softirq_raise", "tcp_rcvbuf_grow")
+
+
+def _ts(text: str) -> int:
+    sec, frac = text.split(".", 1)
+    return int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+def _quantiles(values: list[float]) -> dict:
+    if not values:
+        return {"count": 0, "median_us": None, "p90_us": None, "max_us": None, "total_ms": 0.0}
+    v = sorted(values)
+    q = lambda f: v[min(len(v) - 1, int(f * (len(v) - 1) + 0.5))]
+    return {"count": len(v), "median_us": round(q(0.5) / 1e3, 3), "p90_us": round(q(0.9) / 1e3, 3),
+            "max_us": round(v[-1] / 1e3, 3), "total_ms": round(sum(v) / 1e6, 4)}
+
+
+def summarise(text: str, pids: dict[str, int], start_ns: int | None = None, end_ns: int | None = None) -> dict:
+    """Summary of the sched events of `text` between `start_ns` and `end_ns` (trace clock).
+    `pids` names our tasks ({"sender": pid, "reader": pid}); ksoftirqd is found by name."""
+    role_of = {pid: role for role, pid in pids.items() if pid}
+    start = start_ns if start_ns is not None else 0
+    end = end_ns if end_ns is not None else 1 << 62
+
+    def role(comm: str, pid: int) -> str:
+        if pid in role_of:
+            return role_of[pid]
+        if comm.startswith("ksoftirqd/"):
+            return "ksoftirqd"
+        return "idle" if pid == 0 else "other"
+
+    current: dict[int, tuple[str, int]] = {}      # cpu -> (role, since)
+    woken_at: dict[str, int] = {}
+    slices: dict[str, list[int]] = defaultdict(list)
+    ends: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    waits: dict[str, list[int]] = defaultdict(list)
+    wakeups: dict[str, int] = defaultdict(int)
+    cpus_of: dict[str, set] = defaultdict(set)
+    softirq_in: dict[int, tuple[str, int]] = {}
+    softirq_ns: dict[str, int] = defaultdict(int)
+    softirq_n: dict[str, int] = defaultdict(int)
+    grows = []
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if not m:
+            continue
+        t, cpu, ev, body = _ts(m["ts"]), int(m["cpu"]), m["event"], m["body"]
+        inside = start <= t <= end
+        if ev == "sched_switch":
+            s = _SWITCH.match(body)
+            if not s:
+                continue
+            prev, nxt = role(s["pc"], int(s["pp"])), role(s["nc"], int(s["np"]))
+            if cpu in current:
+                r, since = current[cpu]
+                if inside and r in ("sender", "reader", "ksoftirqd") and since >= start:
+                    slices[r].append(t - since)
+                    ends[r][s["ps"]] += 1
+            current[cpu] = (nxt, t)
+            if inside and nxt in ("sender", "reader", "ksoftirqd"):
+                cpus_of[nxt].add(cpu)
+                if nxt in woken_at:
+                    waits[nxt].append(t - woken_at.pop(nxt))
+        elif ev == "sched_wakeup":
+            w = _WAKE.match(body)
+            if not w:
+                continue
+            r = role(w["c"], int(w["p"]))
+            if inside and r in ("sender", "reader", "ksoftirqd"):
+                wakeups[r] += 1
+                woken_at[r] = t
+        elif ev == "softirq_entry":
+            softirq_in[cpu] = (current.get(cpu, ("idle", 0))[0], t)
+        elif ev == "softirq_exit":
+            if cpu in softirq_in:
+                r, t0 = softirq_in.pop(cpu)
+                if inside:
+                    softirq_ns[r] += t - t0
+                    softirq_n[r] += 1
+        elif ev == "tcp_rcvbuf_grow" and inside:
+            kv = {k: int(v) for k, v in _KV.findall(body)}
+            grows.append({"t_ms": round((t - start) / 1e6, 3), **{k: kv[k] for k in ("rcvbuf", "copied", "rtt_us") if k in kv}})
+    tasks = {}
+    for r in ("sender", "reader", "ksoftirqd"):
+        tasks[r] = {"slices": _quantiles(slices[r]), "ended": dict(ends[r]), "wakeups": wakeups[r],
+                    "wait_after_wakeup": _quantiles(waits[r]), "cpus": sorted(cpus_of[r])}
+    out = {"window_ms": round((min(end, 1 << 62) - start) / 1e6, 4) if end_ns is not None and start_ns is not None else None,
+           "tasks": tasks,
+           "net_rx_softirq": {r: {"count": softirq_n[r], "total_ms": round(softirq_ns[r] / 1e6, 4)} for r in sorted(softirq_ns)}}
+    if grows:
+        out["tcp_rcvbuf_grow"] = {"count": len(grows), "first": grows[0], "last": grows[-1],
+                                  "max_rcvbuf": max(g.get("rcvbuf", 0) for g in grows)}
+    return out
+
+
+def strip_softirq_lines(text: str) -> tuple[str, int]:
+    """trace.txt without the softirq entry/exit/raise lines (summarised in meta.json instead)."""
+    kept, dropped = [], 0
+    for line in text.splitlines(keepends=True):
+        if ": softirq_entry: " in line or ": softirq_exit: " in line or ": softirq_raise: " in line:
+            dropped += 1
+            continue
+        kept.append(line)
+    return "".join(kept), dropped
