@@ -20,6 +20,26 @@ from ppsim.errors import InputError
 from ppsim.trace import NapiPoll, PageHold, read_trace
 
 DEFAULTS_FILE = REPO / "traces" / "replay_defaults.json"
+MATRIX_FILE = REPO / "traces" / "matrix.json"
+
+
+def split_of_groups(matrix_file: Path = MATRIX_FILE) -> dict[str, str]:
+    """The fixed fit/validation split (traces/README.md): within each family of the capture matrix,
+    groups sorted by name alternate fit, validation, fit, ... Groups absent from the matrix (a
+    user's own captures) are validation: nothing was tuned on them."""
+    try:
+        groups = json.loads(Path(matrix_file).read_text()).get("groups", [])
+    except (OSError, json.JSONDecodeError):
+        return {}
+    fam: dict[str, list[str]] = {}
+    for g in groups:
+        if isinstance(g, dict) and isinstance(g.get("name"), str):
+            fam.setdefault(str(g.get("family", "")), []).append(g["name"])
+    out = {}
+    for names in fam.values():
+        for i, n in enumerate(sorted(names)):
+            out[n] = "fit" if i % 2 == 0 else "validation"
+    return out
 
 
 def _merge(dst: dict, src: dict) -> None:
@@ -62,6 +82,10 @@ def _phase(meta: dict, name: str) -> dict | None:
     return None
 
 
+SEEDED_RUNS = 3  # model runs per capture group (seeds seed, seed + 1, ...)
+READER_BUFFER_BYTES = 1 << 16  # the capture reader's recv buffer (tools/capture/traffic.c)
+
+
 def scenario_from_meta(meta: dict, src: str = "meta.json") -> dict:
     """The veth scenario that reproduces a capture's workload."""
     r = _need(meta, "replay", src)
@@ -84,17 +108,18 @@ def scenario_from_meta(meta: dict, src: str = "meta.json") -> dict:
     sender_cpu = int(_need(meta, "replay.sender_cpu", src))
     receiver_cpu = int(_need(meta, "replay.receiver_cpu", src))
     sysctl = meta.get("sysctl", {})
-    tcp_rmem_default = int(str(sysctl.get("net.ipv4.tcp_rmem", "4096 131072 6291456")).split()[1])
+    tcp_rmem = [int(x) for x in str(sysctl.get("net.ipv4.tcp_rmem", "4096 131072 6291456")).split()]
+    tcp_rcvbuf_set = int((meta.get("params") or {}).get("rcvbuf") or 0) > 0
     tcp_wmem_max = int(str(sysctl.get("net.ipv4.tcp_wmem", "4096 16384 4194304")).split()[2])
     sc = {
         "name": meta.get("name", "capture"),
         "description": f"replay of capture {meta.get('name')} (group {meta.get('group')})",
         "workload": "veth",
         "sim": {"retry_limit": 30},
-        # EEVDF: base slice 0.7 ms (since 6.15) x (1 + log2(min(ncpus, 8))) (SCHED_TUNABLESCALING_LOG),
-        # ended at a tick.
-        "cpus": {"count": len(cpus), "sched_slice_us": 700.0 * (1 + min(len(cpus), 8).bit_length() - 1),
-                 "sched_tick_us": 1e6 / hz},
+        # EEVDF as 6.18 runs it (sim/cpu.h): base slice 0.7 ms x (1 + ilog2(min(ncpus, 8))), the
+        # tick from CONFIG_HZ.
+        "cpus": {"count": len(cpus), "scheduler": "eevdf",
+                 "sched_slice_us": 700.0 * (1 + min(len(cpus), 8).bit_length() - 1), "sched_tick_us": 1e6 / hz},
         "page_pool": {"pool_size_pages": int(r.get("pool_size", 256)), "order": 0, "dma_map": False,
                       "dma_sync": False, "napi_bound": False},
         "stack": {"mode": "socket", "reader_cpu": receiver_cpu, "defer_free": True,
@@ -113,14 +138,24 @@ def scenario_from_meta(meta: dict, src: str = "meta.json") -> dict:
             "xdp": r.get("xdp_action", "pass"),
             "delete_cpu": delete_cpu,
             "napi_budget": int(r.get("napi_budget", 64)),
-            "tcp_window_bytes": tcp_rmem_default,
+            # SO_RCVBUF locks the buffer at what the kernel made of it; otherwise tcp_rmem[1], autotuned
+            # up to tcp_rmem[2].
+            "tcp_rcvbuf_bytes": int(r.get("rcvbuf_effective") or tcp_rmem[1]) if tcp_rcvbuf_set else tcp_rmem[1],
+            "tcp_rcvbuf_max_bytes": tcp_rmem[2],
+            "tcp_rcvbuf_locked": tcp_rcvbuf_set,
             "tcp_sndbuf_bytes": tcp_wmem_max,
             "gro": str(((meta.get("devices", {}).get("receiver", {}) or {}).get("offloads", {}) or {})
                        .get("generic-receive-offload", "off")).startswith("on"),
         },
     }
+    # The capture's reader (tools/capture/traffic.c) drains its socket with MSG_DONTWAIT calls into
+    # a 64 KiB buffer: one datagram per recvmsg for UDP, up to 64 KiB of the stream per recv for TCP.
     if proto == "udp":
         sc["stack"]["rcvbuf_bytes"] = int(_need(meta, "replay.rcvbuf_effective", src))
+        sc["stack"]["read_batch_skbs"] = 1
+    else:
+        sc["stack"]["read_batch_skbs"] = 1 << 20
+        sc["stack"]["read_bytes"] = READER_BUFFER_BYTES
     defaults = json.loads(DEFAULTS_FILE.read_text())
     _merge(sc, defaults)
     return sc
@@ -193,8 +228,39 @@ def tolerance(kernel_median: float) -> float:
     return max(0.1 * kernel_median, 64.0)
 
 
-def compare_group(name: str, kernel: list[Metrics], sim: Metrics, sim_ok: bool) -> list[dict]:
-    """Rows (metric, kernel, ppsim, error, limit, ok) for one group of repeats."""
+def curve_tolerance(kernel_holds: float) -> float:
+    """holds against packets: the largest gap within 15 % of the holds or one 64-page burst."""
+    return max(0.15 * kernel_holds, 64.0)
+
+
+def sched_rows(name: str, metas: list[dict], stats: dict) -> list[dict]:
+    """What ran on the CPU, kernel (the captures' sched summaries) against the model (its
+    cpuN.task.* stats): reported, not gated."""
+    rows = []
+    for role in ("reader", "sender"):
+        kturns, kmed = [], []
+        for meta in metas:
+            t = ((meta.get("sched") or {}).get("tasks") or {}).get(role)
+            if t and t["slices"]["count"]:
+                kturns.append(t["slices"]["count"])
+                kmed.append(t["slices"]["median_us"])
+        if not kturns:
+            continue
+        prefix = next((k[: -len(".turns")] for k in stats if k.endswith(f".task.{role}.turns")), None)
+        sim_turns = stats.get(f"{prefix}.turns") if prefix else None
+        sim_med = stats.get(f"{prefix}.turn_median_us") if prefix else None
+        for metric, kv, sv in ((f"sched.{role}.turns", kturns, sim_turns), (f"sched.{role}.turn_median_us", kmed, sim_med)):
+            km = statistics.median(kv)
+            rows.append({"group": name, "metric": metric, "kernel_median": km, "kernel_range": [min(kv), max(kv)],
+                         "ppsim": None if sv is None else round(sv, 1), "error": None if sv is None else round(sv - km, 1),
+                         "limit": "info", "ok": True, "gated": False})
+    return rows
+
+
+def compare_group(name: str, kernel: list[Metrics], sim: Metrics, sim_ok: bool,
+                  sim_range: dict[str, list[int]] | None = None) -> list[dict]:
+    """Rows (metric, kernel, ppsim, error, limit, ok) for one group of repeats. `sim_range`: the
+    range over the seeded runs, per metric, when `sim` is the median one."""
     rows = []
 
     def row(metric, kvals, sval, limit, ok):
@@ -210,6 +276,8 @@ def compare_group(name: str, kernel: list[Metrics], sim: Metrics, sim_ok: bool) 
         med = statistics.median(kv)
         lim = tolerance(med)
         row(metric, kv, getattr(sim, metric), lim, abs(getattr(sim, metric) - med) <= lim)
+        if sim_range and metric in sim_range:
+            rows[-1]["ppsim_range"] = sim_range[metric]
     kb = sorted({b for m in kernel for b in m.burst_sizes})
     sb = sorted(set(sim.burst_sizes))
     rows.append({"group": name, "metric": "hold_burst_sizes", "kernel_median": kb, "kernel_range": None,
@@ -236,26 +304,30 @@ def compare_group(name: str, kernel: list[Metrics], sim: Metrics, sim_ok: bool) 
         rows.append({"group": name, "metric": "invariants", "kernel_median": None, "kernel_range": None,
                      "ppsim": "ok" if sim_ok else "VIOLATED", "error": None, "limit": None, "ok": sim_ok, "gated": True})
         return rows
+    # The distance is to the band the kernel's repeats span at that packet count (a single
+    # capture's curve is its band): where the repeats disagree, e.g. when a scheduler tick decides
+    # when a same-CPU reader runs, any curve inside their spread is as good as one of them.
     points = sorted({p for m in exact for p, _ in m.holds_vs_packets} | {p for p, _ in sim.holds_vs_packets})
     worst, worst_at = 0, 0
     for p in points:
-        kmed = statistics.median([holds_at(m.holds_vs_packets, p) for m in exact])
-        d = abs(holds_at(sim.holds_vs_packets, p) - kmed)
+        ks = [holds_at(m.holds_vs_packets, p) for m in exact]
+        s = holds_at(sim.holds_vs_packets, p)
+        d = max(0, min(ks) - s, s - max(ks))
         if d > worst:
             worst, worst_at = d, p
-    # Reported, not gated: the issue sets tolerances for bursts, holds, releases and inflight, not
-    # for the shape of this curve (same-CPU runs differ from each other by more than a burst).
-    lim = tolerance(statistics.median([m.holds for m in kernel]))
+    # Gated: a model that reaches the right total by the wrong path fails. The largest gap between
+    # the curves must stay within max(15 % of the holds, one 64-page burst).
+    lim = curve_tolerance(statistics.median([m.holds for m in kernel]))
     rows.append({"group": name, "metric": "holds_vs_packets.max_gap", "kernel_median": 0, "kernel_range": None,
-                 "ppsim": worst, "error": worst, "limit": "info", "ok": True, "gated": False,
-                 "within_holds_tolerance": worst <= lim, "at_packets": worst_at})
+                 "ppsim": worst, "error": worst, "limit": lim, "ok": worst <= lim, "gated": True,
+                 "at_packets": worst_at})
     rows.append({"group": name, "metric": "invariants", "kernel_median": None, "kernel_range": None,
                  "ppsim": "ok" if sim_ok else "VIOLATED", "error": None, "limit": None, "ok": sim_ok, "gated": True})
     return rows
 
 
 # Capture parameters that may differ between repeats of one group (they do not change the workload).
-_PER_CAPTURE = {"repeat", "out", "name", "force", "napi_lines", "max_load", "load_wait_s", "buffer_kb",
+_PER_CAPTURE = {"repeat", "out", "name", "force", "napi_lines", "sched", "max_load", "load_wait_s", "buffer_kb",
                 "destroy_timeout_s", "timeout_s"}
 
 
@@ -283,6 +355,7 @@ def group_captures(dirs: list[Path]) -> dict[str, list[tuple[Path, dict]]]:
 def validate(dirs: list[Path], workdir: Path | None = None, seed: int | None = None) -> dict:
     """Replay every capture group and compare; returns {"rows": [...], "groups": {...}, "ok": bool}."""
     groups = group_captures(dirs)
+    split = split_of_groups()
     rows, detail = [], {}
     tmp = tempfile.TemporaryDirectory() if workdir is None else None
     base = Path(tmp.name) if tmp else Path(workdir)
@@ -295,11 +368,31 @@ def validate(dirs: list[Path], workdir: Path | None = None, seed: int | None = N
                 thinned = trim.get("mode") == "context" and trim.get("napi_poll_lines_removed", 0) > 0
                 kernel.append(metrics(d / "trace.txt", kept_first_polls=100 if thinned else None))
             d0, meta0 = caps[0]
-            sim_trace = base / f"{name}.trace.txt"
-            sc, res = simulate(meta0, str(d0 / "meta.json"), sim_trace, seed)
-            sim = metrics(sim_trace)
-            rows += compare_group(name, kernel, sim, res.ok)
-            detail[name] = {"captures": [str(d) for d, _ in caps], "scenario": sc,
+            # Several seeded runs, as the kernel side has several repeats: the seed moves what the
+            # capture leaves to chance (the scheduler tick's phase). The run with the median holds
+            # stands for the model; the others give its range.
+            runs = []
+            first = seed if seed is not None else int(scenario_from_meta(meta0, str(d0 / "meta.json"))
+                                                     .get("sim", {}).get("seed", 1))
+            for i in range(SEEDED_RUNS):
+                sim_trace = base / f"{name}.seed{i}.trace.txt"
+                sc, res = simulate(meta0, str(d0 / "meta.json"), sim_trace, first + i)
+                runs.append((metrics(sim_trace), res, sim_trace))
+            order = sorted(range(len(runs)), key=lambda i: (runs[i][0].holds, i))
+            sim, res, mid_trace = runs[order[len(order) // 2]]
+            mid_trace.replace(base / f"{name}.trace.txt")
+            for _, _, t in runs:
+                t.unlink(missing_ok=True)
+            grows = compare_group(name, kernel, sim, all(r.ok for _, r, _ in runs),
+                                  sim_range={"holds": [min(m.holds for m, _, _ in runs), max(m.holds for m, _, _ in runs)],
+                                             "releases": [min(m.releases for m, _, _ in runs),
+                                                          max(m.releases for m, _, _ in runs)]})
+            grows += sched_rows(name, [m for _, m in caps], res.stats)
+            role = split.get(name, "validation")
+            for r in grows:
+                r["set"] = role
+            rows += grows
+            detail[name] = {"captures": [str(d) for d, _ in caps], "scenario": sc, "set": role,
                             "kernel": [m.__dict__ for m in kernel], "ppsim": sim.__dict__}
     finally:
         if tmp:
