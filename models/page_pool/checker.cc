@@ -28,6 +28,7 @@ void PageChecker::add_pool(const PagePool* pool) {
   const PoolParams& p = pool->params();
   ps.listed = p.netdev;
   ps.cpuid = p.cpuid;
+  ps.nid = p.nid;
   ps.ring_size = pool->ring().size();
   ps.ring_batch = pool->ring().batch();
   if (p.napi_list_owner) {
@@ -267,6 +268,7 @@ void PageChecker::on_pool_event(PoolShadow& ps, const PageEvent& ev, const PageW
       ps.cpuid = static_cast<int>(ev.offset) - 1;
       break;
     }
+    case PageEv::kUpdateNid: ps.nid = static_cast<int>(ev.value); break;
     case PageEv::kPoolUnlist:
       if (!ps.listed) fail("pool_list_consistent", ev, "page_pool_unlist of a pool that was never listed (it has no netdev)");
       ps.listed = false;
@@ -441,6 +443,11 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
             fail("refill_only_when_empty", ev, "the ring refilled an alloc cache that still holds " +
                                                    std::to_string(ps->cache) + " pages");
           ps->refilling = true;
+          // Refill keeps only pages of the preferred node (44768decb7c0 moved the test here).
+          const int want = ps->nid >= 0 ? ps->nid : world.node_of_cpu(ev.ctx ? ev.ctx->cpu : 0);
+          if (pg.nid != want)
+            fail("refill_node_local", ev, "refill put a page of node " + std::to_string(pg.nid) +
+                                              " into the alloc cache; the pool's node is " + std::to_string(want));
           ++ps->cache;
           if (ps->cache > static_cast<std::int64_t>(kAllocCacheSize))
             fail("cache_bound", ev, "alloc cache holds " + std::to_string(ps->cache) + " pages (limit 128)");

@@ -45,6 +45,8 @@
 //   ring_lock_balanced      the producer unlock used another variant than the lock (BHs left off)
 //   dma_sync_unmapped       a page synced for the device after it was DMA-unmapped
 //   refill_only_when_empty  the ring refilled an alloc cache that was not empty
+//   refill_node_local       the ring refilled the alloc cache with a page from another NUMA node than
+//                           the pool's (p.nid, or the refilling CPU's node for NUMA_NO_NODE)
 //   destroy_may_sleep       page_pool_destroy called in atomic context (it takes mutexes)
 //   pool_list_consistent    a pool unlisted from its netdev without having been listed
 //   unlink_napi_disabled    a pool unlinked from (or destroyed while linked to) a NAPI that may run
@@ -143,6 +145,7 @@ class PageChecker : public PageObserver {
     std::int64_t ring = 0;
     std::int64_t user_held = 0;
     bool destroyed = false, freed = false, released_once = false;
+    int nid = -1;                                // p.nid as configured and updated (page_pool_update_nid)
     int napi = -1, ever_napi = -1, cpuid = -1;  // direct recycling as the events set it
     const int* napi_owner = nullptr;             // list_owner of `napi`
     bool listed = false, refilling = false, retry_saw_nonpositive = false, lost_reported = false;

@@ -89,8 +89,8 @@ const std::vector<MutantInfo>& all_mutants() {
        "notice the mapping is gone: a page returned after destroy is synced and unmapped again",
        "ee62ce7a1d90", "dma_sync_unmapped", "destroy_race.json"},
       {Mutant::kRecyclePfmemalloc, "pp_d5394610b1ba_recycle_pfmemalloc",
-       "the recycle test looks only at the refcount: pages from the emergency reserves (pfmemalloc) "
-       "are kept by the pool instead of going back to the allocator",
+       "the pool keeps every page whose refcount is 1: pages from the emergency reserves (pfmemalloc) "
+       "are recycled instead of going back to the allocator, and no NUMA test turns remote pages away",
        "d5394610b1ba", "never_recycle_pfmemalloc", "memory_pressure.json"},
       {Mutant::kNumaCheckOnPut, "pp_44768decb7c0_numa_check_on_put",
        "the put path refuses pages whose node differs from p.nid; with NUMA_NO_NODE (most drivers) "

@@ -36,7 +36,7 @@ enum class Mutant : std::uint8_t {
   kRingPutReleaseRace,        // 271683bb2cf3: stat after unlock, release frees without the producer-lock barrier
   kRetryOnNegativeInflight,   // 43130d02baa1: a driver double release, and the retry reschedules while inflight != 0
   kLateReturnAfterScrub,      // ee62ce7a1d90: scrub keeps dma_sync on; a late return syncs and unmaps again
-  kRecyclePfmemalloc,         // d5394610b1ba: the recycle test ignores pfmemalloc
+  kRecyclePfmemalloc,         // d5394610b1ba: no pfmemalloc test on recycle, no NUMA test at refill
   kNumaCheckOnPut,            // 44768decb7c0: the put path compares the page's node with p.nid (NUMA_NO_NODE never matches)
   kDisableKeepsCpuid,         // 56ef27e3abe6: disabling direct recycling leaves pool->cpuid set
   kDisableKeepsNapi,          // dd64b232deb8: disabling direct recycling leaves p.napi linked

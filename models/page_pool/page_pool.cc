@@ -92,7 +92,8 @@ PageId PagePool::refill_alloc_cache(Caller& c) {
     p = ring_.consume();
     if (p == kNoPage) break;
     c.cost += costs_.refill_per_page;
-    if (world_.page(p).nid == pref_nid) {
+    // Before d5394610b1ba no NUMA test existed at all: remote pages fed the RX ring for ever.
+    if (world_.page(p).nid == pref_nid || bug(Mutant::kRecyclePfmemalloc)) {
       emit(PageEv::kRingConsume, p, c, 0, PageLoc::kAllocCache);
       cache_[cache_count_++] = p;
     } else {

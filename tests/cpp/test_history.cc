@@ -435,3 +435,27 @@ TEST(History, ReleasingRecyclablePagesBreaksRecycleEfficiency) {
   EXPECT_GT(bad.pool->release_cnt(), 32u);
   EXPECT_GE(bad.raised("recycle_efficiency"), 1u);
 }
+
+// d5394610b1ba / 44768decb7c0: the ring refills the alloc cache only with pages of the pool's node
+// (the refilling CPU's node under NUMA_NO_NODE); a remote page is released instead (alloc_waive).
+TEST(History, RefillKeepsOnlyPagesOfThePreferredNode) {
+  PageWorld::Config two = World::cfg();
+  two.numa_nodes = 2;
+  two.cpu_node = {0, 0, 1, 1};
+  World ok({}, {}, two), bad({}, only(Mutant::kRecyclePfmemalloc), two);
+  for (World* w : {&ok, &bad}) {
+    w->napi_owner = 2;  // NAPI on CPU 2 (node 1): the bulk comes from node 1
+    auto c2 = World::napi(2);
+    std::vector<PageId> pages;
+    for (int i = 0; i < 4; ++i) pages.push_back(w->pool->alloc(c2));
+    auto pc = World::process(2);
+    for (PageId p : pages) w->pool->put(pc, p, -1, false);
+    w->napi_owner = 0;  // the interrupt moved to node 0
+    auto c0 = World::napi(0);
+    for (int i = 0; i < 61; ++i) w->pool->alloc(c0);  // 60 from the cache, then a refill
+  }
+  EXPECT_EQ(ok.pool->alloc_stats().waive, 1u);
+  EXPECT_EQ(ok.verdicts.count(), 0u);
+  EXPECT_EQ(bad.pool->alloc_stats().waive, 0u);
+  EXPECT_GE(bad.raised("refill_node_local"), 1u);
+}
