@@ -60,8 +60,11 @@ void bind_run(py::module_& m) {
       },
       py::arg("scenario_json") = "{}", py::arg("file") = "<scenario>", "Every stat a run would report, as JSON text.");
   m.def("mutants", [] {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& mi : ppsim::page_pool::all_mutants()) out.emplace_back(mi.name, mi.bug_class);
+    py::list out;
+    for (const auto& mi : ppsim::page_pool::all_mutants())
+      out.append(py::dict(py::arg("name") = mi.name, py::arg("bug_class") = mi.bug_class, py::arg("commit") = mi.commit,
+                          py::arg("invariant") = mi.invariant, py::arg("scenario") = mi.scenario));
     return out;
-  }, "Known mutants: (name, bug class).");
+  }, "Known mutants: a dict per mutant with name, bug_class, commit (or \"ppsim\"), the invariant expected to "
+     "catch it and the shipped scenario that reaches it.");
 }

@@ -18,6 +18,7 @@ std::string Violation::to_string() const {
 
 bool Verdicts::report(Violation v) {
   ++count_;
+  ++by_invariant_[v.invariant];
   if (kept_.size() < max_kept_) kept_.push_back(std::move(v));
   return mode_ == Mode::kStop;
 }
@@ -28,7 +29,7 @@ nlohmann::json Verdicts::to_json() const {
     list.push_back({{"invariant", v.invariant}, {"subject", v.subject}, {"time_ps", v.time}, {"event", v.event},
                     {"detail", v.detail}, {"history", v.history}});
   return {{"mode", mode_ == Mode::kStop ? "stop" : "collect"}, {"checks", checks_}, {"violations", count_},
-          {"ok", count_ == 0}, {"kept", list}};
+          {"ok", count_ == 0}, {"by_invariant", by_invariant_}, {"kept", list}};
 }
 
 }  // namespace ppsim::sim

@@ -3,6 +3,7 @@
 // the first violation ends the run; in collect mode they accumulate (bounded) and the run goes on.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ class Verdicts {
   Mode mode() const { return mode_; }
   std::uint64_t count() const { return count_; }
   const std::vector<Violation>& kept() const { return kept_; }
+  // Violations per invariant, all of them (kept or not).
+  const std::map<std::string, std::uint64_t>& by_invariant() const { return by_invariant_; }
   std::uint64_t checks() const { return checks_; }
   void count_check(std::uint64_t n = 1) { checks_ += n; }
   nlohmann::json to_json() const;
@@ -39,6 +42,7 @@ class Verdicts {
   std::size_t max_kept_;
   std::uint64_t count_ = 0, checks_ = 0;
   std::vector<Violation> kept_;
+  std::map<std::string, std::uint64_t> by_invariant_;
 };
 
 }  // namespace ppsim::sim

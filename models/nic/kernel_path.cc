@@ -76,8 +76,11 @@ void KernelPath::on_poll() {
     }
     world_.now = start + c.cost;
     world_.emit(PageEv::kDataWrite, page, pool_.id(), offset, bytes, &c.ctx, &c.cost, -1, e.flow);
-    world_.emit(PageEv::kToStack, page, pool_.id(), offset, 0, &c.ctx, &c.cost);
+    const std::uint32_t holder = world_.new_holder();
+    world_.emit(PageEv::kToStack, page, pool_.id(), offset, 0, &c.ctx, &c.cost, -1, 0, holder);
     Skb skb;
+    skb.id = skb.data = holder;
+    skb.pp_recycle = true;  // the copy into a page_pool buffer is marked for recycling
     skb.page = page;
     skb.offset = offset;
     skb.bytes = bytes;

@@ -25,7 +25,9 @@ RxQueue::RxQueue(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::
       mask_(cfg.ring_size - 1),
       irq_proc_(kernel, cfg.name + ".irq", [this] { on_irq(); }),
       poll_proc_(kernel, cfg.name + ".napi", [this] { on_poll(); }),
-      switch_proc_(kernel, cfg.name + ".mode_switch", [this] { on_switch(); }) {
+      switch_proc_(kernel, cfg.name + ".mode_switch", [this] { on_switch(); }),
+      refill_work_proc_(kernel, cfg.name + ".refill_work", [this] { refill_work(); }),
+      swap_proc_(kernel, cfg.name + ".pool_swap", [this] { on_pool_swap(); }) {
   RingHwConfig h = hw;
   h.header_split = cfg.header_split;
   h.hdr_bytes = cfg.hdr_bytes;
@@ -48,22 +50,99 @@ RxQueue::RxQueue(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::
   poll_work_ = &stats.histogram(n + ".poll_work", "packets", "packets handled per NAPI poll");
 }
 
+// The descriptor at next_to_use gets the buffer; the device may DMA into it from now on.
+void RxQueue::post(Caller& c, page_pool::PageId p, std::uint32_t offset, std::uint32_t size) {
+  Desc& d = desc(ntu_++);
+  d.page = p;
+  d.offset = offset;
+  d.size = size;
+  world_.emit(PageEv::kPostToNic, p, pool_->id(), offset, cfg_.buffer_bytes, &c.ctx, &c.cost);
+}
+
 std::uint32_t RxQueue::refill(Caller& c, sim::Picos start) {
+  if (cfg_.alloc_bulk > 1) return refill_bulk(c, start);
   std::uint32_t n = 0;
+  const std::uint32_t page_bytes = page_pool::kPageSize << pool_->params().order;
   while (ntu_ - ntc_ < cfg_.ring_size) {
     world_.now = start + c.cost;
     std::uint32_t offset = 0, size = cfg_.buffer_bytes;
-    const page_pool::PageId p = pool_->alloc_netmem(c, &offset, &size);
+    page_pool::PageId p;
+    if (bug(page_pool::Mutant::kWholePagePerBuffer) && page_bytes > page_pool::kPageSize) {
+      // Before 39f8fcda2088 bnxt's data ring took whole pages when PAGE_SIZE > its 4 KiB buffers.
+      p = pool_->alloc(c);
+      size = page_bytes;
+    } else {
+      p = pool_->alloc_netmem(c, &offset, &size);
+    }
     if (p == page_pool::kNoPage) {
-      ++alloc_fail_;
+      alloc_failed(c);
       break;
     }
-    Desc& d = desc(ntu_++);
-    d.page = p;
-    d.offset = offset;
-    d.size = size;
-    world_.emit(PageEv::kPostToNic, p, pool_->id(), offset, 0, &c.ctx, &c.cost);
+    post(c, p, offset, size);
     ++n;
+  }
+  return n;
+}
+
+// No buffer from the pool: leave the ring short, NAPI polls again (001ba0902046 drops the packet
+// instead of using the page it does not have; 88e69af061f2 retries in NAPI, not a workqueue).
+void RxQueue::alloc_failed(Caller& c) {
+  ++alloc_fail_;
+  if (bug(page_pool::Mutant::kAllocFailRepostsPage) && last_polled_.page != page_pool::kNoPage) {
+    post(c, last_polled_.page, last_polled_.offset, cfg_.buffer_bytes);
+    last_polled_.page = page_pool::kNoPage;
+  }
+  if (bug(page_pool::Mutant::kRefillFromWorkqueue) && refill_work_proc_.pending() == sim::kNever)
+    refill_work_proc_.wake_at(kernel_.now() + sim::kPicosPerUs);
+}
+
+// The workqueue refill of the 88e69af061f2 mutant: process context on the queue's CPU.
+void RxQueue::refill_work() {
+  if (!open_) return;
+  const sim::Picos now = kernel_.now();
+  Caller c;
+  c.ctx.cpu = cfg_.cpu;
+  c.ctx.task = "kworker";
+  c.ctx.pid = 60;
+  world_.now = now;
+  refill(c, now);
+  doorbell(c, now);
+  if (c.cost > 0) cpus_[static_cast<std::size_t>(cfg_.cpu)].run_work(now, c.cost, &refill_work_proc_, nullptr);
+}
+
+// mlx5e_alloc_rx_wqes: buffers for a whole bulk of descriptors are allocated before any is posted.
+// When one allocation fails the buffers of the unfinished bulk go back to the pool, and the
+// descriptors must forget them (ef9369e9c308): the next attempt starts the bulk again.
+std::uint32_t RxQueue::refill_bulk(Caller& c, sim::Picos start) {
+  world_.now = start + c.cost;
+  for (const Recorded& r : wqe_record_) pool_->put(c, r.page, -1, false, r.offset);  // what a failed bulk left behind
+  wqe_record_.clear();
+  std::uint32_t n = 0;
+  std::vector<Desc> bulk;
+  while (cfg_.ring_size - (ntu_ - ntc_) >= cfg_.alloc_bulk) {
+    bulk.clear();
+    bool failed = false;
+    while (bulk.size() < cfg_.alloc_bulk) {
+      world_.now = start + c.cost;
+      Desc d;
+      d.size = cfg_.buffer_bytes;
+      d.page = pool_->alloc_netmem(c, &d.offset, &d.size);
+      if (d.page == page_pool::kNoPage) {
+        failed = true;
+        break;
+      }
+      bulk.push_back(d);
+    }
+    if (failed) {
+      for (const Desc& d : bulk) {
+        pool_->put(c, d.page, -1, false, d.offset);
+        if (bug(page_pool::Mutant::kAllocFailDoubleRelease)) wqe_record_.push_back({d.page, d.offset});
+      }
+      alloc_failed(c);
+      break;
+    }
+    for (const Desc& d : bulk) post(c, d.page, d.offset, d.size);
+    n += static_cast<std::uint32_t>(bulk.size());
   }
   return n;
 }
@@ -77,6 +156,10 @@ void RxQueue::doorbell(Caller& c, sim::Picos start) {
   ++doorbells_;
 }
 
+void RxQueue::napi_state(PageEv kind, const page_pool::ExecCtx& ctx) {
+  world_.emit(kind, page_pool::kNoPage, -1, 0, napi_.id, &ctx, nullptr);
+}
+
 void RxQueue::open(sim::Picos now) {
   open_ = true;
   nic_.rx_enable(id_, true);
@@ -84,7 +167,9 @@ void RxQueue::open(sim::Picos now) {
   c.ctx.cpu = cfg_.cpu;
   c.ctx.exclusive = true;  // NAPI is not running yet
   c.ctx.task = "ppsim-open";
+  world_.now = now;
   refill(c, now);
+  napi_state(PageEv::kNapiEnable, c.ctx);
   // Bringing the interface up is set-up, not part of the measured run: its CPU time is not
   // charged, and the device sees the filled ring at `now`.
   c.cost = 0;
@@ -136,10 +221,7 @@ void RxQueue::on_poll() {
     napi_.list_owner = -1;
     // net_rx_action flushes the defer list once more after its last poll; the NAPI is no longer
     // scheduled, so those frees are not napi-local.
-    Caller c;
-    c.ctx.cpu = napi_cpu_;
-    c.ctx.softirq = true;
-    c.ctx.task = "<idle>";
+    Caller c = poll_caller();
     world_.now = now;
     sink_.net_rx_action(c);
     if (c.cost > 0) cpus_[napi_cpu_].run_softirq(cpus_[napi_cpu_].softirq_start(now), c.cost);
@@ -152,10 +234,7 @@ void RxQueue::on_poll() {
     poll_proc_.wake_at(start);
     return;
   }
-  Caller c;
-  c.ctx.cpu = napi_cpu_;
-  c.ctx.softirq = true;
-  c.ctx.task = "<idle>";
+  Caller c = poll_caller();
   c.cost = cfg_.poll_overhead;
   world_.now = start;
   sink_.net_rx_action(c);
@@ -167,10 +246,13 @@ void RxQueue::on_poll() {
   for (std::uint32_t i = 0; i < work; ++i) {
     Desc& d = desc(ntc_++);
     world_.now = start + c.cost;
-    world_.emit(PageEv::kToStack, d.page, pool_->id(), d.offset, 0, &c.ctx, &c.cost);
+    const std::uint32_t holder = world_.new_holder();
+    world_.emit(PageEv::kToStack, d.page, pool_->id(), d.offset, 0, &c.ctx, &c.cost, -1, 0, holder);
+    last_polled_ = {d.page, d.offset};
     c.cost += cfg_.per_packet;
     ++packets_;
     Skb skb;
+    skb.id = skb.data = holder;
     skb.page = d.page;
     skb.offset = d.offset;
     skb.bytes = d.pkt_bytes;
@@ -225,8 +307,25 @@ void RxQueue::on_poll() {
   poll_proc_.wake_at(end);
 }
 
+// NET_RX softirq, or the NAPI kthread of a threaded NAPI (BHs disabled, not serving softirq).
+Caller RxQueue::poll_caller() const {
+  Caller c;
+  c.ctx.cpu = napi_cpu_;
+  if (cfg_.threaded) {
+    c.ctx.bh_disabled = true;
+    c.ctx.task = "napi/rxq";
+    c.ctx.pid = 900 + napi_cpu_;
+  } else {
+    c.ctx.softirq = true;
+    c.ctx.task = "<idle>";
+  }
+  return c;
+}
+
 // How the skb meets its packet: in the page (writable) or in a separate head (read-only).
 void RxQueue::build_skb(Caller& c, Skb& skb) {
+  // skb_mark_for_recycle: frees of this skb go back through page_pool (037965402a01).
+  skb.pp_recycle = !bug(page_pool::Mutant::kNoMarkForRecycle);
   if (cfg_.mode == Config::Mode::kWritable || bug(page_pool::Mutant::kRoBuildSkbInPage)) {
     // build_skb(): skb_shared_info goes at the end of the buffer, inside the packet page.
     const std::uint32_t at = skb.buf_bytes > cfg_.shinfo_bytes ? skb.buf_bytes - cfg_.shinfo_bytes : 0;
@@ -290,6 +389,7 @@ void RxQueue::switch_drain(sim::Picos now) {
   c.ctx.task = "zc-setup";
   c.ctx.pid = 7000;
   world_.now = now;
+  napi_state(PageEv::kNapiDisable, c.ctx);
   for (std::uint64_t i = ntc_; i < ntu_; ++i) {
     Desc& d = desc(i);
     if (d.page == page_pool::kNoPage) continue;
@@ -325,6 +425,8 @@ void RxQueue::switch_done() {
   Caller c;
   c.ctx.cpu = cfg_.cpu;
   c.ctx.exclusive = true;
+  world_.now = now;
+  napi_state(PageEv::kNapiEnable, c.ctx);
   doorbell(c, now);
   nic_.rx_irq_enable(id_, now);
 }
@@ -349,6 +451,8 @@ void RxQueue::register_switch_stats(sim::Stats& stats) {
 void RxQueue::close(sim::Picos now) {
   open_ = false;
   switch_proc_.cancel();
+  swap_proc_.cancel();
+  refill_work_proc_.cancel();
   nic_.rx_enable(id_, false);
   irq_proc_.cancel();
   poll_proc_.cancel();
@@ -359,6 +463,7 @@ void RxQueue::close(sim::Picos now) {
   c.ctx.cpu = cfg_.cpu;
   c.ctx.task = "ppsim-close";
   world_.now = now;
+  napi_state(PageEv::kNapiDisable, c.ctx);
   // Free every buffer still on the ring (completed or posted), as ndo_stop does; the packets the
   // device had written into some of them are dropped (and counted).
   const std::uint64_t written = nic_.rx_device_head(id_);
@@ -373,6 +478,89 @@ void RxQueue::close(sim::Picos now) {
     d.page = page_pool::kNoPage;
   }
   ntc_ = rung_ = ntu_;
+}
+
+}  // namespace ppsim::nic
+
+namespace ppsim::nic {
+
+void RxQueue::schedule_pool_swap(sim::Picos at, page_pool::PagePool* new_pool, bool fail) {
+  swap_pool_ = new_pool;
+  swap_fail_ = fail;
+  swap_proc_.wake_at(at);
+}
+
+// ndo_queue_stop waits for the queue to drain as the mode switch does: the device stops taking
+// packets, NAPI delivers what it had accepted.
+void RxQueue::on_pool_swap() {
+  const sim::Picos now = kernel_.now();
+  if (!open_ || !swap_pool_) return;
+  if (!swap_quiescing_) {
+    swap_quiescing_ = true;
+    nic_.advance(now);
+    nic_.rx_stop_accepting(id_, now);
+  }
+  nic_.advance(now);
+  const bool drained = nic_.rx_quiesced(id_) && ntc_ == nic_.rx_device_head(id_);
+  if (!drained || napi_scheduled_) {
+    if (nic_.rx_quiesced(id_) && !napi_scheduled_ && ntc_ < nic_.rx_device_head(id_)) schedule_napi(now);
+    swap_proc_.wake_at(now + sim::kPicosPerUs);
+    return;
+  }
+  pool_swap_restart(now);
+}
+
+void RxQueue::pool_swap_restart(sim::Picos now) {
+  Caller c;
+  c.ctx.cpu = cfg_.cpu;
+  c.ctx.exclusive = true;  // between napi_disable and napi_enable nothing else allocates from the pools
+  c.ctx.task = "ethtool";
+  c.ctx.pid = 7100;
+  world_.now = now;
+  page_pool::PagePool* old = pool_;
+  page_pool::PagePool* fresh = swap_pool_;
+  swap_pool_ = nullptr;
+  // ndo_queue_stop(old): NAPI off, the posted buffers back to the old pool, the old pool unlinked
+  // from the NAPI that the new one will use (40eca00ae605).
+  irq_proc_.cancel();
+  poll_proc_.cancel();
+  napi_.list_owner = -1;
+  napi_scheduled_ = completing_ = false;
+  napi_state(PageEv::kNapiDisable, c.ctx);
+  nic_.rx_enable(id_, false);
+  for (std::uint64_t i = ntc_; i < ntu_; ++i) {
+    Desc& d = desc(i);
+    if (d.page == page_pool::kNoPage) continue;
+    pool_->put(c, d.page, -1, false, d.offset);
+    d.page = page_pool::kNoPage;
+  }
+  ntc_ = rung_ = ntu_;
+  nic_.rx_reset_ring(id_, ntu_);
+  if (!bug(page_pool::Mutant::kStopKeepsNapiLink)) old->disable_direct_recycling(c);
+  // ndo_queue_start(new): fill the ring, hand the pool to the NAPI (page_pool_enable_direct_recycling,
+  // 64fdaa94bfe0: new pools are created unlinked), NAPI on.
+  page_pool::PagePool* doomed = old;
+  if (swap_fail_) {
+    // The start fails: back to the old pool, linked again; the new pool is freed (mem_free).
+    ++swap_rollbacks_;
+    doomed = fresh;
+    refill(c, now);
+    if (!bug(page_pool::Mutant::kRollbackLosesDirect)) old->enable_direct_recycling(c, &napi_.list_owner, napi_.id);
+  } else {
+    pool_ = fresh;
+    refill(c, now);
+    pool_->enable_direct_recycling(c, &napi_.list_owner, napi_.id);
+  }
+  ++swaps_;
+  napi_state(PageEv::kNapiEnable, c.ctx);
+  nic_.rx_enable(id_, true);
+  nic_.rx_start_accepting(id_);
+  doorbell(c, now);
+  nic_.rx_irq_enable(id_, now);
+  // mem_free: page_pool_destroy of the pool no longer used, with the NAPI running again.
+  const std::int32_t inflight = doomed->destroy(c);
+  if (inflight != 0 && on_pool_destroyed) on_pool_destroyed(doomed);
+  if (c.cost > 0) cpus_[static_cast<std::size_t>(cfg_.cpu)].run_work(now, c.cost, &swap_proc_, nullptr);
 }
 
 }  // namespace ppsim::nic

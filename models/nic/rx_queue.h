@@ -22,6 +22,15 @@
 // Mode switch (schedule_switch): the device stops taking packets for the queue (dropped and
 // counted), NAPI delivers everything the device had accepted, then, with NAPI off, the ring is
 // freed, the old pool destroyed, and the ring refilled from the new pool before the queue restarts.
+// Pool swap (schedule_pool_swap, the queue API's netdev_rx_queue_restart as bnxt implements it):
+// the NAPI instance is kept. mem_alloc made the new pool unlinked; stop: quiesce as above,
+// napi_disable, free the ring, unlink the old pool (page_pool_disable_direct_recycling); start:
+// refill from the new pool, link it (page_pool_enable_direct_recycling), napi_enable; mem_free:
+// destroy the old pool while the NAPI runs again. If start fails the queue goes back to the old
+// pool (linked again) and the new one is destroyed.
+// Threaded NAPI: the poll runs in a kthread with bottom halves disabled (in_softirq() but not
+// in_serving_softirq()). Allocation failure: the ring stays short and NAPI polls again later
+// (the driver never allocates from another context).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -41,6 +50,7 @@ struct RingHwConfig;
 // struct napi_struct, the part page_pool looks at.
 struct Napi {
   int list_owner = -1;  // CPU the NAPI is scheduled on, -1 when idle
+  int id = -1;          // identity in page events (napi_enable/disable, PoolParams::napi_id)
   std::string name;
 };
 
@@ -62,6 +72,10 @@ struct Skb {
   std::uint32_t page_bytes = 0;  // packet bytes in the page (fewer than `bytes` with header split; 0: all)
   page_pool::PagePool* pool = nullptr;
   sim::Picos rx_time = 0;
+  std::uint32_t id = 0;     // the sk_buff (PageWorld::new_holder)
+  std::uint32_t data = 0;   // its data area (skb_shared_info): the holder of its buffer references
+  bool pp_recycle = false;  // skb->pp_recycle: skb_mark_for_recycle, frees go through page_pool
+  bool cloned = false;      // skb->cloned: the data area is shared with a clone (dataref > 1)
 };
 
 // Where a NAPI poll hands its packets (XDP, the stack, a socket).
@@ -117,6 +131,8 @@ class RxQueue {
     double copy_ps_per_byte = 0;      // memcpy cost per byte
     sim::Picos xdp_cost = 0;          // the zero-copy selector per packet
     std::uint32_t app_flows = 0;      // flows below this are the application's
+    bool threaded = false;            // threaded NAPI (a kthread with BHs disabled)
+    std::uint32_t alloc_bulk = 1;     // buffers allocated before any of them is posted (mlx5 wqe_bulk)
   };
 
   // A runtime mode switch (an application asked for zero-copy on this queue).
@@ -145,6 +161,9 @@ class RxQueue {
   void attach_user(UserSink* user) { user_ = user; }
   void schedule_switch(const Switch& sw);
   void register_switch_stats(sim::Stats& stats);
+  // Restart the queue on `new_pool` at `at`, keeping the NAPI; `fail`: the start step fails and
+  // the queue goes back to the old pool.
+  void schedule_pool_swap(sim::Picos at, page_pool::PagePool* new_pool, bool fail);
   // Called when the switch destroyed the old pool with pages still inflight.
   std::function<void(page_pool::PagePool*)> on_pool_destroyed;
   // Interrupt affinity change: the next interrupt (and the NAPI it schedules) runs on `cpu`; a
@@ -179,6 +198,14 @@ class RxQueue {
   void check_nid(page_pool::Caller& c);
   void schedule_napi(sim::Picos at);
   void build_skb(page_pool::Caller& c, Skb& skb);
+  page_pool::Caller poll_caller() const;
+  void post(page_pool::Caller& c, page_pool::PageId p, std::uint32_t offset, std::uint32_t size);
+  std::uint32_t refill_bulk(page_pool::Caller& c, sim::Picos start);
+  void alloc_failed(page_pool::Caller& c);
+  void refill_work();
+  void napi_state(page_pool::PageEv kind, const page_pool::ExecCtx& ctx);
+  void on_pool_swap();
+  void pool_swap_restart(sim::Picos now);
   void on_switch();
   void switch_drain(sim::Picos now);
   void switch_done();
@@ -200,7 +227,18 @@ class RxQueue {
   std::uint64_t ntu_ = 0, ntc_ = 0, rung_ = 0;  // next to use (post), next to clean, last tail written
   int napi_cpu_ = 0;  // where the scheduled NAPI runs (napi->list_owner while scheduled)
   bool napi_scheduled_ = false, completing_ = false, open_ = false;
-  sim::Process irq_proc_, poll_proc_, switch_proc_;
+  sim::Process irq_proc_, poll_proc_, switch_proc_, refill_work_proc_, swap_proc_;
+  // Pool swap
+  page_pool::PagePool* swap_pool_ = nullptr;
+  bool swap_fail_ = false, swap_quiescing_ = false;
+  std::uint64_t swaps_ = 0, swap_rollbacks_ = 0;
+  // A bulk refill that failed half way: the buffers its descriptors still record (mlx5 WQE state).
+  struct Recorded {
+    page_pool::PageId page;
+    std::uint32_t offset;
+  };
+  std::vector<Recorded> wqe_record_;
+  Recorded last_polled_{page_pool::kNoPage, 0};  // the buffer the poll handed up last
   Switch switch_;
   enum class SwState { kNone, kQuiescing, kRestarting, kDone } sw_state_ = SwState::kNone;
   sim::Picos sw_start_ = 0, sw_end_ = 0, sw_cpu_ = 0;

@@ -1,5 +1,6 @@
 #include "models/page_pool/checker.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace ppsim::page_pool {
@@ -19,7 +20,34 @@ const char* PageChecker::sname(S s) {
 
 void PageChecker::add_pool(const PagePool* pool) {
   if (static_cast<int>(pools_.size()) <= pool->id()) pools_.resize(pool->id() + 1);
-  pools_[pool->id()].pool = pool;
+  PoolShadow& ps = pools_[pool->id()];
+  if (ps.pool == pool) return;
+  // Only the pool's configuration is read here (what page_pool_create was given); its state is
+  // followed from events.
+  ps.pool = pool;
+  const PoolParams& p = pool->params();
+  ps.listed = p.netdev;
+  ps.cpuid = p.cpuid;
+  ps.nid = p.nid;
+  ps.ring_size = pool->ring().size();
+  ps.ring_batch = pool->ring().batch();
+  if (p.napi_list_owner) {
+    add_napi(p.napi_id, p.napi_list_owner);
+    ps.napi = ps.ever_napi = p.napi_id;
+    ps.napi_owner = p.napi_list_owner;
+  }
+}
+
+void PageChecker::add_napi(int id, const int* list_owner) {
+  NapiShadow& n = napi(id);
+  if (!n.list_owner) n.list_owner = list_owner;
+}
+
+PageChecker::NapiShadow& PageChecker::napi(int id) {
+  for (auto& [nid, n] : napis_)
+    if (nid == id) return n;
+  napis_.emplace_back(id, NapiShadow{});
+  return napis_.back().second;
 }
 
 void PageChecker::set_owner_napi(const PagePool* pool, const int* list_owner) {
@@ -73,14 +101,82 @@ void PageChecker::fail(const char* invariant, const PageEvent& ev, const std::st
   }
 }
 
-bool PageChecker::napi_context(const PoolShadow& ps, const PageEvent& ev) const {
+bool PageChecker::napi_context(const PoolShadow& ps, const PageEvent& ev, const PageWorld& world) const {
   if (!ev.ctx) return false;
   if (ev.ctx->exclusive) return true;
+  if (ev.ctx->hardirq) return false;
   if (!ev.ctx->softirq && !ev.ctx->bh_disabled) return false;
-  const PoolParams& p = ps.pool->params();
-  if (p.cpuid == ev.ctx->cpu) return true;
+  // PREEMPT_RT: a BH-disabled section runs preemptibly, so the NAPI poll can interrupt it in the
+  // middle of a cache operation; only the softirq itself owns the cache.
+  if (world.preempt_rt() && !ev.ctx->softirq) return false;
+  if (ps.cpuid == ev.ctx->cpu) return true;
   if (ps.owner_napi && *ps.owner_napi == ev.ctx->cpu) return true;
-  return p.napi_list_owner && *p.napi_list_owner == ev.ctx->cpu;
+  return ps.napi_owner && *ps.napi_owner == ev.ctx->cpu;
+}
+
+// page_pool_napi_local() as the checker sees the pool's links: may this free recycle directly?
+bool PageChecker::napi_local(const PoolShadow& ps, const PageEvent& ev, const PageWorld& world) const {
+  if (!ev.ctx || ev.ctx->hardirq || world.preempt_rt()) return false;
+  if (!ev.ctx->softirq && !ev.ctx->bh_disabled) return false;
+  if (ps.cpuid == ev.ctx->cpu) return true;
+  return ps.napi_owner && *ps.napi_owner == ev.ctx->cpu;
+}
+
+PageChecker::Buf* PageChecker::find_holder_buf(Shadow& s, std::uint32_t offset, std::uint32_t holder) {
+  // The holder's own reference first; an unnamed one (driver-built skbs, legacy callers) matches any.
+  for (auto& b : s.bufs)
+    if (b.offset == offset && b.holder == holder) return &b;
+  for (auto& b : s.bufs)
+    if (b.offset == offset && (holder == 0 || b.holder == 0)) return &b;
+  return nullptr;
+}
+
+bool PageChecker::holds_pp_ref(const Shadow& s, std::uint32_t holder) const {
+  if (holder == 0) return false;
+  for (const auto& b : s.bufs)
+    if (b.holder == holder) return true;
+  return false;
+}
+
+void PageChecker::on_napi_event(const PageEvent& ev) {
+  const int id = static_cast<int>(ev.value);
+  NapiShadow& n = napi(id);
+  switch (ev.kind) {
+    case PageEv::kNapiEnable: n.enabled = true; break;
+    case PageEv::kNapiDisable: n.enabled = false; break;
+    case PageEv::kNapiDel:
+      n.enabled = false;
+      n.deleted = true;
+      for (const auto& ps : pools_) {
+        if (!ps.pool || ps.freed || ps.napi != id) continue;
+        PageEvent e2 = ev;
+        e2.pool = ps.pool->id();
+        fail("napi_outlives_pool", e2,
+             "NAPI " + std::to_string(id) + " freed (netif_napi_del) while the pool still points at it (p.napi)");
+        if (stop_) return;
+      }
+      break;
+    default: break;
+  }
+}
+
+// recycle_efficiency: a window of packets received into the pool's buffers.
+void PageChecker::count_window(PoolShadow& ps, const PageEvent& ev) {
+  if (limits_.window_packets == 0) return;
+  if (++ps.win_packets < limits_.window_packets) return;
+  const double per_packet = static_cast<double>(ps.win_released) / static_cast<double>(ps.win_packets);
+  if (ps.windows++ > 0 && per_packet > limits_.max_release_pages_per_packet) {
+    char d[200];
+    std::snprintf(d, sizeof d,
+                  "%llu recyclable pages released over the last %llu packets (%.3f pages/packet, limit %.3f): the pool "
+                  "does not recycle in a steady state the kernel recycles",
+                  static_cast<unsigned long long>(ps.win_released), static_cast<unsigned long long>(ps.win_packets),
+                  per_packet, limits_.max_release_pages_per_packet);
+    PageEvent e2 = ev;
+    e2.page = kNoPage;
+    fail("recycle_efficiency", e2, d);
+  }
+  ps.win_packets = ps.win_released = 0;
 }
 
 void PageChecker::expect(Shadow& s, const PageEvent& ev, std::initializer_list<S> allowed) {
@@ -147,8 +243,42 @@ void PageChecker::check_conservation(const PoolShadow& ps, const PageEvent& ev) 
 
 void PageChecker::on_pool_event(PoolShadow& ps, const PageEvent& ev, const PageWorld& world) {
   switch (ev.kind) {
-    case PageEv::kPoolDestroy: ps.destroyed = true; break;
+    case PageEv::kPoolDestroy:
+      ps.destroyed = true;
+      if (ev.ctx && (ev.ctx->atomic || ev.ctx->softirq || ev.ctx->hardirq))
+        fail("destroy_may_sleep", ev, std::string("page_pool_destroy in ") +
+                                          (ev.ctx->hardirq ? "hard interrupt" : ev.ctx->softirq ? "softirq" : "an RCU/spinlock section") +
+                                          ": it takes page_pools_lock (a mutex)");
+      if (ps.napi >= 0 && napi(ps.napi).deleted)
+        fail("napi_outlives_pool", ev, "destroy reads p.napi, but NAPI " + std::to_string(ps.napi) + " was already freed");
+      break;
+    case PageEv::kDirectRecycling: {
+      const int now_napi = static_cast<int>(ev.value);
+      if (ps.napi >= 0 && now_napi != ps.napi) {
+        const NapiShadow& n = napi(ps.napi);
+        if (n.deleted)
+          fail("napi_outlives_pool", ev, "the pool unlinks NAPI " + std::to_string(ps.napi) + ", which was already freed");
+        else if (n.enabled)
+          fail("unlink_napi_disabled", ev, "the pool is unlinked from NAPI " + std::to_string(ps.napi) +
+                                               " while that NAPI is enabled and may recycle into it (napi_assert_will_not_race)");
+      }
+      ps.napi = now_napi;
+      ps.napi_owner = now_napi >= 0 ? napi(now_napi).list_owner : nullptr;
+      if (now_napi >= 0) ps.ever_napi = now_napi;
+      ps.cpuid = static_cast<int>(ev.offset) - 1;
+      break;
+    }
+    case PageEv::kUpdateNid: ps.nid = static_cast<int>(ev.value); break;
+    case PageEv::kPoolUnlist:
+      if (!ps.listed) fail("pool_list_consistent", ev, "page_pool_unlist of a pool that was never listed (it has no netdev)");
+      ps.listed = false;
+      break;
     case PageEv::kPoolReleaseTry: {
+      // The retry work stops once a release it ran saw inflight <= 0 (the first try is destroy's).
+      if (ps.retry_saw_nonpositive)
+        fail("release_retry_stops", ev, "the deferred release ran again after a retry that saw inflight " +
+                                            std::to_string(ps.in_world) + " <= 0");
+      if (++ps.tries >= 2 && ps.in_world <= 0) ps.retry_saw_nonpositive = true;
       if (!ps.released_once) {
         ps.released_once = true;
         for (PageId p = 0; p < pages_.size(); ++p) {
@@ -168,6 +298,9 @@ void PageChecker::on_pool_event(PoolShadow& ps, const PageEvent& ev, const PageW
       if (ps.in_world != 0)
         fail("inflight_zero_after_destroy", ev,
              "pool freed with " + std::to_string(ps.in_world) + " pages still in its world");
+      if (ps.producers > 0)
+        fail("pool_free_with_ops_in_progress", ev,
+             "pool freed while " + std::to_string(ps.producers) + " producer(s) are inside its ptr_ring lock");
       ps.freed = true;
       break;
     default: break;
@@ -185,6 +318,10 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
     fail("no_use_after_free", ev, "the pool was already freed (__page_pool_destroy)");
     return;
   }
+  if (ev.kind == PageEv::kNapiEnable || ev.kind == PageEv::kNapiDisable || ev.kind == PageEv::kNapiDel) {
+    on_napi_event(ev);
+    return;
+  }
   if (ev.page == kNoPage) {
     if (ps) on_pool_event(*ps, ev, world);
     return;
@@ -192,15 +329,34 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
   Shadow& s = sh(ev.page);
   const Page& pg = world.page(ev.page);
   auto cache_access = [&](const char* what) {
-    if (ps && !napi_context(*ps, ev))
+    if (ps && !napi_context(*ps, ev, world))
       fail("cache_napi_only", ev, std::string(what) + " outside the pool's NAPI context");
   };
+  // A pool that had direct recycling, lost it, and serves its NAPI's allocations again.
+  auto alloc_in_poll = [&]() {
+    if (!ps || ps->napi >= 0 || ps->ever_napi < 0 || ps->destroyed || ps->lost_reported || !ev.ctx) return;
+    if (!ev.ctx->softirq && !ev.ctx->bh_disabled) return;
+    const NapiShadow& n = napi(ps->ever_napi);
+    if (!n.list_owner || *n.list_owner != ev.ctx->cpu) return;
+    ps->lost_reported = true;
+    fail("direct_recycling_lost", ev, "NAPI " + std::to_string(ps->ever_napi) +
+                                          " allocates from this pool again, but its direct recycling was disabled and "
+                                          "never re-enabled (page_pool_enable_direct_recycling)");
+  };
+  auto never_recycle = [&](const char* where) {
+    if (s.pfmemalloc)
+      fail("never_recycle_pfmemalloc", ev, std::string("a pfmemalloc page (emergency reserves) entered the ") + where);
+  };
+  if (ps && ps->refilling && !(ev.kind == PageEv::kRingConsume && ev.to == PageLoc::kAllocCache)) ps->refilling = false;
 
   switch (ev.kind) {
     case PageEv::kHold:
       expect(s, ev, {S::kBuddy});
       s.pool = ev.pool;
       s.bufs.clear();
+      s.page_refs.clear();
+      s.pfmemalloc = pg.pfmemalloc;  // what the allocator handed out (page_is_pfmemalloc)
+      alloc_in_poll();
       s.content = kKernelData;  // whatever the allocator's previous user left in it
       s.user_held = s.user_mapped = s.persistent = s.tlb_stale = false;
       if (ps) ++ps->in_world;
@@ -220,7 +376,9 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       cache_access("alloc-cache pop");
       if (ev.to == PageLoc::kBuddy) {
         s.s = S::kReturning;
+        s.decision = false;
       } else {
+        alloc_in_poll();
         s.s = S::kOut;
         s.bufs.assign(1, {0, BufLoc::kDriver});
       }
@@ -229,6 +387,9 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
     case PageEv::kCachePush:
       expect(s, ev, {S::kReturning});
       s.s = S::kAllocCache;
+      never_recycle("alloc cache");
+      if (ps && s.direct_eligible) ++ps->d_eligible;
+      s.decision = s.direct_eligible = false;
       if (ps) {
         ++ps->cache;
         if (ps->destroyed) fail("no_cache_after_destroy", ev, "recycled into the alloc cache of a destroyed pool");
@@ -244,6 +405,28 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
     case PageEv::kRingProduce:
       expect(s, ev, {S::kReturning});
       s.s = S::kRing;
+      never_recycle("ptr_ring");
+      if (ps) {
+        ++ps->ring;
+        if (s.direct_eligible) {
+          ++ps->d_eligible;
+          ++ps->d_missed;
+        }
+        if (limits_.window_packets && ps->d_eligible >= limits_.window_packets) {
+          const double ratio = static_cast<double>(ps->d_missed) / static_cast<double>(ps->d_eligible);
+          if (ratio > limits_.max_direct_miss_ratio) {
+            char d[220];
+            std::snprintf(d, sizeof d,
+                          "%llu of %llu pages freed where page_pool_napi_local() holds went to the ptr_ring with room in "
+                          "the alloc cache (%.2f, limit %.2f)",
+                          static_cast<unsigned long long>(ps->d_missed), static_cast<unsigned long long>(ps->d_eligible),
+                          ratio, limits_.max_direct_miss_ratio);
+            fail("direct_recycle_efficiency", ev, d);
+          }
+          ps->d_eligible = ps->d_missed = 0;
+        }
+      }
+      s.decision = s.direct_eligible = false;
       if (pg.refcount != 1 || pg.pp_ref_count != 1)
         fail("recycle_refcount_one", ev, "refcount " + std::to_string(pg.refcount) + ", pp_ref_count " +
                                              std::to_string(pg.pp_ref_count));
@@ -251,17 +434,40 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
 
     case PageEv::kRingConsume:
       expect(s, ev, {S::kRing});
+      if (ps) --ps->ring;
       if (ev.to == PageLoc::kAllocCache) {
         s.s = S::kAllocCache;
-        if (ps) ++ps->cache;
+        if (ps) {
+          // page_pool_refill_alloc_cache runs only when the cache is empty (304db6cb7610).
+          if (!ps->refilling && ps->cache > 0)
+            fail("refill_only_when_empty", ev, "the ring refilled an alloc cache that still holds " +
+                                                   std::to_string(ps->cache) + " pages");
+          ps->refilling = true;
+          // Refill keeps only pages of the preferred node (44768decb7c0 moved the test here).
+          const int want = ps->nid >= 0 ? ps->nid : world.node_of_cpu(ev.ctx ? ev.ctx->cpu : 0);
+          if (pg.nid != want)
+            fail("refill_node_local", ev, "refill put a page of node " + std::to_string(pg.nid) +
+                                              " into the alloc cache; the pool's node is " + std::to_string(want));
+          ++ps->cache;
+          if (ps->cache > static_cast<std::int64_t>(kAllocCacheSize))
+            fail("cache_bound", ev, "alloc cache holds " + std::to_string(ps->cache) + " pages (limit 128)");
+        }
         cache_access("refill of the alloc cache");
+        alloc_in_poll();
       } else {
         s.s = S::kReturning;
+        s.decision = false;
       }
       break;
 
     case PageEv::kRelease:
       expect(s, ev, {S::kReturning});
+      // A page the kernel would have recycled: the last pp reference was dropped, the pool owns the
+      // page alone, it is not from the reserves, the pool is live and its ring has room.
+      if (ps && s.decision && !s.pfmemalloc && s.page_refs.empty() && !ps->destroyed &&
+          ps->ring + ps->ring_batch < ps->ring_size)
+        ++ps->win_released;
+      s.decision = s.direct_eligible = false;
       if (s.mapped || pg.dma_addr != 0) fail("release_unmapped", ev, "page leaves the pool still DMA-mapped");
       if (s.user_mapped || s.tlb_stale || s.user_held) check_not_with_user(s, ev, "page freed to the allocator");
       if (ps) --ps->in_world;
@@ -295,6 +501,7 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       if (ev.to == PageLoc::kCarving) {
         if (!s.bufs.empty())
           fail("frag_reuse_with_users", ev, std::to_string(s.bufs.size()) + " frags of the page are still out");
+        never_recycle("frag page reuse");
         s.bufs.clear();
         s.needs_sync = ps && ps->pool->params().dma_sync && ps->pool->params().dma_need_sync;
       } else if (ev.value == 0) {
@@ -302,6 +509,8 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
           fail("pp_ref_count_consistent", ev, "pp_ref_count reached 0 with " + std::to_string(s.bufs.size()) +
                                                   " frags still out");
         s.s = S::kReturning;
+        s.decision = true;
+        s.direct_eligible = false;
       } else {
         if (ev.value != static_cast<std::int64_t>(s.bufs.size()))
           fail("pp_ref_count_consistent", ev, "pp_ref_count " + std::to_string(ev.value) + " but " +
@@ -315,9 +524,13 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
         fail("no_double_put", ev, std::string("put of a page that is in ") + sname(s.s));
         break;
       }
-      Buf* b = find_buf(s, ev.offset);
+      Buf* b = find_holder_buf(s, ev.offset, ev.holder);
       if (!b) {
-        fail("no_double_put", ev, "put of frag offset " + std::to_string(ev.offset) + " that is not outstanding");
+        if (ev.holder && std::find(s.page_refs.begin(), s.page_refs.end(), ev.holder) != s.page_refs.end())
+          fail("ref_kind_match", ev, "page_pool put by holder " + std::to_string(ev.holder) +
+                                         ", whose reference on the page was taken with get_page (a page reference)");
+        else
+          fail("no_double_put", ev, "put of frag offset " + std::to_string(ev.offset) + " that is not outstanding");
         break;
       }
       if (b->filled && !b->accounted)
@@ -337,7 +550,41 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       } else if (ev.value == 0) {
         s.s = S::kReturning;
         s.needs_sync = ps && ps->pool->params().dma_sync && ps->pool->params().dma_need_sync;
+        s.decision = true;
+        s.direct_eligible = ps && napi_local(*ps, ev, world) && ps->cache < static_cast<std::int64_t>(kAllocCacheSize);
       }
+      break;
+    }
+
+    case PageEv::kPpRef: {
+      if (s.s != S::kOut && s.s != S::kCarving) {
+        fail("state_transition", ev, std::string("pp reference taken on a page that is in ") + sname(s.s));
+        break;
+      }
+      s.bufs.push_back({ev.offset, BufLoc::kStack, false, false, ev.holder});
+      if (s.s == S::kOut && ev.value != static_cast<std::int64_t>(s.bufs.size()))
+        fail("pp_ref_count_consistent", ev, "pp_ref_count " + std::to_string(ev.value) + " but " +
+                                                std::to_string(s.bufs.size()) + " references are out");
+      break;
+    }
+
+    case PageEv::kRefMove: {
+      const auto from = static_cast<std::uint32_t>(ev.value);
+      bool moved = false;
+      for (auto& b : s.bufs)
+        if (b.offset == ev.offset && (b.holder == from || b.holder == 0)) {
+          b.holder = ev.holder;
+          moved = true;
+          break;
+        }
+      if (!moved)
+        for (auto& h : s.page_refs)
+          if (h == from) {
+            h = ev.holder;
+            moved = true;
+            break;
+          }
+      if (!moved) fail("state_transition", ev, "reference moved from holder " + std::to_string(from) + ", which holds none");
       break;
     }
 
@@ -354,13 +601,46 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       s.mapped = false;
       break;
 
-    case PageEv::kDmaSyncForDevice: s.needs_sync = false; break;
+    case PageEv::kDmaSyncForDevice:
+      if (ps && ps->pool->params().dma_map && !s.mapped)
+        fail("dma_sync_unmapped", ev, "dma_sync_single_for_device on a page that is no longer DMA-mapped");
+      s.needs_sync = false;
+      break;
+
+    case PageEv::kProducerLock:
+      if (ev.ctx && ev.ctx->hardirq)
+        fail("ring_lock_variant", ev, "ptr_ring producer lock taken in hard interrupt context");
+      else if (ev.value == 0 && ev.ctx && !ev.ctx->softirq && !ev.ctx->bh_disabled)
+        fail("ring_lock_variant", ev, "plain spin_lock on the producer lock with bottom halves enabled (a softirq on this "
+                                      "CPU that recycles into the same ring would deadlock)");
+      if (ps) {
+        ++ps->producers;
+        ps->lock_variant = ev.value;
+      }
+      break;
+
+    case PageEv::kProducerUnlock:
+      if (ps) {
+        if (ps->lock_variant >= 0 && ev.value != ps->lock_variant)
+          fail("ring_lock_balanced", ev, std::string("producer lock taken with ") + (ps->lock_variant ? "spin_lock_bh" : "spin_lock") +
+                                             " but released with " + (ev.value ? "spin_unlock_bh" : "spin_unlock") +
+                                             (ps->lock_variant ? ": bottom halves stay disabled" : ""));
+        --ps->producers;
+      }
+      break;
 
     case PageEv::kPostToNic: {
       Buf* b = find_buf(s, ev.offset);
       if (!b || b->loc != BufLoc::kDriver) {
         fail("state_transition", ev, "posted buffer is not held by the driver");
         break;
+      }
+      // page_pool_alloc_netmem gives a whole page only to a buffer larger than half of it.
+      if (ev.value > 0 && s.s == S::kOut && s.bufs.size() == 1) {
+        const double page_bytes = static_cast<double>(std::uint64_t{kPageSize} << pg.order);
+        if (page_bytes >= limits_.max_pinned_per_buffer_ratio * static_cast<double>(ev.value))
+          fail("rx_buffer_waste", ev, "a whole " + std::to_string(static_cast<long long>(page_bytes)) +
+                                          "-byte page posted for a " + std::to_string(ev.value) + "-byte RX buffer");
       }
       b->loc = BufLoc::kNicRing;
       b->filled = b->accounted = false;
@@ -477,19 +757,35 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       }
       b->loc = BufLoc::kStack;
       b->accounted = true;
+      if (ev.holder) b->holder = ev.holder;
       break;
     }
 
-    case PageEv::kGetPage: ++s.extra_refs; break;
-    case PageEv::kPutPage:
-      if (--s.extra_refs < 0) fail("state_transition", ev, "put_page without a matching get_page");
+    case PageEv::kGetPage: s.page_refs.push_back(ev.holder); break;
+    case PageEv::kPutPage: {
+      // Back to the allocator while a pool still counts the page: it left by the wrong door.
+      if (ev.value == 0 && s.pool >= 0 && s.s != S::kDetached && s.s != S::kBuddy)
+        fail("pp_page_door", ev, std::string("put_page freed a page of pool ") + std::to_string(s.pool) + " (it is in " +
+                                     sname(s.s) + "): it went neither through page_pool_put nor through a release");
+      auto it = std::find(s.page_refs.begin(), s.page_refs.end(), ev.holder);
+      if (it != s.page_refs.end())
+        s.page_refs.erase(it);
+      else if (holds_pp_ref(s, ev.holder))
+        fail("ref_kind_match", ev, "put_page by holder " + std::to_string(ev.holder) +
+                                       ", whose reference on the page is a page_pool (pp) reference");
+      else
+        fail("state_transition", ev, "put_page without a matching get_page");
       if (s.s == S::kDetached && ev.value == 0) s.s = S::kBuddy;
       break;
+    }
 
     default: break;
   }
   record(s, ev);
-  if (ps) check_conservation(*ps, ev);
+  if (ps) {
+    check_conservation(*ps, ev);
+    if (ev.kind == PageEv::kToStack) count_window(*ps, ev);
+  }
 }
 
 void PageChecker::finish(sim::Picos now, const PageWorld& world, bool consumers_done) {

@@ -32,11 +32,41 @@
 //                           kernel data (never cleared) or another flow's packet
 //   user_page_exclusive     a mapped page also holds another buffer still in use (frag sharing)
 //   user_limit              more pages out to the application than the pool's limit
+// Recyclability, reference kinds, locking and lifetimes (docs/bug-history.md):
+//   never_recycle_pfmemalloc  a page from the emergency reserves entered the alloc cache or the ring
+//   pp_page_door            a pool page went back to the page allocator by put_page while its pool
+//                           still counted it (not marked for recycle, or not recognised as a pool page)
+//   ref_kind_match          a reference dropped with the other kind than it was taken with (a pp
+//                           reference by put_page, a page reference through page_pool)
+//   pool_free_with_ops_in_progress  the pool was freed while a producer was inside its ring lock
+//   release_retry_stops     the deferred release ran again after a retry that saw inflight <= 0
+//   ring_lock_variant       the ptr_ring producer lock taken with the variant its context forbids
+//                           (plain spin_lock with BHs enabled, or any from hard interrupt context)
+//   ring_lock_balanced      the producer unlock used another variant than the lock (BHs left off)
+//   dma_sync_unmapped       a page synced for the device after it was DMA-unmapped
+//   refill_only_when_empty  the ring refilled an alloc cache that was not empty
+//   refill_node_local       the ring refilled the alloc cache with a page from another NUMA node than
+//                           the pool's (p.nid, or the refilling CPU's node for NUMA_NO_NODE)
+//   destroy_may_sleep       page_pool_destroy called in atomic context (it takes mutexes)
+//   pool_list_consistent    a pool unlisted from its netdev without having been listed
+//   unlink_napi_disabled    a pool unlinked from (or destroyed while linked to) a NAPI that may run
+//   napi_outlives_pool      a NAPI freed while a live pool still points at it
+// Efficiency (liveness), checked over windows with the limits in Limits (checker.* parameters):
+//   recycle_efficiency      pages released although recyclable (refcount 1, not pfmemalloc, pool
+//                           live, ring not full) per packet above max_release_pages_per_packet, per
+//                           window of window_packets packets after the first (warm-up) window
+//   direct_recycle_efficiency  recyclable pages freed in the pool's NAPI context (page_pool_napi_local
+//                           holds) that went to the ring while the alloc cache had room, above
+//                           max_direct_miss_ratio of such frees, per window of window_packets frees
+//   direct_recycling_lost   a pool allocates in its NAPI's poll again after direct recycling was
+//                           disabled and never re-enabled
+//   rx_buffer_waste         a whole page posted for a buffer max_pinned_per_buffer_ratio times smaller
 #pragma once
 #include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/page_pool/page.h"
@@ -47,8 +77,18 @@ namespace ppsim::page_pool {
 
 class PageChecker : public PageObserver {
  public:
+  // Thresholds of the efficiency invariants (scenario parameters checker.*).
+  struct Limits {
+    double max_release_pages_per_packet = 0.05;
+    std::uint32_t window_packets = 512;
+    double max_direct_miss_ratio = 0.1;
+    double max_pinned_per_buffer_ratio = 2.0;
+  };
   explicit PageChecker(sim::Verdicts& verdicts) : verdicts_(verdicts) {}
+  void set_limits(const Limits& l) { limits_ = l; }
   void add_pool(const PagePool* pool);
+  // A NAPI instance: id as in events and PoolParams::napi_id, and its list_owner (where it runs).
+  void add_napi(int id, const int* list_owner);
   // The NAPI that owns the pool's allocation side, when the pool itself does not name it (veth
   // passes no p.napi): alloc-cache access in that NAPI's softirq is legal.
   void set_owner_napi(const PagePool* pool, const int* list_owner);
@@ -78,6 +118,7 @@ class PageChecker : public PageObserver {
     BufLoc loc;
     bool filled = false;     // holds a received packet (DMA or software write)
     bool accounted = false;  // that packet was delivered to the stack or counted as dropped
+    std::uint32_t holder = 0;  // who holds this pp reference (an skb's data area; 0: driver/unnamed)
   };
   // Whose bytes a page may hold (bits): stale kernel data, other flows' packets, the application's.
   enum Content : std::uint8_t { kKernelData = 1, kOtherFlow = 2, kAppFlow = 4 };
@@ -88,8 +129,11 @@ class PageChecker : public PageObserver {
     bool needs_sync = false;
     std::uint8_t content = kKernelData, last_packet = 0;
     bool user_held = false, user_mapped = false, persistent = false, tlb_stale = false;
-    std::int64_t extra_refs = 0;
-    std::vector<Buf> bufs;
+    bool pfmemalloc = false;      // the allocator handed it out from the reserves (seen at hold)
+    bool decision = false;        // in kReturning because its last pp reference was dropped
+    bool direct_eligible = false; // that drop was napi-local with room in the alloc cache
+    std::vector<std::uint32_t> page_refs;  // holders of page references (get_page)
+    std::vector<Buf> bufs;        // pp references out (driver buffers, skb frags, extra pp refs)
     std::array<Hist, kHistory> hist{};
     std::uint8_t nhist = 0, hpos = 0;
   };
@@ -98,15 +142,35 @@ class PageChecker : public PageObserver {
     const int* owner_napi = nullptr;
     std::int64_t in_world = 0;
     std::int64_t cache = 0;
+    std::int64_t ring = 0;
     std::int64_t user_held = 0;
     bool destroyed = false, freed = false, released_once = false;
+    int nid = -1;                                // p.nid as configured and updated (page_pool_update_nid)
+    int napi = -1, ever_napi = -1, cpuid = -1;  // direct recycling as the events set it
+    const int* napi_owner = nullptr;             // list_owner of `napi`
+    bool listed = false, refilling = false, retry_saw_nonpositive = false, lost_reported = false;
+    std::uint32_t ring_size = 0, ring_batch = 1, tries = 0;
+    std::int64_t producers = 0;
+    std::int64_t lock_variant = -1;
+    std::uint64_t win_packets = 0, win_released = 0, windows = 0;
+    std::uint64_t d_eligible = 0, d_missed = 0;
+  };
+  struct NapiShadow {
+    const int* list_owner = nullptr;
+    bool enabled = false, deleted = false;
   };
 
   static const char* sname(S s);
   Shadow& sh(PageId p);
   void record(Shadow& s, const PageEvent& ev);
   void fail(const char* invariant, const PageEvent& ev, const std::string& detail);
-  bool napi_context(const PoolShadow& ps, const PageEvent& ev) const;
+  bool napi_context(const PoolShadow& ps, const PageEvent& ev, const PageWorld& world) const;
+  bool napi_local(const PoolShadow& ps, const PageEvent& ev, const PageWorld& world) const;
+  NapiShadow& napi(int id);
+  Buf* find_holder_buf(Shadow& s, std::uint32_t offset, std::uint32_t holder);
+  bool holds_pp_ref(const Shadow& s, std::uint32_t holder) const;
+  void on_napi_event(const PageEvent& ev);
+  void count_window(PoolShadow& ps, const PageEvent& ev);
   void expect(Shadow& s, const PageEvent& ev, std::initializer_list<S> allowed);
   Buf* find_buf(Shadow& s, std::uint32_t offset);
   void check_conservation(const PoolShadow& ps, const PageEvent& ev);
@@ -120,6 +184,8 @@ class PageChecker : public PageObserver {
   sim::Verdicts& verdicts_;
   std::vector<Shadow> pages_;
   std::vector<PoolShadow> pools_;
+  std::vector<std::pair<int, NapiShadow>> napis_;  // by NAPI id (a handful)
+  Limits limits_;
   std::uint64_t events_ = 0;
   std::uint32_t app_flows_ = 0;
   bool stop_ = false;

@@ -74,7 +74,8 @@ void CoherenceObserver::on_event(const PageEvent& ev, const PageWorld& world) {
   const bool continues_free = pending_.open && ev.ctx == pending_.ctx && ev.cost == pending_.cost &&
                               (ev.kind == PageEv::kCachePush || ev.kind == PageEv::kRingProduce ||
                                ev.kind == PageEv::kRelease || ev.kind == PageEv::kDmaSyncForDevice ||
-                               ev.kind == PageEv::kDmaUnmap);
+                               ev.kind == PageEv::kDmaUnmap || ev.kind == PageEv::kProducerLock ||
+                               ev.kind == PageEv::kProducerUnlock);
   if (!continues_free) close_pending();
 
   const int cpu = ev.ctx ? model_cpu(ev.ctx->cpu) : -1;

@@ -63,6 +63,15 @@ const char* ev_name(PageEv e) {
     case PageEv::kUserUnmap: return "user_unmap";
     case PageEv::kTlbShootdown: return "tlb_shootdown";
     case PageEv::kUserReturn: return "user_return";
+    case PageEv::kProducerLock: return "producer_lock";
+    case PageEv::kProducerUnlock: return "producer_unlock";
+    case PageEv::kPpRef: return "pp_ref";
+    case PageEv::kRefMove: return "ref_move";
+    case PageEv::kDirectRecycling: return "direct_recycling";
+    case PageEv::kPoolUnlist: return "pool_unlist";
+    case PageEv::kNapiEnable: return "napi_enable";
+    case PageEv::kNapiDisable: return "napi_disable";
+    case PageEv::kNapiDel: return "napi_del";
   }
   return "?";
 }
@@ -73,7 +82,8 @@ PageWorld::PageWorld(const Config& cfg)
       pfm_state_(cfg.seed * 0x9e3779b97f4a7c15ULL + 1),
       pfm_fraction_(cfg.pfmemalloc_fraction),
       cpu_node_(cfg.cpu_node),
-      nodes_(std::max(1, cfg.numa_nodes)) {
+      nodes_(std::max(1, cfg.numa_nodes)),
+      preempt_rt_(cfg.preempt_rt) {
   pages_.reserve(std::min<std::uint32_t>(capacity_, 1u << 16));
 }
 

@@ -59,6 +59,12 @@ struct ExecCtx {
   // The caller guarantees no concurrent pool access (e.g. ring fill in ndo_open before NAPI is
   // enabled): alloc-cache access is legal outside NAPI.
   bool exclusive = false;
+  // Hard interrupt context (in_hardirq()): page_pool must not be entered
+  // (__page_pool_put_page: lockdep_assert_no_hardirq).
+  bool hardirq = false;
+  // Atomic section (a spinlock or rcu_read_lock() held): the code may not sleep, so no mutex
+  // (page_pool_destroy takes page_pools_lock: net/core/page_pool_user.c).
+  bool atomic = false;
   const char* task = "ksoftirqd";
   int pid = 0;
 };
@@ -103,6 +109,16 @@ enum class PageEv : std::uint8_t {
   kUserUnmap,      // its PTEs are removed (other CPUs may still hold stale TLB entries)
   kTlbShootdown,   // every CPU that ran the application has flushed the page; value = IPIs sent
   kUserReturn,     // the application gave the page back (the put into the pool follows)
+  // locking, reference kinds and object lifetimes (docs/bug-history.md)
+  kProducerLock,   // page_pool_producer_lock: value 1 = spin_lock_bh, 0 = spin_lock (caller in softirq)
+  kProducerUnlock, // page_pool_producer_unlock: value = the variant released
+  kPpRef,          // `holder` takes one more pp reference (page_pool_ref_netmem, skb_pp_frag_ref); value = pp_ref_count
+  kRefMove,        // a reference changes holder (skb_try_coalesce moves from's frag to `to`); value = old holder
+  kDirectRecycling,// page_pool_enable/disable_direct_recycling: value = the NAPI linked, -1 = none (cpuid cleared too)
+  kPoolUnlist,     // __page_pool_destroy → page_pool_unlist: the pool leaves its netdev's list
+  kNapiEnable,     // napi_enable: value = NAPI id (pool -1)
+  kNapiDisable,    // napi_disable: value = NAPI id
+  kNapiDel,        // netif_napi_del: the NAPI instance is freed; value = NAPI id
 };
 const char* ev_name(PageEv e);
 
@@ -121,6 +137,9 @@ struct PageEvent {
   // Cost models that observe the bus (cacheline ownership) add their delay here.
   sim::Picos* cost = nullptr;
   std::uint32_t flow = 0;    // flow of the packet (kDmaWrite, kDataWrite, kUserDeliver)
+  // Who holds the reference the event takes, drops or moves: an skb's data area (skb_shared_info,
+  // shared by clones), 0 when unnamed (the driver, or a holder the model does not track).
+  std::uint32_t holder = 0;
 };
 
 class PageWorld;
@@ -138,6 +157,7 @@ class PageWorld {
     std::uint32_t capacity_pages = 262144;  // pages the allocator can hand out (1 GiB)
     int numa_nodes = 1;
     double pfmemalloc_fraction = 0.0;       // pages handed out as pfmemalloc (memory pressure)
+    bool preempt_rt = false;                // CONFIG_PREEMPT_RT: softirqs and BH-disabled sections are preemptible
     std::uint64_t seed = 1;
     std::vector<int> cpu_node;              // NUMA node of each CPU (numa_mem_id())
   };
@@ -165,7 +185,7 @@ class PageWorld {
   // Emits a buffer event (nothing when nobody observes). `ctx`/`cost` are null for device
   // events; `time` defaults to `now`.
   void emit(PageEv kind, PageId page, int pool, std::uint32_t offset, std::int64_t value, const ExecCtx* ctx,
-            sim::Picos* cost, sim::Picos time = -1, std::uint32_t flow = 0) const {
+            sim::Picos* cost, sim::Picos time = -1, std::uint32_t flow = 0, std::uint32_t holder = 0) const {
     if (observers_.empty()) return;
     PageEvent ev{kind};
     ev.page = page;
@@ -176,11 +196,16 @@ class PageWorld {
     ev.cost = cost;
     ev.time = time < 0 ? now : time;
     ev.flow = flow;
+    ev.holder = holder;
     emit(ev);
   }
   bool observed() const { return !observers_.empty(); }
   void subscribe(PageObserver* o) { observers_.push_back(o); }
   void unsubscribe(PageObserver* o);
+
+  bool preempt_rt() const { return preempt_rt_; }
+  // A new reference holder id (an skb's data area), never 0.
+  std::uint32_t new_holder() { return ++holders_; }
 
   // The clock events are stamped with (the world sets it before calling a model).
   sim::Picos now = 0;
@@ -197,6 +222,8 @@ class PageWorld {
   std::vector<PageObserver*> observers_;
   std::vector<int> cpu_node_;
   int nodes_;
+  bool preempt_rt_;
+  std::uint32_t holders_ = 0;
 };
 
 }  // namespace ppsim::page_pool

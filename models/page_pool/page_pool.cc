@@ -26,14 +26,17 @@ PagePool::PagePool(int id, PageWorld& world, const PoolParams& params, const Poo
       ring_(params.pool_size ? std::min(params.pool_size, kMaxRingSize) : kDefaultRingSize, params.cacheline_bytes),
       cpuid_(params.cpuid),
       napi_list_owner_(params.napi_list_owner),
+      napi_id_(-1),
       dma_sync_(params.dma_sync),
       recycle_stats_(std::max(1, ncpus)) {
   const std::string err = check_params(params);
   if (!err.empty()) throw std::invalid_argument("page_pool_init: " + err);
+  if (p_.napi_list_owner && p_.napi_id < 0) p_.napi_id = kAnonNapiBase + id;
+  napi_id_ = p_.napi_list_owner ? p_.napi_id : -1;
 }
 
-void PagePool::emit(PageEv kind, PageId p, Caller& c, std::int64_t value, PageLoc to,
-                    std::uint32_t offset) const {
+void PagePool::emit(PageEv kind, PageId p, Caller& c, std::int64_t value, PageLoc to, std::uint32_t offset,
+                    std::uint32_t holder) const {
   if (!world_.observed()) return;
   PageEvent ev;
   ev.kind = kind;
@@ -45,6 +48,7 @@ void PagePool::emit(PageEv kind, PageId p, Caller& c, std::int64_t value, PageLo
   ev.ctx = &c.ctx;
   ev.time = world_.now;
   ev.cost = &c.cost;
+  ev.holder = holder;
   world_.emit(ev);
 }
 
@@ -65,7 +69,13 @@ RecycleStats PagePool::recycle_stats() const {
 
 bool PagePool::napi_local(const ExecCtx& ctx) const {
   if (bug(Mutant::kDirectRecycleAnyContext)) return true;
-  if (!ctx.softirq && !ctx.bh_disabled) return false;  // in_softirq()
+  // On PREEMPT_RT the consumer's BH-disabled section can be preempted by the NAPI poll itself
+  // (32471b2f481d).
+  if (world_.preempt_rt() && !bug(Mutant::kDirectOnPreemptRt)) return false;
+  // in_softirq(): serving a softirq, or BHs disabled as in a threaded NAPI poll (542bcea4be86;
+  // before it, in_serving_softirq() left threaded NAPI without direct recycling).
+  const bool in_softirq = ctx.softirq || (ctx.bh_disabled && !bug(Mutant::kServingSoftirqOnly));
+  if (!in_softirq) return false;
   if (cpuid_ == ctx.cpu) return true;
   return napi_list_owner_ && *napi_list_owner_ == ctx.cpu;
 }
@@ -82,7 +92,8 @@ PageId PagePool::refill_alloc_cache(Caller& c) {
     p = ring_.consume();
     if (p == kNoPage) break;
     c.cost += costs_.refill_per_page;
-    if (world_.page(p).nid == pref_nid) {
+    // Before d5394610b1ba no NUMA test existed at all: remote pages fed the RX ring for ever.
+    if (world_.page(p).nid == pref_nid || bug(Mutant::kRecyclePfmemalloc)) {
       emit(PageEv::kRingConsume, p, c, 0, PageLoc::kAllocCache);
       cache_[cache_count_++] = p;
     } else {
@@ -104,6 +115,9 @@ PageId PagePool::refill_alloc_cache(Caller& c) {
 }
 
 PageId PagePool::get_cached(Caller& c) {
+  // Before 304db6cb7610 only a caller serving softirq popped the cache; anyone else ran the ring
+  // refill, whose do/while consumes a page whatever the cache already holds.
+  if (bug(Mutant::kRefillNonEmptyCache) && !c.ctx.softirq) return refill_alloc_cache(c);
   if (cache_count_) {
     PageId p = cache_[--cache_count_];
     ++alloc_stats_.fast;
@@ -246,9 +260,13 @@ PageId PagePool::alloc_netmem(Caller& c, std::uint32_t* offset, std::uint32_t* s
 // Recycling
 
 bool PagePool::can_be_recycled(PageId p) const {
+  // __page_pool_page_can_be_recycled: page_pool owns the page alone and it is not from the
+  // emergency reserves (d5394610b1ba); NUMA is checked at refill, not here (44768decb7c0).
   const Page& pg = world_.page(p);
-  if (bug(Mutant::kRecycleElevatedRefcount)) return !pg.pfmemalloc;
-  return pg.refcount == 1 && !pg.pfmemalloc;
+  if (bug(Mutant::kNumaCheckOnPut) && pg.nid != p_.nid) return false;
+  const bool pfmemalloc = pg.pfmemalloc && !bug(Mutant::kRecyclePfmemalloc);
+  if (bug(Mutant::kRecycleElevatedRefcount)) return !pfmemalloc;
+  return pg.refcount == 1 && !pfmemalloc;
 }
 
 std::int64_t PagePool::unref(PageId p, std::int64_t nr) {
@@ -277,7 +295,11 @@ void PagePool::dma_sync_for_device(Caller& c, PageId p, std::int64_t size) {
 void PagePool::release_dma(Caller& c, PageId p) {
   if (!p_.dma_map) return;
   Page& pg = world_.page(p);
-  if (pg.dma_index != 0 && pg.dma_addr != 0) {
+  // A page destroy already unmapped has no dma_mapped entry left (the kernel's cmpxchg on the
+  // index fails): nothing to unmap. Without that check the unmap runs a second time.
+  if (bug(Mutant::kLateReturnAfterScrub) && destroy_called_ && pg.dma_index == 0) {
+    emit(PageEv::kDmaUnmap, p, c);
+  } else if (pg.dma_index != 0 && pg.dma_addr != 0) {
     // Remove from the dma_mapped table (swap with the last entry).
     const std::uint32_t idx = pg.dma_index;
     const PageId last = dma_mapped_.back();
@@ -294,6 +316,10 @@ void PagePool::release_dma(Caller& c, PageId p) {
 void PagePool::return_netmem(Caller& c, PageId p) {
   release_dma(c, p);
   ++release_cnt_;
+  if (bug(Mutant::kRetryOnNegativeInflight) && destroy_called_ && !double_released_) {
+    double_released_ = true;  // the driver bug 43130d02baa1 guards against: one page released twice
+    ++release_cnt_;
+  }
   c.cost += costs_.release;
   Page& pg = world_.page(p);
   const bool last_ref = pg.refcount == 1;
@@ -305,10 +331,28 @@ void PagePool::return_netmem(Caller& c, PageId p) {
 
 bool PagePool::recycle_in_ring(Caller& c, PageId p) {
   c.cost += costs_.recycle_ring;
-  if (!ring_.produce(p)) return false;
-  recycle_stats_[c.ctx.cpu].ring++;
-  emit(PageEv::kRingProduce, p, c, 0, PageLoc::kRing);
-  return true;
+  // page_pool_producer_lock: plain spin_lock in softirq, spin_lock_bh elsewhere; the choice is
+  // kept for the unlock (368d3cb406cd), since spin_lock_bh itself makes in_softirq() true.
+  const bool in_softirq = c.ctx.softirq || c.ctx.bh_disabled;
+  emit(PageEv::kProducerLock, p, c, in_softirq ? 0 : 1, PageLoc::kRing);
+  if (!in_softirq) c.ctx.bh_disabled = true;
+  ++producers_;
+  const bool ok = ring_.produce(p);
+  // The stat is bumped inside the lock (271683bb2cf3): after the unlock the pool may be gone.
+  const bool stat_after_unlock = bug(Mutant::kRingPutReleaseRace);
+  if (ok) {
+    if (!stat_after_unlock) recycle_stats_[c.ctx.cpu].ring++;
+    emit(PageEv::kRingProduce, p, c, 0, PageLoc::kRing);
+  }
+  if (on_ring_locked) on_ring_locked(c);
+  const bool unlock_softirq = bug(Mutant::kUnlockRechecksContext) ? (c.ctx.softirq || c.ctx.bh_disabled) : in_softirq;
+  if (!unlock_softirq) c.ctx.bh_disabled = false;
+  --producers_;
+  emit(PageEv::kProducerUnlock, p, c, unlock_softirq ? 0 : 1, PageLoc::kRing);
+  // A release that found inflight 0 was spinning on this lock: it frees the pool now.
+  if (free_pending_ && producers_ == 0) free_pool(c);
+  if (ok && stat_after_unlock) recycle_stats_[c.ctx.cpu].ring++;
+  return ok;
 }
 
 bool PagePool::recycle_in_cache(Caller& c, PageId p) {
@@ -345,13 +389,21 @@ void PagePool::put_unrefed(Caller& c, PageId p, std::int64_t dma_sync_size, bool
   }
 }
 
-void PagePool::put(Caller& c, PageId p, std::int64_t dma_sync_size, bool allow_direct, std::uint32_t offset) {
+void PagePool::put(Caller& c, PageId p, std::int64_t dma_sync_size, bool allow_direct, std::uint32_t offset,
+                   std::uint32_t holder) {
   const bool frag_page = world_.page(p).pp_ref_count != 1;
   if (frag_page) c.cost += costs_.put_atomic;
   const std::int64_t left = unref(p, 1);
-  emit(PageEv::kPut, p, c, left, PageLoc::kOut, offset);
+  emit(PageEv::kPut, p, c, left, PageLoc::kOut, offset, holder);
   if (left != 0) return;
   put_unrefed(c, p, dma_sync_size, allow_direct);
+}
+
+void PagePool::ref(Caller& c, PageId p, std::uint32_t offset, std::uint32_t holder) {
+  Page& pg = world_.page(p);
+  ++pg.pp_ref_count;  // atomic_long_inc: the page now needs one more put before it recycles
+  c.cost += costs_.put_atomic;
+  emit(PageEv::kPpRef, p, c, pg.pp_ref_count, PageLoc::kOut, offset, holder);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,7 +458,9 @@ void PagePool::scrub(Caller& c) {
     }
   }
   if (destroy_cnt_++ == 0 && p_.dma_map && !bug(Mutant::kNoUnmapAtDestroy)) {
-    dma_sync_ = false;
+    // No sync for the device after the unmap below (the kernel also waits out returns that saw
+    // the old value: synchronize_net).
+    if (!bug(Mutant::kLateReturnAfterScrub)) dma_sync_ = false;
     // No page reference needed: unmap every page still mapped, inflight ones included.
     while (dma_mapped_.size() > 1) {
       const PageId p = dma_mapped_.back();
@@ -426,24 +480,55 @@ std::int32_t PagePool::release(Caller& c) {
   const std::int32_t infl = inflight();
   emit(PageEv::kPoolReleaseTry, kNoPage, c, infl, PageLoc::kOut);
   if (infl == 0 || bug(Mutant::kFreePoolWithInflight)) {
-    freed_ = true;
-    emit(PageEv::kPoolFreed, kNoPage, c);
+    // "Acquire producer lock to make sure producers have exited": a producer inside its critical
+    // section holds the free back until its unlock (271683bb2cf3).
+    if (producers_ > 0 && !bug(Mutant::kRingPutReleaseRace))
+      free_pending_ = true;
+    else
+      free_pool(c);
   }
   return infl;
 }
 
+// __page_pool_destroy: unlist (only a pool that was listed: f9893fdac319), then free.
+void PagePool::free_pool(Caller& c) {
+  free_pending_ = false;
+  if (p_.netdev || bug(Mutant::kUnlistUnlisted)) emit(PageEv::kPoolUnlist, kNoPage, c);
+  freed_ = true;
+  emit(PageEv::kPoolFreed, kNoPage, c);
+}
+
+void PagePool::disable_direct_recycling(Caller& c) {
+  if (!bug(Mutant::kDisableKeepsCpuid)) cpuid_ = -1;  // 56ef27e3abe6
+  if (napi_list_owner_ && !bug(Mutant::kDisableKeepsNapi)) {  // dd64b232deb8
+    napi_list_owner_ = nullptr;
+    napi_id_ = -1;
+  }
+  emit(PageEv::kDirectRecycling, kNoPage, c, napi_list_owner_ ? napi_id_ : -1, PageLoc::kOut,
+       static_cast<std::uint32_t>(cpuid_ + 1));
+}
+
+void PagePool::enable_direct_recycling(Caller& c, const int* napi_list_owner, int napi_id) {
+  napi_list_owner_ = napi_list_owner;
+  napi_id_ = napi_list_owner ? napi_id : -1;
+  emit(PageEv::kDirectRecycling, kNoPage, c, napi_id_, PageLoc::kOut, static_cast<std::uint32_t>(cpuid_ + 1));
+}
+
 std::int32_t PagePool::destroy(Caller& c) {
   destroy_called_ = true;
-  if (!bug(Mutant::kDirectRecycleAfterDestroy)) {
-    cpuid_ = -1;  // page_pool_disable_direct_recycling
-    napi_list_owner_ = nullptr;
-  }
   emit(PageEv::kPoolDestroy, kNoPage, c);
+  if (!bug(Mutant::kDirectRecycleAfterDestroy)) disable_direct_recycling(c);
   free_frag(c);
   return release(c);
 }
 
 std::int32_t PagePool::release_retry(Caller& c) { return release(c); }
+
+// page_pool_release_retry: "if (inflight <= 0) return" (43130d02baa1): a negative count is a
+// driver bug the work cannot recover from, so it stops instead of rescheduling for ever.
+bool PagePool::retry_again(std::int32_t inflight) const {
+  return bug(Mutant::kRetryOnNegativeInflight) ? inflight != 0 : inflight > 0;
+}
 
 void PagePool::update_nid(Caller& c, int new_nid) {
   emit(PageEv::kUpdateNid, kNoPage, c, new_nid);

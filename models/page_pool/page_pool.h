@@ -9,10 +9,14 @@
 // refcount 1 and not pfmemalloc is synced for the device and goes to the alloc cache when
 // allow_direct (or page_pool_napi_local()) and the cache has room, else to the ring; a full ring
 // or a non-recyclable page is released (page_pool_return_netmem: unmap, release_cnt++, put_page).
+// The ring put (page_pool_recycle_in_ring) is three steps: producer lock (spin_lock_bh outside
+// softirq, spin_lock inside), produce + recycle stat, unlock with the variant taken. A producer
+// between lock and unlock is an operation in progress: page_pool_release takes and drops the
+// producer lock before freeing, so the free waits for it (here: happens at its unlock).
 // Destroy (page_pool_destroy): disable direct recycling, free the frag page, then
 // page_pool_release (flush the cache once, unmap every mapped page, drain the ring, check
 // inflight = hold - release); if pages are inflight the world calls release_retry() every
-// DEFER_TIME (1 s) until inflight <= 0.
+// DEFER_TIME (1 s) while retry_again(inflight).
 //
 // The pool is plain C++ (no SystemC). Every page movement is an event on the PageWorld's bus;
 // every operation adds its CPU cost to Caller::cost. Mutant switches re-create historical bug
@@ -20,6 +24,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,6 +43,7 @@ constexpr std::uint32_t kMaxPageOrder = 10;      // MAX_PAGE_ORDER
 constexpr std::int64_t kBiasMax = INT64_MAX >> 1;  // BIAS_MAX = LONG_MAX >> 1
 constexpr int kNumaNoNode = -1;
 constexpr sim::Picos kDeferTime = sim::kPicosPerSec;  // DEFER_TIME = 1000 ms
+constexpr int kAnonNapiBase = 1 << 20;  // NAPI id given to a p.napi the creator did not name (+ pool id)
 
 enum class DmaDir { kFromDevice, kBidirectional };
 
@@ -62,6 +68,8 @@ struct PoolParams {
   // in flight, or held by the application); at the limit allocation fails, so the ring cannot
   // refill and the device drops on this queue only (0: no limit).
   std::uint32_t user_limit = 0;
+  int napi_id = -1;     // identity of p.napi in events (-1: none); napi_list_owner is its list_owner
+  bool netdev = true;   // p.netdev set: the pool is listed on its netdev (page_pool_list) until freed
 };
 
 // Validates like page_pool_init(); returns "" or the reason the kernel would refuse (-EINVAL).
@@ -111,13 +119,28 @@ class PagePool {
   PageId alloc_netmem(Caller& c, std::uint32_t* offset, std::uint32_t* size);
 
   // page_pool_put_netmem(): drop one pp reference; the last one recycles or releases the page.
-  // dma_sync_size: bytes the device may have written (-1 → max_len). offset identifies the frag.
-  void put(Caller& c, PageId p, std::int64_t dma_sync_size, bool allow_direct, std::uint32_t offset = 0);
+  // dma_sync_size: bytes the device may have written (-1 → max_len). offset identifies the frag;
+  // holder names who held the reference (0: the driver, or unnamed).
+  void put(Caller& c, PageId p, std::int64_t dma_sync_size, bool allow_direct, std::uint32_t offset = 0,
+           std::uint32_t holder = 0);
+  // page_pool_ref_netmem(): `holder` takes one more pp reference on the buffer at `offset`.
+  void ref(Caller& c, PageId p, std::uint32_t offset, std::uint32_t holder);
 
   // page_pool_destroy(): returns inflight after the first page_pool_release (0 → freed).
   std::int32_t destroy(Caller& c);
-  // page_pool_release_retry(): one deferred retry; returns inflight (<= 0 → stop retrying).
+  // page_pool_release_retry(): one deferred retry; returns inflight.
   std::int32_t release_retry(Caller& c);
+  // Whether the retry work reschedules itself after a release that saw `inflight`.
+  bool retry_again(std::int32_t inflight) const;
+  // page_pool_disable_direct_recycling(): pool->cpuid = -1, p.napi unlinked (the NAPI must not run).
+  void disable_direct_recycling(Caller& c);
+  // page_pool_enable_direct_recycling(): link the pool to a NAPI that may already be running.
+  void enable_direct_recycling(Caller& c, const int* napi_list_owner, int napi_id);
+  // Interleaving point inside page_pool_recycle_in_ring, after the produce, with the producer lock
+  // held: the discrete-event model runs operations one at a time, so an operation another CPU
+  // would run concurrently is injected here (the world uses it for page_pool_release).
+  std::function<void(Caller&)> on_ring_locked;
+  std::uint32_t producers_in_progress() const { return producers_; }
   // page_pool_update_nid()
   void update_nid(Caller& c, int new_nid);
   // A page goes out to the application (zero-copy delivery) / comes back from it.
@@ -148,7 +171,7 @@ class PagePool {
 
  private:
   void emit(PageEv kind, PageId p, Caller& c, std::int64_t value = 0, PageLoc to = PageLoc::kOut,
-            std::uint32_t offset = 0) const;
+            std::uint32_t offset = 0, std::uint32_t holder = 0) const;
   PageId get_cached(Caller& c);
   PageId refill_alloc_cache(Caller& c);
   PageId alloc_slow(Caller& c);
@@ -168,6 +191,7 @@ class PagePool {
   PageId drain_frag(Caller& c, PageId p);
   void free_frag(Caller& c);
   std::int32_t release(Caller& c);
+  void free_pool(Caller& c);
   void scrub(Caller& c);
   void empty_ring(Caller& c);
   bool bug(Mutant m) const { return mutants_.has(m); }
@@ -187,8 +211,12 @@ class PagePool {
   std::int64_t frag_users_ = 0;
   int cpuid_;
   const int* napi_list_owner_;
+  int napi_id_;
   bool dma_sync_;
   bool destroy_called_ = false, freed_ = false;
+  std::uint32_t producers_ = 0;   // producers between page_pool_producer_lock and _unlock
+  bool free_pending_ = false;     // release found inflight 0 while producers held the lock
+  bool double_released_ = false;  // kRetryOnNegativeInflight: the driver's extra release happened
   std::uint64_t destroy_cnt_ = 0;
   std::vector<PageId> dma_mapped_{kNoPage};  // pool->dma_mapped (xarray, ids from 1)
   std::uint64_t sync_bytes_ = 0;

@@ -99,6 +99,17 @@ void register_nic_params(sim::ParamRegistry& r) {
               "ppsim assumption");
   r.add_float("napi.poll_overhead_ns", "ns", 300.0, "work per NAPI poll besides packets", 0, 1e9, "ppsim assumption");
   r.add_float("napi.alloc_retry_us", "us", 100.0, "re-poll delay when the ring could not be refilled", 0.001, 1e9);
+  r.add_bool("napi.threaded", false,
+             "threaded NAPI (/sys/class/net/<dev>/threaded): the poll runs in a kthread with bottom halves disabled, "
+             "in_softirq() but not in_serving_softirq()");
+  r.add_int("nic.rx_alloc_bulk_descs", "descriptors", 1,
+            "buffers the driver allocates before posting any of them (mlx5 wqe_bulk); a bulk that cannot be completed "
+            "gives its buffers back to the pool", 1, 4096);
+  r.add_float("nic.pool_swap_at_us", "us", 0.0,
+              "restart every PF queue on a new page_pool at this time, keeping its NAPI (the queue API's "
+              "netdev_rx_queue_restart, as ethtool -G or a queue binding uses it; 0: never)", 0, 1e9);
+  r.add_bool("nic.pool_swap_fail", false,
+             "the restart's start step fails: the queue goes back to its old pool and the new one is destroyed");
 
   // Traffic from the wire.
   r.add_float("traffic.rate_pps", "pps", 1e6, "offered packets per second from the wire (the line caps it)", 0, 1e12);
@@ -325,7 +336,8 @@ NicSystem::NicSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<sim:
                      nic::PacketSink& sink, sim::Stats& stats, sim::Topology& topo,
                      const std::vector<sim::Topology::Vertex>& cpu_v, const sim::Rng& root,
                      const page_pool::MutantSet& mutants, const std::function<void(page_pool::PagePool*)>& on_pool)
-    : kernel_(kernel), p_(p), cpus_(cpus), stats_(stats), window_proc_(kernel, "nic.window", [this] {
+    : kernel_(kernel), p_(p), cpus_(cpus), stats_(stats), pages_(pages), mutants_(mutants),
+      window_proc_(kernel, "nic.window", [this] {
         const bool first = kernel_.now() < window_end_;
         auto& v = first ? busy_at_start_ : busy_at_end_;
         auto& sv = first ? softirq_at_start_ : softirq_at_end_;
@@ -386,9 +398,10 @@ NicSystem::NicSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<sim:
   const page_pool::PoolParams base = page_pool::pool_params_from(p);
   const page_pool::PoolCosts costs = page_pool::pool_costs_from(p);
   const bool napi_bound = p.get_bool("page_pool.napi_bound");
-  auto make_pool = [&](const std::string& name, nic::Napi& napi, const page_pool::PoolParams& params) {
+  auto make_pool = [&](const std::string& name, nic::Napi& napi, const page_pool::PoolParams& params, bool link = true) {
     page_pool::PoolParams pp = params;
-    pp.napi_list_owner = napi_bound ? &napi.list_owner : nullptr;
+    pp.napi_list_owner = napi_bound && link ? &napi.list_owner : nullptr;
+    pp.napi_id = napi.id;
     const int id = static_cast<int>(pool_store_.size());
     pool_store_.push_back(std::make_unique<page_pool::PagePool>(id, pages, pp, costs, ncpu, mutants));
     page_pool::PagePool* pool = pool_store_.back().get();
@@ -417,6 +430,9 @@ NicSystem::NicSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<sim:
   rc_base.head_alloc = sim::from_ns(p.get_double("rxmode.head_alloc_ns"));
   rc_base.hdr_copy_fixed = sim::from_ns(p.get_double("rxmode.hdr_copy_ns"));
   rc_base.copy_ps_per_byte = p.get_double("rxmode.copy_ns_per_kib") * 1000.0 / 1024.0;
+  rc_base.threaded = p.get_bool("napi.threaded");
+  rc_base.alloc_bulk = static_cast<std::uint32_t>(p.get_int("nic.rx_alloc_bulk_descs"));
+  const double swap_at = p.get_double("nic.pool_swap_at_us");
   const nic::RingHwConfig rx_hw = ring_hw(p, true), tx_hw = ring_hw(p, false);
 
   // Zero-copy: the application, its queue's pool (read-only, one packet per page, a limit on
@@ -455,6 +471,7 @@ NicSystem::NicSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<sim:
       const std::string qname = prefix + "rxq" + std::to_string(q);
       auto napi = std::make_unique<nic::Napi>();
       napi->name = qname;
+      napi->id = static_cast<int>(napis_.size());
       nic::RxQueue::Config rc = rc_base;
       rc.index = q;
       rc.cpu = cpu;
@@ -474,6 +491,18 @@ NicSystem::NicSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<sim:
                                                      id, rx_hw, sink, stats, mutants));
       nic::RxQueue* rxq = rxqs_.back().get();
       rxq_ptrs_.push_back(rxq);
+      if (swap_at > 0 && !zcq) {
+        // The queue API's mem_alloc: the new pool exists before the restart, not yet handed to the
+        // NAPI (created linked before 64fdaa94bfe0).
+        page_pool::PagePool* fresh =
+            make_pool(qname + ".swap", *napi, base, mutants.has(page_pool::Mutant::kRollbackLosesDirect));
+        rxq->schedule_pool_swap(sim::from_us(swap_at), fresh, p.get_bool("nic.pool_swap_fail"));
+        rxq->on_pool_destroyed = [this](page_pool::PagePool* old) {
+          if (on_pool_destroyed) on_pool_destroyed(old);
+        };
+        topo.connect(topo.add(sim::NodeKind::kNicQueue, qname + ".after_swap", q),
+                     topo.add(sim::NodeKind::kPagePool, qname + ".swap.pp", fresh->id()), sim::EdgeKind::kAllocatesFrom);
+      }
       if (zcq) {
         rxq->attach_user(zc_.get());
         if (switching) {
@@ -556,7 +585,10 @@ NicSystem::NicSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<sim:
       if (zc) kc.buffer_bytes = page_pool::kPageSize << base.order;  // one packet per page
       auto napi = std::make_unique<nic::Napi>();
       napi->name = "kpath";
-      page_pool::PagePool* pool = make_pool("kpath", *napi, zc ? zc_pool : base);
+      napi->id = static_cast<int>(napis_.size());
+      page_pool::PoolParams kp = zc ? zc_pool : base;
+      kp.netdev = false;  // the kernel path's pool belongs to no netdev (like veth's): never listed
+      page_pool::PagePool* pool = make_pool("kpath", *napi, kp);
       kpath_ = std::make_unique<nic::KernelPath>(kernel, kc, *napi, *pool, pages, cpus, sink, stats);
       if (zc) {
         // The receiving side maps the pages it is handed (the zerocopy.* costs and CPU).
@@ -613,12 +645,23 @@ void NicSystem::open(Picos now) {
 }
 
 void NicSystem::close(Picos now) {
+  // 290f1c033281: the interrupt vectors, NAPIs included, were freed before the queues and pools.
+  if (mutants_.has(page_pool::Mutant::kNapiFreedBeforePool)) free_napis(now);
   nic_->advance(now);
   if (zc_) zc_->close(now);
   if (sender_) sender_->stop();
   if (txq_) txq_->close(now);
   if (kpath_) kpath_->close(now);
   for (auto& q : rxqs_) q->close(now);
+}
+
+void NicSystem::free_napis(Picos now) {
+  if (napis_freed_) return;
+  napis_freed_ = true;
+  page_pool::ExecCtx ctx;
+  ctx.task = "ppsim-teardown";
+  pages_.now = now;
+  for (const auto& n : napis_) pages_.emit(page_pool::PageEv::kNapiDel, page_pool::kNoPage, -1, 0, n->id, &ctx, nullptr);
 }
 
 void NicSystem::register_stats() {

@@ -59,6 +59,9 @@ class NicSystem {
   void open(sim::Picos now);
   // Let the device catch up to `now`, then close every queue (ndo_stop).
   void close(sim::Picos now);
+  // netif_napi_del of every NAPI instance (after the pools that point at them are destroyed).
+  void free_napis(sim::Picos now);
+  const std::vector<std::unique_ptr<nic::Napi>>& napis() const { return napis_; }
   const std::vector<Pool>& pools() const { return pools_; }
   const std::vector<nic::RxQueue*>& rx_queues() const { return rxq_ptrs_; }
   void register_stats();
@@ -73,6 +76,9 @@ class NicSystem {
   nic::PcieFabric fabric_;
   std::unique_ptr<nic::Nic> nic_;
   std::vector<std::unique_ptr<nic::Napi>> napis_;
+  page_pool::PageWorld& pages_;
+  page_pool::MutantSet mutants_;
+  bool napis_freed_ = false;
   std::vector<std::unique_ptr<page_pool::PagePool>> pool_store_;
   std::vector<Pool> pools_;
   std::vector<std::unique_ptr<nic::RxQueue>> rxqs_;

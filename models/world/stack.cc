@@ -51,6 +51,15 @@ void register_stack_params(sim::ParamRegistry& r) {
   r.add_float("stack.extra_ref_fraction", "", 0.0,
               "fraction of packets whose page gets an extra reference (get_page: splice, zero-copy receive)", 0, 1);
   r.add_float("stack.extra_ref_hold_us", "us", 50.0, "how long that extra reference is held", 0, 1e9);
+  r.add_float("stack.tap_fraction", "", 0.0,
+              "fraction of skbs a packet tap (af_packet, tcpdump) also receives: skb_clone shares the data area", 0, 1);
+  r.add_float("stack.tap_hold_us", "us", 100.0, "how long the tap keeps its clone before freeing it (process context "
+              "on the reader CPU)", 0, 1e9);
+  r.add_bool("stack.tap_expand", false,
+             "the tap gives its clone a private head first (pskb_expand_head: its own page reference on every frag)");
+  r.add_bool("stack.coalesce", false,
+             "socket mode: a new skb is coalesced into the tail skb of the receive queue when it can be "
+             "(tcp_try_coalesce → skb_try_coalesce)");
 }
 
 StackConfig stack_config_from(const sim::Params& p) {
@@ -77,13 +86,17 @@ StackConfig stack_config_from(const sim::Params& p) {
   c.head_free_cost = sim::from_ns(p.get_double("rxmode.head_free_ns"));
   c.extra_ref_fraction = p.get_double("stack.extra_ref_fraction");
   c.extra_ref_hold = sim::from_us(p.get_double("stack.extra_ref_hold_us"));
+  c.tap_fraction = p.get_double("stack.tap_fraction");
+  c.tap_hold = sim::from_us(p.get_double("stack.tap_hold_us"));
+  c.tap_expand = p.get_bool("stack.tap_expand");
+  c.coalesce = p.get_bool("stack.coalesce");
   return c;
 }
 
 Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>& cpus, page_pool::PageWorld& world,
-             sim::Rng rng, sim::Stats& stats)
+             sim::Rng rng, sim::Stats& stats, page_pool::MutantSet mutants)
     : kernel_(kernel), cfg_(cfg), cpus_(cpus), world_(world), rng_(rng), defer_(cpus.size()),
-      defer_count_(cpus.size(), 0), kick_pending_(cpus.size(), false) {
+      defer_count_(cpus.size(), 0), kick_pending_(cpus.size(), false), mutants_(mutants) {
   reader_ = std::make_unique<sim::Process>(kernel, "stack.reader", [this] { reader_run(); });
   if (cfg_.reader_cpu >= 0 && cfg_.reader_cpu < static_cast<int>(cpus.size()))
     cpus[static_cast<std::size_t>(cfg_.reader_cpu)].name_task(this, "reader");
@@ -93,7 +106,18 @@ Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>&
     world_.put_page(pe.page);
     world_.emit(PageEv::kPutPage, pe.page, -1, 0, world_.page(pe.page).refcount, nullptr, nullptr, kernel_.now());
   });
+  tap_ = std::make_unique<sim::TimerQueue<nic::Skb>>(kernel, "stack.tap", [this](nic::Skb& clone) {
+    Caller c = reader_caller();
+    c.ctx.task = "tcpdump";
+    world_.now = kernel_.now();
+    free_skb(c, clone);
+    if (c.cost > 0) cpus_[static_cast<std::size_t>(cfg_.reader_cpu)].run_work(kernel_.now(), c.cost, tap_.get(), nullptr);
+  });
   stats.reader("stack.delivered", "packets", "packets handed to the stack by NAPI polls", [this] { return delivered_; });
+  if (cfg_.tap_fraction > 0)
+    stats.reader("stack.tap_clones", "skbs", "skbs cloned to the packet tap", [this] { return tap_clones_; });
+  if (cfg_.coalesce)
+    stats.reader("stack.coalesced", "skbs", "skbs coalesced into the tail skb of the socket queue", [this] { return coalesced_; });
   stats.reader("stack.rcvbuf_drops", "packets", "packets dropped because the socket receive buffer was full",
                [this] { return rcvbuf_drops_; });
   stats.reader("stack.reads", "skbs", "skbs read and freed by the socket reader", [this] { return reads_; });
@@ -121,43 +145,150 @@ std::uint64_t Stack::deferred_outstanding() const {
   return n;
 }
 
-void Stack::free_skb(Caller& c, const nic::Skb& skb, bool allow_direct) {
+void Stack::free_skb(Caller& c, const nic::Skb& skb) {
   c.cost += cfg_.free_cost + (skb.head_bytes ? cfg_.head_free_cost : 0);
-  put_buffers(c, skb, allow_direct);
+  release_data(c, skb);
 }
 
-// skb_release_data: the head and every frag go back to their pool (put_full: sync max_len).
-void Stack::put_buffers(Caller& c, const nic::Skb& skb, bool allow_direct) {
-  skb.pool->put(c, skb.page, -1, allow_direct, skb.offset);
-  for (int i = 0; i < skb.nfrags; ++i) skb.pool->put(c, skb.frag_page[i], -1, allow_direct, skb.frag_off[i]);
+// xdp_return_buff(napi_direct): the memory type says page_pool, no skb is involved.
+void Stack::xdp_return(Caller& c, const nic::Skb& skb) {
+  skb.pool->put(c, skb.page, -1, true, skb.offset);
+  for (int i = 0; i < skb.nfrags; ++i) skb.pool->put(c, skb.frag_page[i], -1, true, skb.frag_off[i]);
 }
 
-void Stack::deliver(Caller& c, const nic::Skb& skb) {
+// skb_release_data: only the last user of a shared data area drops its references (skb_data_unref).
+void Stack::release_data(Caller& c, const nic::Skb& skb) {
+  if (skb.cloned) {
+    auto it = dataref_.find(skb.data);
+    if (it != dataref_.end() && --it->second > 0) return;
+    if (it != dataref_.end()) dataref_.erase(it);
+  }
+  if (skb.page != page_pool::kNoPage) page_unref(c, skb, skb.page, skb.offset);
+  for (int i = 0; i < skb.nfrags; ++i) page_unref(c, skb, skb.frag_page[i], skb.frag_off[i]);
+}
+
+// netmem_is_pp(): (pp_magic & PP_MAGIC_MASK) == PP_SIGNATURE. The mask hides the low bits the
+// page keeps in that word, the pfmemalloc bit among them (0fa32ca438b4).
+bool Stack::is_pp(page_pool::PageId p) const {
+  const page_pool::Page& pg = world_.page(p);
+  if (!(pg.pp_magic & page_pool::kPpSignature)) return false;
+  return !(pg.pfmemalloc && bug(page_pool::Mutant::kSignatureUnmasked));
+}
+
+// skb_page_unref(): napi_pp_put_page (page_pool_put_full_netmem, allow_direct=false) when the skb
+// is marked for recycling and the page is a pool page, put_page otherwise.
+void Stack::page_unref(Caller& c, const nic::Skb& skb, page_pool::PageId p, std::uint32_t offset) {
+  if (skb.pp_recycle && is_pp(p)) {
+    skb.pool->put(c, p, -1, false, offset, skb.data);
+    return;
+  }
+  world_.put_page(p);
+  world_.emit(PageEv::kPutPage, p, -1, offset, world_.page(p).refcount, &c.ctx, &c.cost, -1, 0, skb.data);
+}
+
+// skb_frag_ref(): get_netmem, a page reference. The mirrored helpers of a580ea994fd3 took a pp
+// reference while skb->pp_recycle was set (reverted by 173e7622ccb3).
+void Stack::frag_ref(Caller& c, const nic::Skb& skb, page_pool::PageId p, std::uint32_t offset) {
+  if (bug(page_pool::Mutant::kFragRefKindFromFlag) && skb.pp_recycle && is_pp(p)) {
+    skb.pool->ref(c, p, offset, skb.data);
+    return;
+  }
+  world_.get_page(p);
+  world_.emit(PageEv::kGetPage, p, -1, offset, world_.page(p).refcount, &c.ctx, &c.cost, -1, 0, skb.data);
+}
+
+// skb_clone() for the tap: both skbs use one data area until the last of them is freed.
+void Stack::tap_clone(Caller& c, nic::Skb& skb) {
+  auto [it, fresh] = dataref_.try_emplace(skb.data, 1);
+  ++it->second;
+  skb.cloned = true;
+  nic::Skb clone = skb;
+  clone.id = world_.new_holder();
+  ++tap_clones_;
+  if (cfg_.tap_expand) expand_head(c, clone);
+  tap_->schedule_at(world_.now + cfg_.tap_hold, clone);
+}
+
+// pskb_expand_head() on a clone: a private data area. The head bytes are copied (a head that
+// lived in a pool page is no longer referenced); every page frag gets a reference of the clone's
+// own; then the shared area is released, which clears pp_recycle (2cc3aeb5eccc), so the clone
+// later drops those page references with put_page.
+void Stack::expand_head(Caller& c, nic::Skb& clone) {
+  const nic::Skb shared = clone;
+  clone.data = clone.id;
+  clone.cloned = false;
+  if (clone.head_bytes == 0) {
+    clone.page = page_pool::kNoPage;  // the head was the pool buffer: copied out
+  } else {
+    frag_ref(c, clone, clone.page, clone.offset);  // read-only layout: the pool buffer is frag 0
+  }
+  for (int i = 0; i < clone.nfrags; ++i) frag_ref(c, clone, clone.frag_page[i], clone.frag_off[i]);
+  release_data(c, shared);
+  if (!bug(page_pool::Mutant::kCloneKeepsPpRecycle)) clone.pp_recycle = false;
+}
+
+// skb_try_coalesce() as tcp_try_coalesce calls it (6.18): `from`'s buffers become frags of `to`.
+bool Stack::try_coalesce(Caller& c, nic::Skb& to, const nic::Skb& from) {
+  if (to.cloned || to.pp_recycle != from.pp_recycle) return false;
+  const bool head_in_pool = from.head_bytes == 0;  // writable layout: from's head is a pool buffer
+  if (head_in_pool && from.cloned) return false;   // skb_head_is_locked: the clone shares that head
+  if (to.nfrags + 1 + from.nfrags > nic::Skb::kMaxFrags) return false;
+  auto take = [&](page_pool::PageId p, std::uint32_t off) {
+    if (!from.cloned) {  // the reference moves: from's data area gives it up
+      world_.emit(PageEv::kRefMove, p, to.pool ? to.pool->id() : -1, off, from.data, &c.ctx, &c.cost, -1, 0, to.data);
+    } else if (from.pp_recycle && is_pp(p) && !bug(page_pool::Mutant::kCoalesceClonePageRef)) {
+      to.pool->ref(c, p, off, to.data);  // skb_pp_frag_ref: a pp reference for a pool page
+    } else {
+      // Before 1effe8ca4e34 a cloned pp skb was coalesced with page references.
+      world_.get_page(p);
+      world_.emit(PageEv::kGetPage, p, -1, off, world_.page(p).refcount, &c.ctx, &c.cost, -1, 0, to.data);
+    }
+    to.frag_page[to.nfrags] = p;
+    to.frag_off[to.nfrags] = off;
+    ++to.nfrags;
+  };
+  take(from.page, from.offset);
+  for (int i = 0; i < from.nfrags; ++i) take(from.frag_page[i], from.frag_off[i]);
+  to.bytes += from.bytes;
+  to.buf_bytes += from.buf_bytes;
+  ++coalesced_;
+  // kfree_skb_partial(from): a clone still shares from's data area, so only its user count drops.
+  if (from.cloned) release_data(c, from);
+  return true;
+}
+
+void Stack::deliver(Caller& c, const nic::Skb& in) {
   ++delivered_;
   const sim::Picos cost_at_entry = c.cost;  // world_.now is the caller's clock here
   c.cost += cfg_.deliver_cost;
   if (cfg_.extra_ref_fraction > 0 && rng_.bernoulli(cfg_.extra_ref_fraction)) {
-    world_.get_page(skb.page);
+    world_.get_page(in.page);
     ++extra_refs_;
-    world_.emit(PageEv::kGetPage, skb.page, -1, 0, world_.page(skb.page).refcount, &c.ctx, &c.cost);
-    extra_->schedule_at(world_.now + cfg_.extra_ref_hold, Pending{skb.page});
+    world_.emit(PageEv::kGetPage, in.page, -1, 0, world_.page(in.page).refcount, &c.ctx, &c.cost);
+    extra_->schedule_at(world_.now + cfg_.extra_ref_hold, Pending{in.page});
   }
-  switch (cfg_.mode) {
-    case StackConfig::Mode::kXdpDrop:
-      put_buffers(c, skb, true);  // xdp_return_buff(napi_direct)
-      return;
-    case StackConfig::Mode::kNapiFree:
-      if (skb.head_bytes) c.cost += cfg_.head_free_cost;
-      put_buffers(c, skb, false);
-      return;
-    case StackConfig::Mode::kSocket: break;
+  if (cfg_.mode == StackConfig::Mode::kXdpDrop) {
+    xdp_return(c, in);
+    return;
+  }
+  nic::Skb skb = in;
+  if (cfg_.tap_fraction > 0 && rng_.bernoulli(cfg_.tap_fraction)) tap_clone(c, skb);
+  if (cfg_.mode == StackConfig::Mode::kNapiFree) {
+    if (skb.head_bytes) c.cost += cfg_.head_free_cost;
+    release_data(c, skb);
+    return;
   }
   // __udp_enqueue_schedule_skb (6.18): drop when this skb would take rmem past rcvbuf, unless
   // the queue is empty (a small buffer still takes one packet).
   if (rmem_ != 0 && rmem_ + truesize(skb) > cfg_.rcvbuf_bytes) {
     ++rcvbuf_drops_;
     if (skb.head_bytes) c.cost += cfg_.head_free_cost;
-    put_buffers(c, skb, false);  // kfree_skb in softirq
+    release_data(c, skb);  // kfree_skb in softirq
+    return;
+  }
+  if (cfg_.coalesce && !queue_.empty() && try_coalesce(c, queue_.back(), skb)) {
+    rmem_ += skb.buf_bytes;  // the merged skb's truesize grows by from's buffers
+    if (skb.head_bytes) c.cost += cfg_.head_free_cost;
     return;
   }
   rmem_ += truesize(skb);
@@ -243,7 +374,7 @@ void Stack::reader_batch_done() {
   for (const auto& skb : reading_) {
     ++reads_;
     if (!cfg_.defer_free) {
-      free_skb(c, skb, false);  // plain consume_skb in process context
+      free_skb(c, skb);  // plain consume_skb in process context
     } else if (skb.alloc_cpu != cpu) {
       defer(c, skb);  // skb_attempt_defer_free
     } else {
@@ -263,7 +394,7 @@ void Stack::free_local_bh(Caller& c, const nic::Skb& skb) {
   // page_pool_napi_local() may recycle directly if this CPU owns the pool's NAPI.
   const bool was = c.ctx.bh_disabled;
   c.ctx.bh_disabled = true;
-  free_skb(c, skb, false);
+  free_skb(c, skb);
   c.ctx.bh_disabled = was;
 }
 
@@ -296,7 +427,7 @@ void Stack::flush_defer(Caller& c, int cpu) {
   std::vector<nic::Skb> batch;
   batch.swap(list);
   if (!batch.empty()) emit_skb_event(world_, PageEv::kDeferFlush, batch.front(), c.ctx, &c.cost, static_cast<std::int64_t>(batch.size()));
-  for (auto it = batch.rbegin(); it != batch.rend(); ++it) free_skb(c, *it, false);
+  for (auto it = batch.rbegin(); it != batch.rend(); ++it) free_skb(c, *it);
 }
 
 void Stack::net_rx_action(Caller& c) { flush_defer(c, c.ctx.cpu); }

@@ -11,11 +11,20 @@
 //              by an IPI when the list passes half of skb_defer_max.
 // Optionally the stack takes an extra page reference on some packets (get_page, e.g. splice or
 // zero-copy receive; clones share pp frags through pp_ref_count instead) and drops it later, which makes the pool release such pages (released_refcnt).
+// References (net/core/skbuff.c): an skb's buffers are held by its data area (skb_shared_info);
+// skb_release_data drops them when the last user of that area goes, each with the kind
+// skb->pp_recycle selects (skb_page_unref: napi_pp_put_page for pool pages, put_page otherwise).
+// A packet tap clones some skbs (skb_clone: the data area is shared, dataref 2) and frees its clone
+// later; with tap_expand it first gives the clone a private head (pskb_expand_head: a page
+// reference per frag, pp_recycle cleared). TCP-style coalescing (skb_try_coalesce) appends a new
+// skb's buffers to the tail skb of the socket queue: their references move to it, or, when the new
+// skb is a clone, the tail takes references of its own (pp references on pool pages).
 #pragma once
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "models/nic/rx_queue.h"
@@ -48,6 +57,10 @@ struct StackConfig {
   sim::Picos head_free_cost = 0;     // freeing a separately allocated (read-only mode) head
   double extra_ref_fraction = 0;
   sim::Picos extra_ref_hold = 0;
+  double tap_fraction = 0;           // skbs cloned to a packet tap
+  sim::Picos tap_hold = 0;           // how long the tap keeps its clone
+  bool tap_expand = false;           // the tap gives its clone a private head (pskb_expand_head)
+  bool coalesce = false;             // socket mode: coalesce into the queue's tail skb (tcp_try_coalesce)
 };
 
 void register_stack_params(sim::ParamRegistry& r);
@@ -56,7 +69,7 @@ StackConfig stack_config_from(const sim::Params& p);
 class Stack : public nic::PacketSink {
  public:
   Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>& cpus, page_pool::PageWorld& world,
-        sim::Rng rng, sim::Stats& stats);
+        sim::Rng rng, sim::Stats& stats, page_pool::MutantSet mutants = {});
   void deliver(page_pool::Caller& c, const nic::Skb& skb) override;
   void net_rx_action(page_pool::Caller& c) override;
   bool builds_skb() const override { return cfg_.mode != StackConfig::Mode::kXdpDrop; }
@@ -74,14 +87,22 @@ class Stack : public nic::PacketSink {
   std::uint64_t outstanding() const;
   std::uint64_t deferred_outstanding() const;
   std::uint64_t socket_queue_len() const { return queue_.size(); }
-  std::uint64_t extra_refs_outstanding() const { return extra_->size(); }
+  std::uint64_t extra_refs_outstanding() const { return extra_->size() + tap_->size(); }
 
  private:
   struct Pending {
     page_pool::PageId page;
   };
-  void free_skb(page_pool::Caller& c, const nic::Skb& skb, bool allow_direct);
-  void put_buffers(page_pool::Caller& c, const nic::Skb& skb, bool allow_direct);
+  void free_skb(page_pool::Caller& c, const nic::Skb& skb);
+  void xdp_return(page_pool::Caller& c, const nic::Skb& skb);
+  void release_data(page_pool::Caller& c, const nic::Skb& skb);
+  void page_unref(page_pool::Caller& c, const nic::Skb& skb, page_pool::PageId p, std::uint32_t offset);
+  void frag_ref(page_pool::Caller& c, const nic::Skb& skb, page_pool::PageId p, std::uint32_t offset);
+  bool is_pp(page_pool::PageId p) const;
+  void tap_clone(page_pool::Caller& c, nic::Skb& skb);
+  void expand_head(page_pool::Caller& c, nic::Skb& clone);
+  bool try_coalesce(page_pool::Caller& c, nic::Skb& to, const nic::Skb& from);
+  bool bug(page_pool::Mutant m) const { return mutants_.has(m); }
   void free_local_bh(page_pool::Caller& c, const nic::Skb& skb);
   page_pool::Caller reader_caller() const;
   void reader_run();
@@ -108,6 +129,10 @@ class Stack : public nic::PacketSink {
   std::vector<std::unique_ptr<sim::Process>> kick_;
   std::vector<bool> kick_pending_;
   std::unique_ptr<sim::TimerQueue<Pending>> extra_;
+  std::unique_ptr<sim::TimerQueue<nic::Skb>> tap_;      // clones the tap still holds
+  std::unordered_map<std::uint32_t, std::uint32_t> dataref_;  // shared data areas: users left
+  page_pool::MutantSet mutants_;
+  std::uint64_t tap_clones_ = 0, coalesced_ = 0;
   std::uint64_t delivered_ = 0, rcvbuf_drops_ = 0, reads_ = 0, deferred_ = 0, defer_full_ = 0, flushes_ = 0,
                 ipis_ = 0, extra_refs_ = 0, reader_frees_ = 0;
   std::uint64_t max_queue_ = 0;

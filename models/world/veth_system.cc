@@ -135,6 +135,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   // veth_create_page_pool(): order 0, pool_size 256 (or what the scenario says), no DMA, no NAPI.
   page_pool::PoolParams pp = page_pool::pool_params_from(p);
   pp.napi_list_owner = nullptr;
+  pp.netdev = false;  // no .netdev: the pool is invisible to netlink and never on a netdev's list
   pool_ = std::make_unique<page_pool::PagePool>(0, pages, pp, page_pool::pool_costs_from(p),
                                                 static_cast<int>(cpus.size()), mutants);
   pools_.push_back({"veth0.rq0", pool_.get()});
@@ -444,6 +445,8 @@ bool VethSystem::deliver_one(Caller& c, std::uint32_t frame) {
   skb.alloc_cpu = c.ctx.cpu;  // the CPU whose NAPI built the skb
   skb.pool = pool_.get();
   skb.rx_time = pages_.now;
+  skb.id = skb.data = pages_.new_holder();
+  skb.pp_recycle = true;  // skb_pp_cow_data marks the copy for recycling
   if (tcp_ && gro_on_) {
     gro_ = skb;
     return true;

@@ -46,12 +46,29 @@ void register_world_params(sim::ParamRegistry& r) {
               1, 1e12);
   r.add_enum("sim.checker", "stop", {"stop", "collect", "off"},
              "invariant checker: stop at the first violation, collect them all, or off");
+  r.add_bool("sim.race_release_in_ring_put", false,
+             "run the deferred page_pool_release (a kworker on CPU 0) inside every ring put into a destroyed pool, "
+             "while the producer holds the ring's lock: the interleaving page_pool_release's producer-lock barrier "
+             "exists for (the model otherwise runs operations one at a time)");
+  r.add_float("checker.max_release_pages_per_packet", "pages/packet", 0.05,
+              "recycle_efficiency: recyclable pages the pools may release per received packet, per window", 0, 1e9);
+  r.add_int("checker.window_packets", "packets", 512,
+            "window of the efficiency invariants: received packets (recycle_efficiency, after a first warm-up "
+            "window) or napi-local frees (direct_recycle_efficiency); 0 turns both off", 0, 1ll << 40);
+  r.add_float("checker.max_direct_miss_ratio", "ratio", 0.1,
+              "direct_recycle_efficiency: share of frees where page_pool_napi_local() holds that may go to the "
+              "ptr_ring while the alloc cache has room", 0, 1);
+  r.add_float("checker.max_pinned_per_buffer_ratio", "ratio", 2.0,
+              "rx_buffer_waste: a whole page posted for an RX buffer at least this many times smaller", 1, 1e9);
 
   r.add_int("cpus.count", "cpus", 2, "CPUs in the machine", 1, 4096);
   r.add_int("cpus.numa_nodes", "nodes", 1, "NUMA nodes; CPUs are split evenly among them", 1, 64);
   r.add_enum("cpus.scheduler", "auto", {"auto", "fifo", "slices", "eevdf"},
              "how tasks share a CPU: first come first served, fixed slices, or Linux 6.18's EEVDF with preempt=none "
              "(sim/cpu.h); auto: slices when sched_slice_us > 0, else fifo");
+  r.add_bool("cpus.preempt_rt", false,
+             "CONFIG_PREEMPT_RT: softirqs and BH-disabled sections run in preemptible threads, so page_pool never "
+             "recycles directly from page_pool_napi_local()");
   r.add_float("cpus.sched_slice_us", "us", 0.0,
               "base slice (sysctl_sched_base_slice); for eevdf, 0 means the kernel's 0.7 ms x (1 + ilog2(min(cpus, 8)))",
               0, 1e9, "kernel/sched/fair.c: normalized_sysctl_sched_base_slice, get_update_sysctl_factor (6.18)");
@@ -124,7 +141,7 @@ class World {
   std::unique_ptr<page_pool::CoherenceObserver> coherence_;  // coherence.enabled
   sim::Process teardown_proc_, retry_proc_, sample_proc_, irq_move_proc_;
   Picos traffic_end_ = 0, teardown_at_ = 0, sample_until_ = 0, sample_interval_ = 0;
-  std::int64_t retries_ = 0;
+  std::int64_t retries_ = 0, raced_releases_ = 0;
   bool checker_on_ = true, teardown_started_ = false;
   sim::TimeSeries *s_cache_ = nullptr, *s_ring_ = nullptr, *s_inflight_ = nullptr, *s_sockq_ = nullptr,
                   *s_out_ = nullptr;
@@ -140,6 +157,7 @@ std::unique_ptr<page_pool::PageWorld> make_pages(const sim::Params& p, std::uint
   c.capacity_pages = static_cast<std::uint32_t>(std::min<std::int64_t>(p.get_int("memory.capacity_pages"), UINT32_MAX - 1));
   c.numa_nodes = static_cast<int>(p.get_int("cpus.numa_nodes"));
   c.pfmemalloc_fraction = p.get_double("memory.pfmemalloc_fraction");
+  c.preempt_rt = p.get_bool("cpus.preempt_rt");
   c.seed = seed;
   const int ncpu = static_cast<int>(p.get_int("cpus.count"));
   for (int i = 0; i < ncpu; ++i) c.cpu_node.push_back(static_cast<int>(static_cast<std::int64_t>(i) * c.numa_nodes / ncpu));
@@ -199,6 +217,12 @@ World::World(const sim::Params& p, const RunOptions& opts)
       c.set_eevdf(ev);
   }
   checker_on_ = p.get_string("sim.checker") != "off" || opts.checker_mode.has_value();
+  page_pool::PageChecker::Limits limits;
+  limits.max_release_pages_per_packet = p.get_double("checker.max_release_pages_per_packet");
+  limits.window_packets = static_cast<std::uint32_t>(std::min<std::int64_t>(p.get_int("checker.window_packets"), UINT32_MAX));
+  limits.max_direct_miss_ratio = p.get_double("checker.max_direct_miss_ratio");
+  limits.max_pinned_per_buffer_ratio = p.get_double("checker.max_pinned_per_buffer_ratio");
+  checker_.set_limits(limits);
   if (checker_on_) {
     pages_.subscribe(&checker_);
     checker_.on_stop = [this] { kernel_.stop(); };
@@ -216,7 +240,7 @@ World::World(const sim::Params& p, const RunOptions& opts)
   StackConfig sc = stack_config_from(p);
   const int first_cpu = static_cast<int>(p.get_int("nic.first_cpu"));
   if (sc.reader_cpu < 0) sc.reader_cpu = first_cpu % ncpu;
-  stack_ = std::make_unique<Stack>(kernel_, sc, cpus_, pages_, root.stream("stack"), stats_);
+  stack_ = std::make_unique<Stack>(kernel_, sc, cpus_, pages_, root.stream("stack"), stats_, opts.mutants);
 
   traffic_end_ = sim::from_us(p.get_double("sim.duration_us"));
   auto on_pool = [this](page_pool::PagePool* pool) {
@@ -234,6 +258,7 @@ World::World(const sim::Params& p, const RunOptions& opts)
   } else {
     nic_ = std::make_unique<NicSystem>(kernel_, p, cpus_, pages_, *stack_, stats_, topo_, cpu_v, root, opts.mutants, on_pool);
     for (const auto& e : nic_->pools()) pools_.emplace_back(e.name, e.pool);
+    for (const auto& n : nic_->napis()) checker_.add_napi(n->id, &n->list_owner);
     checker_.set_app_flows(nic_->user_flows());
     // A pool destroyed during the run (a queue's mode switch) gets its deferred release retries.
     nic_->on_pool_destroyed = [this](page_pool::PagePool*) {
@@ -252,6 +277,20 @@ World::World(const sim::Params& p, const RunOptions& opts)
         t.cpu = e.cpu;
         t.softirq = true;
         trace_.line(t, e.end, "napi_poll", f);
+      };
+    }
+  }
+  if (p.get_bool("sim.race_release_in_ring_put")) {
+    for (const auto& [name, pool] : pools_) {
+      page_pool::PagePool* pp = pool;
+      pp->on_ring_locked = [this, pp](page_pool::Caller&) {
+        if (!pp->destroyed() || pp->freed()) return;
+        page_pool::Caller kw;
+        kw.ctx.cpu = 0;
+        kw.ctx.task = "kworker/0:1";
+        kw.ctx.pid = 50;
+        ++raced_releases_;
+        pp->release_retry(kw);
       };
     }
   }
@@ -403,6 +442,9 @@ void World::register_stats() {
   s.reader("sim.events_dispatched", "events", "SystemC method activations", [this] { return static_cast<std::int64_t>(kernel_.dispatched()); });
   s.reader("sim.end_time_ns", "ns", "simulated time at the end of the run", [this] { return kernel_.now() / 1000; });
   s.reader("sim.release_retries", "retries", "deferred release retries run after destroy", [this] { return retries_; });
+  if (p_.get_bool("sim.race_release_in_ring_put"))
+    s.reader("sim.raced_releases", "retries", "page_pool_release runs injected inside a ring put (sim.race_release_in_ring_put)",
+             [this] { return raced_releases_; });
   s_cache_ = &s.series("page_pool.alloc_cache_pages", "pages", "pages in the alloc caches (all pools)");
   s_ring_ = &s.series("page_pool.ring_pages", "pages", "pages in the ptr_rings (all pools)");
   s_inflight_ = &s.series("page_pool.inflight_pages", "pages", "hold - release (all pools)");
@@ -444,9 +486,12 @@ void World::teardown() {
     c.ctx.task = "ppsim-teardown";
     c.ctx.pid = 1;
     if (veth_) c.ctx = veth_->delete_ctx();
+    // 59a931c5b732: xdp_unreg_mem_model destroyed the pool under rcu_read_lock().
+    c.ctx.atomic = opts_.mutants.has(page_pool::Mutant::kDestroyUnderRcu);
     pages_.now = now;
     if (pool->destroy(c) != 0) pending = true;  // page_pool_destroy re-schedules on any non-zero
   }
+  if (nic_) nic_->free_napis(now);  // netif_napi_del once no pool points at them
   if (p_.get_bool("sim.final_flush")) stack_->flush_all_defer_lists(now + sim::kPicosPerUs);
   if (pending && p_.get_int("sim.retry_limit") > 0 && retry_proc_.pending() == sim::kNever)
     retry_proc_.wake_at(now + page_pool::kDeferTime);
@@ -469,7 +514,7 @@ void World::retry() {
     c.ctx.task = "kworker/0:1";
     c.ctx.pid = 50;
     pages_.now = now;
-    if (pool->release_retry(c) > 0) pending = true;
+    if (pool->retry_again(pool->release_retry(c))) pending = true;
   }
   if (pending && retries_ < p_.get_int("sim.retry_limit")) retry_proc_.wake_at(now + page_pool::kDeferTime);
 }
