@@ -95,7 +95,8 @@ def load_matrix(path: str) -> list[dict]:
     import shlex
 
     try:
-        data = json.loads(open(path, encoding="utf-8").read())
+        with open(path, encoding="utf-8") as f:
+            data = json.loads(f.read())
     except OSError as e:
         raise InputError(f"--matrix {path}: cannot read: {e.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -1,0 +1,199 @@
+"""Fit the replay's costs (traces/replay_defaults.json) to the fit set of the captures.
+
+Only groups the fixed split (replay.split_of_groups, traces/README.md) marks "fit" are used;
+validation groups are read for nothing. Each figure is a least-squares fit of what the kernel
+measured against what the model charges for the same work, so the model's own structure (which
+costs a datagram, a read call, a turn on the CPU pays) defines what is fitted:
+
+1. The sender's time per UDP datagram, from unpaced cross-CPU captures (the sender runs alone;
+   its NAPI runs inside sendmsg): kernel duration / datagrams against the model's sender runtime
+   / datagrams. The residual, regressed on the bytes copied per datagram (payload + frame), moves
+   the per-datagram costs (veth.send_ns, xmit_ns, poll_ns, cow_ns, xdp_ns, stack.deliver_ns, in
+   their current proportions: the split is not observable) and the copy cost per KiB.
+2. What a same-CPU turn costs, from same-CPU captures with a scheduler summary (`--sched`): the
+   sender's runtime is datagrams x (its cost per datagram in the model) + turns x (a context
+   switch); the reader's runtime is reads x (its cost per skb in the model) + turns x (the switch
+   and its sleep/wake-up around poll()). Regressed over the groups: cpus.context_switch_ns,
+   stack.reader_wake_ns and stack.reader_per_skb_ns.
+
+`./ppsim fit traces/*/` prints the fit and the residual per group; `--write` updates
+traces/replay_defaults.json (recording the groups used).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from ppsim.errors import InputError
+from ppsim.replay import DEFAULTS_FILE, group_captures, scenario_from_meta, split_of_groups
+
+SENDER_COSTS = [("veth", "send_ns"), ("veth", "xmit_ns"), ("veth", "poll_ns"), ("veth", "cow_ns"), ("veth", "xdp_ns"),
+                ("stack", "deliver_ns")]
+UDP_HEADERS = 14 + 20 + 8
+
+
+@dataclass
+class Obs:
+    group: str
+    capture: str
+    meta: dict
+
+
+def _lstsq(rows: list[list[float]], ys: list[float]) -> list[float]:
+    import numpy as np
+
+    a = np.array(rows, dtype=float)
+    sol, *_ = np.linalg.lstsq(a, np.array(ys, dtype=float), rcond=None)
+    return [float(x) for x in sol]
+
+
+def _run(meta: dict, src: str, defaults: dict, overrides: dict | None = None):
+    import ppsim
+
+    sc = scenario_from_meta(meta, src)
+    # scenario_from_meta merged the file's defaults; lay the candidate values over them.
+    for sec, vals in defaults.items():
+        if isinstance(vals, dict):
+            sc.setdefault(sec, {}).update(vals)
+    for path, v in (overrides or {}).items():
+        sec, key = path.split(".", 1)
+        sc.setdefault(sec, {})[key] = v
+    return ppsim.run(sc, seed=1)
+
+
+def _task_stat(stats: dict, role: str, what: str):
+    return next((v for k, v in stats.items() if k.endswith(f".task.{role}.{what}")), None)
+
+
+def fit_observations(dirs: list[Path]) -> tuple[list[Obs], list[str]]:
+    """The fit-set captures among `dirs`, and the names of the groups left out (validation)."""
+    split = split_of_groups()
+    fit, left = [], []
+    for name, caps in sorted(group_captures(dirs).items()):
+        if split.get(name) != "fit":
+            left.append(name)
+            continue
+        fit += [Obs(name, str(d), m) for d, m in caps]
+    return fit, left
+
+
+def _whole_page(size: int) -> bool:
+    """veth's pool gives the datagram a whole page: twice its truesize does not fit a page
+    (models/world/veth_system.cc: headroom 256 + the aligned frame + skb_shared_info 320)."""
+    frame = size + UDP_HEADERS
+    return 2 * (256 + (frame + 63) // 64 * 64 + 320) > 4096
+
+
+def _udp_unpaced(m: dict) -> bool:
+    p = m.get("params") or {}
+    return (p.get("proto") == "udp" and not p.get("rate") and not p.get("reader_delay_ms") and not p.get("reader_hold_ms")
+            and p.get("xdp", "pass") == "pass")
+
+
+def fit(dirs: list[Path], defaults: dict | None = None) -> dict:
+    """{"values": {section: {key: value}}, "rows": [...], "used": [...], "left_out": [...], "notes": [...]}"""
+    base = copy.deepcopy(defaults if defaults is not None else json.loads(DEFAULTS_FILE.read_text()))
+    obs, left = fit_observations(dirs)
+    notes, rows = [], []
+    used_for: dict[str, list[str]] = {}
+    vals = {k: dict(v) for k, v in base.items() if isinstance(v, dict) and not k.startswith("_")}
+
+    # 1. The sender per UDP datagram, cross-CPU.
+    # Datagrams that take a whole page are left out: the kernel's sender is 1.7-2.4 times slower
+    # per datagram at 1472 B than at 1400 B, far more than the bytes explain, and the model has no
+    # mechanism for it (docs/replay.md lists it as a known deviation).
+    xs = [o for o in obs if _udp_unpaced(o.meta) and (o.meta.get("params") or {}).get("sender_cpu")
+          != (o.meta.get("params") or {}).get("receiver_cpu") and not _whole_page(int(o.meta["params"]["size"]))]
+    skipped = sorted({o.group for o in obs if _udp_unpaced(o.meta) and _whole_page(int(o.meta["params"]["size"]))})
+    if skipped:
+        notes.append("sender fit leaves out whole-page datagrams: " + ", ".join(skipped))
+    if len({(o.meta["params"]["size"]) for o in xs}) >= 2:
+        for _ in range(2):  # the model is linear in these costs; a second pass absorbs rounding
+            feats, resid = [], []
+            for o in xs:
+                s = o.meta["sender"]
+                k_ns = float(s["duration_s"]) * 1e9 / int(s["sent"])
+                r = _run(o.meta, o.capture, vals)
+                m_ns = _task_stat(r.stats, "sender", "runtime_ns") / int(s["sent"])
+                size = int(o.meta["params"]["size"])
+                feats.append([1.0, (size + size + UDP_HEADERS) / 1024.0])
+                resid.append(k_ns - m_ns)
+            d0, dkib = _lstsq(feats, resid)
+            total = sum(vals[sec][key] for sec, key in SENDER_COSTS)
+            scale = max(0.05, (total + d0) / total)
+            for sec, key in SENDER_COSTS:
+                vals[sec][key] = round(vals[sec][key] * scale, 1)
+            vals["veth"]["copy_ns_per_kib"] = round(max(1.0, vals["veth"]["copy_ns_per_kib"] + dkib), 1)
+        vals["stack"]["reader_copy_ns_per_kib"] = vals["veth"]["copy_ns_per_kib"]
+        used_for["sender costs per datagram and copy per KiB"] = sorted({o.group for o in xs})
+        for o in xs:
+            s = o.meta["sender"]
+            r = _run(o.meta, o.capture, vals)
+            k_ns = float(s["duration_s"]) * 1e9 / int(s["sent"])
+            m_ns = _task_stat(r.stats, "sender", "runtime_ns") / int(s["sent"])
+            rows.append({"group": o.group, "capture": Path(o.capture).name, "figure": "sender ns/datagram",
+                         "kernel": round(k_ns, 1), "model": round(m_ns, 1)})
+    else:
+        notes.append("sender costs kept: fewer than two datagram sizes among the fit set's unpaced cross-CPU UDP captures")
+
+    # 2. Same-CPU turns: the context switch, the reader's wake-up and its cost per skb.
+    same = [o for o in obs if (o.meta.get("params") or {}).get("proto") == "udp"
+            and o.meta["params"].get("sender_cpu") == o.meta["params"].get("receiver_cpu")
+            and ((o.meta.get("sched") or {}).get("tasks") or {}).get("reader", {}).get("slices", {}).get("count")]
+    if len(same) >= 2:
+        zero = {"cpus.context_switch_ns": 0, "stack.reader_wake_ns": 0, "stack.reader_per_skb_ns": 0}
+        sx, sy, rx, ry = [], [], [], []
+        for o in same:
+            t = o.meta["sched"]["tasks"]
+            r = _run(o.meta, o.capture, vals, zero)
+            sent, reads = int(o.meta["sender"]["sent"]), int(o.meta["receiver"]["received"])
+            s_per = _task_stat(r.stats, "sender", "runtime_ns") / max(1, sent)
+            r_fixed = _task_stat(r.stats, "reader", "runtime_ns")  # copies, frees: the model's own per-skb work
+            s_turns, r_turns = t["sender"]["slices"]["count"], t["reader"]["slices"]["count"]
+            sx.append([float(s_turns)])
+            sy.append(t["sender"]["slices"]["total_ms"] * 1e6 - sent * s_per)
+            rx.append([float(r_turns), float(reads)])
+            ry.append(t["reader"]["slices"]["total_ms"] * 1e6 - r_fixed)
+        (cs,) = _lstsq(sx, sy)
+        cs = max(0.0, cs)
+        ry2 = [y - x[0] * cs for x, y in zip(rx, ry)]
+        if len({round(x[1] / max(1.0, x[0]), 1) for x in rx}) >= 2:
+            wake, per_skb = _lstsq(rx, ry2)
+        else:
+            # One ratio of reads to turns: the two are not separable; the whole residual is per skb.
+            wake, per_skb = 0.0, statistics.mean(y / x[1] for x, y in zip(rx, ry2))
+            notes.append("reader wake-up not separable from its per-skb cost (one reads-per-turn ratio): set to 0")
+        used_for["context switch, reader wake-up and per-skb cost"] = sorted({o.group for o in same})
+        vals["cpus"] = dict(vals.get("cpus", {}), context_switch_ns=round(cs, 1))
+        vals["stack"]["reader_wake_ns"] = round(max(0.0, wake), 1)
+        vals["stack"]["reader_per_skb_ns"] = round(max(0.0, per_skb), 1)
+        for o in same:
+            t = o.meta["sched"]["tasks"]
+            r = _run(o.meta, o.capture, vals)
+            for role in ("sender", "reader"):
+                rows.append({"group": o.group, "capture": Path(o.capture).name, "figure": f"{role} runtime ms",
+                             "kernel": t[role]["slices"]["total_ms"],
+                             "model": round(_task_stat(r.stats, role, "runtime_ns") / 1e6, 3)})
+    else:
+        notes.append("same-CPU costs kept: fewer than two fit-set same-CPU UDP captures with a scheduler summary")
+    return {"values": vals, "rows": rows, "used": sorted({o.group for o in obs}), "used_for": used_for,
+            "left_out": left, "notes": notes}
+
+
+def write_defaults(result: dict, path: Path = DEFAULTS_FILE) -> None:
+    old = json.loads(path.read_text())
+    out = {"_doc": old.get("_doc", ""), "_fit": {
+        "tool": "ppsim fit", "fitted_on": result["used_for"], "notes": result["notes"],
+        "rule": "fit set only (traces/README.md); validation groups were not read"}}
+    for sec, v in result["values"].items():
+        out[sec] = v
+    path.write_text(json.dumps(out, indent=2) + "\n")
+
+
+def check_dirs(dirs: list[Path]) -> None:
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise InputError(f"{d}: not a directory")

@@ -1,0 +1,120 @@
+"""What ran on the CPUs (schedtrace), the capture matrix, the fixed fit/validation split, and
+`ppsim fit` reading only the fit set."""
+import json
+
+import pytest
+
+from ppsim import schedtrace
+from ppsim.cmd_capture import load_matrix
+from ppsim.errors import InputError
+from ppsim.replay import split_of_groups
+
+
+def _switch(ts, cpu, prev, ppid, state, nxt, npid):
+    return (f"  {prev}-{ppid} [{cpu:03d}] d..2. {ts:.6f}: sched_switch: prev_comm={prev} prev_pid={ppid} "
+            f"prev_prio=120 prev_state={state} ==> next_comm={nxt} next_pid={npid} next_prio=120")
+
+
+def _wake(ts, cpu, comm, pid):
+    return f"  x-1 [{cpu:03d}] d..2. {ts:.6f}: sched_wakeup: comm={comm} pid={pid} prio=120 target_cpu={cpu:03d}"
+
+
+def test_schedtrace_counts_turns_how_they_ended_and_waits():
+    # Sender (pid 10) and reader (pid 20) share CPU 0: S 9 us, R 5 us, S 9 us, then S runs 3 ms.
+    lines = [
+        _switch(1.000000, 0, "swapper/0", 0, "R", "send", 10),
+        "  send-10 [000] ..s1. 1.000002: softirq_entry: vec=3 [action=NET_RX]",
+        "  send-10 [000] ..s1. 1.000006: softirq_exit: vec=3 [action=NET_RX]",
+        _wake(1.000008, 0, "recv", 20),
+        _switch(1.000009, 0, "send", 10, "R", "recv", 20),
+        _switch(1.000014, 0, "recv", 20, "S", "send", 10),
+        _wake(1.000020, 0, "recv", 20),
+        _switch(1.000023, 0, "send", 10, "R", "recv", 20),
+        _switch(1.000028, 0, "recv", 20, "S", "send", 10),
+        _wake(1.000030, 0, "recv", 20),
+        _switch(1.003028, 0, "send", 10, "R", "recv", 20),
+        _switch(1.003100, 0, "recv", 20, "S", "swapper/0", 0),
+    ]
+    s = schedtrace.summarise("\n".join(lines), {"sender": 10, "reader": 20}, 1_000_000_000, 1_003_100_000)
+    snd, rd = s["tasks"]["sender"], s["tasks"]["reader"]
+    assert snd["slices"]["count"] == 3 and snd["ended"] == {"R": 3}
+    assert snd["slices"]["max_us"] == pytest.approx(3000.0)
+    assert rd["slices"]["count"] == 3 and rd["ended"] == {"S": 3}
+    assert rd["slices"]["median_us"] == pytest.approx(5.0)
+    assert rd["wakeups"] == 3
+    assert rd["wait_after_wakeup"]["max_us"] == pytest.approx(2998.0)  # woken, but waited for the tick
+    assert s["net_rx_softirq"]["sender"]["count"] == 1
+
+
+def test_strip_softirq_lines_keeps_everything_else():
+    text = "a\n  x-1 [000] ..s1. 1.0: softirq_entry: vec=3\nb\n  x-1 [000] ..s1. 1.1: softirq_exit: vec=3\n"
+    kept, dropped = schedtrace.strip_softirq_lines(text)
+    assert kept == "a\nb\n" and dropped == 2
+
+
+def test_the_split_alternates_within_each_family(tmp_path):
+    m = tmp_path / "m.json"
+    m.write_text(json.dumps({"groups": [{"name": n, "family": f, "args": ""} for n, f in
+                                        [("b", "x"), ("a", "x"), ("c", "x"), ("z", "y")]]}))
+    assert split_of_groups(m) == {"a": "fit", "b": "validation", "c": "fit", "z": "fit"}
+
+
+def test_the_bundled_split_has_both_sets_in_every_family_with_two_groups(repo):
+    m = json.loads((repo / "traces/matrix.json").read_text())
+    split = split_of_groups(repo / "traces/matrix.json")
+    fams = {}
+    for g in m["groups"]:
+        fams.setdefault(g["family"], []).append(split[g["name"]])
+    assert len(m["groups"]) >= 40
+    for fam, roles in fams.items():
+        assert "fit" in roles, fam
+        if len(roles) >= 2:
+            assert "validation" in roles, fam
+
+
+def test_matrix_errors_name_the_file_and_path(tmp_path):
+    bad = tmp_path / "m.json"
+    bad.write_text('{"groups": [{"name": "a", "args": "--size 100"}]}')
+    with pytest.raises(InputError, match=r"m.json: at \$\.groups\[0\]\.family: expected a string"):
+        load_matrix(str(bad))
+    bad.write_text('{"groups": [{"name": "a", "family": "f", "args": ""}, {"name": "a", "family": "f", "args": ""}]}')
+    with pytest.raises(InputError, match="group names repeat"):
+        load_matrix(str(bad))
+    bad.write_bytes(b"\xff\xfe{")
+    with pytest.raises(InputError, match="malformed JSON"):
+        load_matrix(str(bad))
+
+
+def test_the_bundled_matrix_parses_into_capture_arguments(repo):
+    from ppsim.cli import build_parser
+    from ppsim.cmd_capture import params_from_args
+
+    parser = build_parser()
+    for g in load_matrix(str(repo / "traces/matrix.json")):
+        params = params_from_args(parser.parse_args(["capture", *g["argv"], "--out", "/nonexistent"]))
+        params.validate()
+        assert params.repeat >= 3, g["name"]
+
+
+def test_fit_reads_only_the_fit_set_and_matches_its_sender_times(cli, repo):
+    dirs = sorted(str(d) for d in (repo / "traces").iterdir() if (d / "meta.json").is_file())
+    p = cli("fit", *dirs)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    used = out.splitlines()[0]
+    split = split_of_groups(repo / "traces/matrix.json")
+    for name, role in split.items():
+        if role == "validation":
+            assert f" {name}," not in used + "," and f"({name}," not in used, name
+    rows = [line.split() for line in out.splitlines() if "sender ns/datagram" in line]
+    assert len(rows) >= 9
+    for r in rows:
+        err = float(r[-1].rstrip("%")) / 100
+        assert abs(err) < 0.15, r  # the fitted model within 15 % of each fit capture's sender time
+
+
+def test_fit_with_no_fit_group_keeps_the_defaults(cli, repo):
+    p = cli("fit", repo / "traces/udp-1400-xcpu-xdpdrop-r1")  # a validation group
+    assert p.returncode == 0, p.stderr
+    assert "fit set: 0 groups" in p.stdout
+    assert "sender costs kept" in p.stdout
