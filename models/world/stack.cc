@@ -257,10 +257,12 @@ bool Stack::try_coalesce(Caller& c, nic::Skb& to, const nic::Skb& from) {
   return true;
 }
 
-void Stack::deliver(Caller& c, const nic::Skb& in) {
+void Stack::deliver(Caller& c, const nic::Skb& in) { deliver_costing(c, in, cfg_.deliver_cost); }
+
+void Stack::deliver_costing(Caller& c, const nic::Skb& in, sim::Picos protocol_cost) {
   ++delivered_;
   const sim::Picos cost_at_entry = c.cost;  // world_.now is the caller's clock here
-  c.cost += cfg_.deliver_cost;
+  c.cost += protocol_cost;
   if (cfg_.extra_ref_fraction > 0 && rng_.bernoulli(cfg_.extra_ref_fraction)) {
     world_.get_page(in.page);
     ++extra_refs_;

@@ -71,6 +71,8 @@ class Stack : public nic::PacketSink {
   Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>& cpus, page_pool::PageWorld& world,
         sim::Rng rng, sim::Stats& stats, page_pool::MutantSet mutants = {});
   void deliver(page_pool::Caller& c, const nic::Skb& skb) override;
+  // The same with the protocol's receive cost given (stack.deliver_ns is UDP's).
+  void deliver_costing(page_pool::Caller& c, const nic::Skb& skb, sim::Picos protocol_cost);
   void net_rx_action(page_pool::Caller& c) override;
   bool builds_skb() const override { return cfg_.mode != StackConfig::Mode::kXdpDrop; }
   // Raise NET_RX softirq on every CPU with a non-empty defer list (the capture tool's final flush).

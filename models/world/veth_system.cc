@@ -18,6 +18,9 @@ constexpr std::uint32_t kUdpHeaders = 14 + 20 + 8;
 constexpr std::uint32_t kTcpHeaders = 14 + 20 + 32;  // with timestamps
 constexpr std::uint32_t kSkbStructBytes = 256;       // SKB_DATA_ALIGN(sizeof(struct sk_buff)): part of truesize
 std::uint32_t data_align(std::uint32_t x) { return (x + 63) & ~63u; }  // SKB_DATA_ALIGN
+// tcp_sndbuf_expand()'s per_mss: roundup_pow_of_two(mss_clamp 1460 + MAX_TCP_HEADER 256 +
+// skb_shared_info 320) + sizeof(struct sk_buff) 256.
+constexpr std::uint64_t kTcpPerMssMem = 2048 + 256;
 }  // namespace
 
 void register_veth_params(sim::ParamRegistry& r) {
@@ -54,6 +57,12 @@ void register_veth_params(sim::ParamRegistry& r) {
   r.add_float("veth.xmit_ns", "ns", 800.0, "IP output and veth_xmit, per datagram or TCP segment", 0, 1e9, src);
   r.add_float("veth.tcp_write_ns", "ns", 1200.0, "TCP send syscall: copy into the send queue besides the copy itself",
               0, 1e9, "ppsim assumption (like a UDP send)");
+  r.add_float("veth.tcp_xmit_ns", "ns", 600.0,
+              "TCP transmit per segment (tcp_write_xmit's clone and IP output, veth_xmit); UDP's is veth.xmit_ns", 0, 1e9,
+              "fitted by ppsim fit on the TCP captures");
+  r.add_float("veth.tcp_deliver_ns", "ns", 600.0,
+              "TCP receive per segment or GRO skb (tcp_v4_rcv, the established fast path, queueing and the ACK it "
+              "sends); UDP's is stack.deliver_ns", 0, 1e9, "fitted by ppsim fit on the TCP captures");
   r.add_float("veth.tcp_ack_ns", "ns", 1500.0, "an ACK's NET_RX processing (tcp_ack) before it transmits more", 0, 1e9,
               "ppsim assumption");
   r.add_float("veth.tcp_ack_delay_ns", "ns", 2000.0, "from the reader's read to its ACK's softirq on the reader's CPU",
@@ -63,8 +72,12 @@ void register_veth_params(sim::ParamRegistry& r) {
              "17 frags / 64 KiB (veth's default is off)");
   r.add_float("veth.gro_ns", "ns", 150.0, "GRO work per TCP segment (merging it into the held skb)", 0, 1e9,
               "ppsim assumption");
-  r.add_int("veth.tcp_sndbuf_bytes", "bytes", 4194304,
-            "TCP send buffer the writer may fill before it waits (tcp_wmem max: autotuning grows it)", 1, 1ll << 40);
+  r.add_int("veth.tcp_sndbuf_bytes", "bytes", 16384,
+            "TCP: the sending socket's initial sk_sndbuf (net.ipv4.tcp_wmem[1]), or its SO_SNDBUF", 1, 1ll << 40,
+            "net.ipv4.tcp_wmem default (read from the capture's meta.json by the replay)");
+  r.add_int("veth.tcp_sndbuf_max_bytes", "bytes", 4194304, "TCP: the send buffer's autotuning cap (net.ipv4.tcp_wmem[2])",
+            1, 1ll << 40);
+  r.add_bool("veth.tcp_sndbuf_locked", false, "TCP: SO_SNDBUF was set: no send-buffer autotuning");
   r.add_float("veth.copy_ns_per_kib", "ns/KiB", 360.0, "each copy of packet data (user to skb at send, skb to pool frags)",
               0, 1e9, src);
   r.add_float("veth.poll_ns", "ns", 500.0, "veth NAPI poll: xdp_ring consume and per-poll work", 0, 1e9, src);
@@ -123,8 +136,13 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   rx_.locked = p.get_bool("veth.tcp_rcvbuf_locked");
   rx_.rtt = sim::from_us(p.get_double("veth.tcp_rcv_rtt_init_us"));
   sndbuf_bytes_ = static_cast<std::uint64_t>(p.get_int("veth.tcp_sndbuf_bytes"));
+  sndbuf_max_ = static_cast<std::uint64_t>(p.get_int("veth.tcp_sndbuf_max_bytes"));
+  sndbuf_locked_ = p.get_bool("veth.tcp_sndbuf_locked");
+  tcp_sndbuf_expand();  // tcp_init_buffer_space()
   send_cost_seg_ = sim::from_ns(p.get_double("veth.xmit_ns"));
   tcp_write_cost_ = sim::from_ns(p.get_double("veth.tcp_write_ns"));
+  tcp_deliver_cost_ = sim::from_ns(p.get_double("veth.tcp_deliver_ns"));
+  tcp_xmit_cost_ = sim::from_ns(p.get_double("veth.tcp_xmit_ns"));
   tcp_ack_cost_ = sim::from_ns(p.get_double("veth.tcp_ack_ns"));
   tcp_ack_delay_ = sim::from_ns(p.get_double("veth.tcp_ack_delay_ns"));
   gro_cost_ = sim::from_ns(p.get_double("veth.gro_ns"));
@@ -286,7 +304,7 @@ void VethSystem::send_next() {
       return;
     }
   }
-  if (tcp_ && sndq_ + payload_ > sndbuf_bytes_ && sndq_ > 0) {
+  if (tcp_ && sndq_ > 0 && send_queue_mem(sndq_ + payload_) > sndbuf_bytes_) {
     sender_blocked_ = true;  // sk_stream_wait_memory
     ++blocked_;
     return;
@@ -327,23 +345,40 @@ void VethSystem::push(Caller& c) {
   while (sndq_ > 0 && !deleted_) {
     const std::uint64_t room = window_room();
     std::uint64_t bytes = std::min<std::uint64_t>(sndq_, room);
+    // Segments the receive window did not hold back are acknowledged at once on this path; in slow
+    // start each one grows the congestion window, and the send buffer follows it.
+    if (bytes == sndq_) {
+      cwnd_ += (bytes + mss_ - 1) / mss_;
+      tcp_sndbuf_expand();
+    }
     // Whole segments unless it is the tail, or nothing is in flight (a window below one MSS).
     if (bytes < sndq_ && unread_bytes_ > 0) bytes = bytes / mss_ * mss_;
     if (bytes == 0) break;
     sndq_ -= bytes;
     unread_bytes_ += bytes;
     const auto segments = (bytes + mss_ - 1) / mss_;
-    c.cost += static_cast<Picos>(segments) * send_cost_seg_;
+    c.cost += static_cast<Picos>(segments) * tcp_xmit_cost_;
     transmit(c, static_cast<std::uint32_t>(bytes));
     sent = true;
   }
   if (!sent) return;
-  if (sender_blocked_ && sndq_ + payload_ <= sndbuf_bytes_) {
+  if (sender_blocked_ && (sndq_ == 0 || send_queue_mem(sndq_ + payload_) <= sndbuf_bytes_)) {
     sender_blocked_ = false;
     send_proc_.wake_at(kernel_.now());
   }
   if (!sending_) maybe_finish();
 }
+
+// tcp_sndbuf_expand(): room for two congestion windows of worst-case segments (one skb each,
+// its head a power-of-two kmalloc), never less than the initial buffer, at most tcp_wmem[2].
+void VethSystem::tcp_sndbuf_expand() {
+  if (!tcp_ || sndbuf_locked_) return;
+  const std::uint64_t want = 2 * std::max<std::uint64_t>(10, cwnd_) * kTcpPerMssMem;
+  sndbuf_bytes_ = std::max(sndbuf_bytes_, std::min(want, sndbuf_max_));
+}
+
+// What `bytes` of unsent data take from the send buffer: one segment-sized skb per MSS.
+std::uint64_t VethSystem::send_queue_mem(std::uint64_t bytes) const { return (bytes + mss_ - 1) / mss_ * kTcpPerMssMem; }
 
 // The reader consumed data: its ACK (window update) reaches the sender's socket in NET_RX
 // softirq on the reader's CPU, which transmits more of the send queue from there.
@@ -452,7 +487,10 @@ bool VethSystem::deliver_one(Caller& c, std::uint32_t frame) {
     return true;
   }
   pages_.now = kernel_.now() + c.cost;  // the poll's clock when the skb goes up the stack
-  stack_.deliver(c, skb);
+  if (tcp_)
+    stack_.deliver_costing(c, skb, tcp_deliver_cost_);
+  else
+    stack_.deliver(c, skb);
   return true;
 }
 
@@ -463,7 +501,7 @@ void VethSystem::gro_flush(Caller& c) {
   gro_ = nic::Skb{};
   if (tcp_) tcp_segment_queued(skb.bytes > kTcpHeaders ? skb.bytes - kTcpHeaders : 0, skb.buf_bytes + kSkbStructBytes);
   pages_.now = kernel_.now() + c.cost;
-  stack_.deliver(c, skb);
+  stack_.deliver_costing(c, skb, tcp_deliver_cost_);
 }
 
 // A TCP segment that never reaches the socket no longer occupies the window (the model has no
@@ -503,7 +541,7 @@ void VethSystem::sender_finished() {
     // is scheduled once the FIN is out.
     cpus_[sender_cpu_].run_work(sender_done_at_, tcp_write_cost_, this, [this] {
       Caller c = softirq_caller(sender_cpu_, "ppsim_send", 3000);
-      c.cost += send_cost_seg_;
+      c.cost += tcp_xmit_cost_;
       transmit(c, 0);
       cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { schedule_delete(); });
     }, /*schedule_point=*/false);
@@ -547,6 +585,10 @@ void VethSystem::register_stats() {
   s.reader("veth0.xdp_drops", "packets", "packets the XDP program dropped", [this] { return xdp_drops_; });
   s.reader("veth0.sender_blocked", "events", "TCP sends that waited for window", [this] { return blocked_; });
   if (tcp_) {
+    s.reader("veth0.tcp.sndbuf_bytes", "bytes", "the sending socket's sk_sndbuf at the end (autotuning)",
+             [this] { return static_cast<std::int64_t>(sndbuf_bytes_); });
+    s.reader("veth0.tcp.cwnd", "segments", "the congestion window at the end (slow start, no loss)",
+             [this] { return static_cast<std::int64_t>(cwnd_); });
     s.reader("veth0.tcp.rcvbuf_bytes", "bytes", "the receiving socket's sk_rcvbuf at the end (autotuning)",
              [this] { return static_cast<std::int64_t>(rx_.rcvbuf); });
     s.reader("veth0.tcp.rcvbuf_grows", "events", "receive-buffer autotuning steps (tcp_rcvbuf_grow)",

@@ -69,6 +69,8 @@ class VethSystem {
   void check_reader_done();
   std::uint32_t window_room() const;
   void tcp_advertise();
+  void tcp_sndbuf_expand();
+  std::uint64_t send_queue_mem(std::uint64_t bytes) const;
   void tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize);
   void tcp_read(std::uint32_t pay, std::uint32_t truesize);
 
@@ -93,7 +95,8 @@ class VethSystem {
   sim::Picos start_ = 0, send_cost_ = 0, poll_cost_ = 0, cow_cost_ = 0, xdp_cost_ = 0;
   double copy_ps_per_byte_ = 0;
   sim::Picos delete_after_sender_ = 0, reader_hold_ = 0;
-  std::uint64_t sndbuf_bytes_ = 0;
+  std::uint64_t sndbuf_bytes_ = 0, sndbuf_max_ = 0, cwnd_ = 10;  // cwnd: TCP_INIT_CWND
+  bool sndbuf_locked_ = false;
   // TCP's receive side (net/ipv4/tcp_input.c, 6.18): what the receiver advertises and autotunes.
   struct TcpRx {
     std::uint64_t rcvbuf = 0, rcvbuf_max = 0;
@@ -110,6 +113,7 @@ class VethSystem {
     int unacked = 0;
     std::uint64_t grows = 0;
   } rx_;
+  sim::Picos tcp_deliver_cost_ = 0, tcp_xmit_cost_ = 0;
   sim::Picos send_cost_seg_ = 0, tcp_write_cost_ = 0, tcp_ack_cost_ = 0, tcp_ack_delay_ = 0;
   std::uint32_t budget_ = 64;
 

@@ -87,6 +87,21 @@ def _whole_page(size: int) -> bool:
     return 2 * (256 + (frame + 63) // 64 * 64 + 320) > 4096
 
 
+def _segments(m: dict) -> int:
+    """TCP segments per write (MSS from the MTU, timestamps on)."""
+    mss = int((m.get("replay") or {}).get("mtu", 1500)) - 52
+    return -(-int(m["params"]["size"]) // mss)
+
+
+def _sender_ns(m: dict) -> float:
+    """The sender's CPU time: the scheduler summary's if there is one, else its wall time (an upper
+    bound when it waited for the window)."""
+    t = ((m.get("sched") or {}).get("tasks") or {}).get("sender")
+    if t and t["slices"]["count"]:
+        return t["slices"]["total_ms"] * 1e6
+    return float(m["sender"]["duration_s"]) * 1e9
+
+
 def _udp_unpaced(m: dict) -> bool:
     p = m.get("params") or {}
     return (p.get("proto") == "udp" and not p.get("rate") and not p.get("reader_delay_ms") and not p.get("reader_hold_ms")
@@ -139,36 +154,70 @@ def fit(dirs: list[Path], defaults: dict | None = None) -> dict:
     else:
         notes.append("sender costs kept: fewer than two datagram sizes among the fit set's unpaced cross-CPU UDP captures")
 
+    # 1b. TCP cross-CPU: the sender's time per write against segments per write gives the cost of
+    # a write call and TCP's receive cost per segment.
+    tx = [o for o in obs if (o.meta.get("params") or {}).get("proto") == "tcp"
+          and o.meta["params"].get("sender_cpu") != o.meta["params"].get("receiver_cpu")]
+    if len({_segments(o.meta) for o in tx}) >= 2:
+        for _ in range(2):
+            feats, resid = [], []
+            for o in tx:
+                writes = int(o.meta["sender"]["sent"])
+                r = _run(o.meta, o.capture, vals)
+                feats.append([1.0, float(_segments(o.meta))])
+                resid.append(_sender_ns(o.meta) / writes - _task_stat(r.stats, "sender", "runtime_ns") / writes)
+            dw, dseg = _lstsq(feats, resid)
+            vals["veth"]["tcp_write_ns"] = round(max(100.0, vals["veth"].get("tcp_write_ns", 1200.0) + dw), 1)
+            # Transmit and receive per segment share the change equally: only their sum is observed.
+            for key in ("tcp_xmit_ns", "tcp_deliver_ns"):
+                vals["veth"][key] = round(max(25.0, vals["veth"].get(key, 600.0) + dseg / 2), 1)
+        used_for["TCP write call and receive per segment"] = sorted({o.group for o in tx})
+        for o in tx:
+            writes = int(o.meta["sender"]["sent"])
+            r = _run(o.meta, o.capture, vals)
+            rows.append({"group": o.group, "capture": Path(o.capture).name, "figure": "sender us/write",
+                         "kernel": round(_sender_ns(o.meta) / writes / 1e3, 2),
+                         "model": round(_task_stat(r.stats, "sender", "runtime_ns") / writes / 1e3, 2)})
+    else:
+        notes.append("TCP costs kept: fewer than two write sizes among the fit set's cross-CPU TCP captures")
+
     # 2. Same-CPU turns: the context switch, the reader's wake-up and its cost per skb.
-    same = [o for o in obs if (o.meta.get("params") or {}).get("proto") == "udp"
-            and o.meta["params"].get("sender_cpu") == o.meta["params"].get("receiver_cpu")
+    same = [o for o in obs if o.meta["params"].get("sender_cpu") == o.meta["params"].get("receiver_cpu")
             and ((o.meta.get("sched") or {}).get("tasks") or {}).get("reader", {}).get("slices", {}).get("count")]
     if len(same) >= 2:
-        zero = {"cpus.context_switch_ns": 0, "stack.reader_wake_ns": 0, "stack.reader_per_skb_ns": 0}
+        zero = {"cpus.context_switch_ns": 0, "stack.reader_wake_ns": 0, "stack.reader_per_skb_ns": 0,
+                "stack.reader_call_ns": 0}
         sx, sy, rx, ry = [], [], [], []
         for o in same:
             t = o.meta["sched"]["tasks"]
             r = _run(o.meta, o.capture, vals, zero)
-            sent, reads = int(o.meta["sender"]["sent"]), int(o.meta["receiver"]["received"])
+            sent = int(o.meta["sender"]["sent"])
+            calls = int(o.meta["receiver"]["received"])  # read calls that returned data
+            skbs = calls if o.meta["params"]["proto"] == "udp" else sent * _segments(o.meta)
             s_per = _task_stat(r.stats, "sender", "runtime_ns") / max(1, sent)
             r_fixed = _task_stat(r.stats, "reader", "runtime_ns")  # copies, frees: the model's own per-skb work
             s_turns, r_turns = t["sender"]["slices"]["count"], t["reader"]["slices"]["count"]
             sx.append([float(s_turns)])
             sy.append(t["sender"]["slices"]["total_ms"] * 1e6 - sent * s_per)
-            rx.append([float(r_turns), float(reads)])
+            rx.append([float(r_turns), float(calls), float(skbs)])
             ry.append(t["reader"]["slices"]["total_ms"] * 1e6 - r_fixed)
         (cs,) = _lstsq(sx, sy)
         cs = max(0.0, cs)
         ry2 = [y - x[0] * cs for x, y in zip(rx, ry)]
-        if len({round(x[1] / max(1.0, x[0]), 1) for x in rx}) >= 2:
-            wake, per_skb = _lstsq(rx, ry2)
+        has_tcp = any(x[2] > x[1] for x in rx)
+        if has_tcp and len({round(x[1] / max(1.0, x[0]), 1) for x in rx}) >= 2 and len(rx) >= 3:
+            wake, call, per_skb = _lstsq(rx, ry2)
+        elif len({round(x[1] / max(1.0, x[0]), 1) for x in rx}) >= 2:
+            wake, per_skb = _lstsq([[x[0], x[2]] for x in rx], ry2)
+            call = 0.0
+            notes.append("reader call cost not separable from its per-skb cost (no TCP same-CPU capture): set to 0")
         else:
-            # One ratio of reads to turns: the two are not separable; the whole residual is per skb.
-            wake, per_skb = 0.0, statistics.mean(y / x[1] for x, y in zip(rx, ry2))
+            wake, call, per_skb = 0.0, 0.0, statistics.mean(y / x[2] for x, y in zip(rx, ry2))
             notes.append("reader wake-up not separable from its per-skb cost (one reads-per-turn ratio): set to 0")
-        used_for["context switch, reader wake-up and per-skb cost"] = sorted({o.group for o in same})
+        used_for["context switch, reader wake-up, read call and per-skb cost"] = sorted({o.group for o in same})
         vals["cpus"] = dict(vals.get("cpus", {}), context_switch_ns=round(cs, 1))
         vals["stack"]["reader_wake_ns"] = round(max(0.0, wake), 1)
+        vals["stack"]["reader_call_ns"] = round(max(0.0, call), 1)
         vals["stack"]["reader_per_skb_ns"] = round(max(0.0, per_skb), 1)
         for o in same:
             t = o.meta["sched"]["tasks"]
@@ -178,7 +227,7 @@ def fit(dirs: list[Path], defaults: dict | None = None) -> dict:
                              "kernel": t[role]["slices"]["total_ms"],
                              "model": round(_task_stat(r.stats, role, "runtime_ns") / 1e6, 3)})
     else:
-        notes.append("same-CPU costs kept: fewer than two fit-set same-CPU UDP captures with a scheduler summary")
+        notes.append("same-CPU costs kept: fewer than two fit-set same-CPU captures with a scheduler summary")
     return {"values": vals, "rows": rows, "used": sorted({o.group for o in obs}), "used_for": used_for,
             "left_out": left, "notes": notes}
 

@@ -110,7 +110,7 @@ def scenario_from_meta(meta: dict, src: str = "meta.json") -> dict:
     sysctl = meta.get("sysctl", {})
     tcp_rmem = [int(x) for x in str(sysctl.get("net.ipv4.tcp_rmem", "4096 131072 6291456")).split()]
     tcp_rcvbuf_set = int((meta.get("params") or {}).get("rcvbuf") or 0) > 0
-    tcp_wmem_max = int(str(sysctl.get("net.ipv4.tcp_wmem", "4096 16384 4194304")).split()[2])
+    tcp_wmem = [int(x) for x in str(sysctl.get("net.ipv4.tcp_wmem", "4096 16384 4194304")).split()]
     sc = {
         "name": meta.get("name", "capture"),
         "description": f"replay of capture {meta.get('name')} (group {meta.get('group')})",
@@ -143,7 +143,8 @@ def scenario_from_meta(meta: dict, src: str = "meta.json") -> dict:
             "tcp_rcvbuf_bytes": int(r.get("rcvbuf_effective") or tcp_rmem[1]) if tcp_rcvbuf_set else tcp_rmem[1],
             "tcp_rcvbuf_max_bytes": tcp_rmem[2],
             "tcp_rcvbuf_locked": tcp_rcvbuf_set,
-            "tcp_sndbuf_bytes": tcp_wmem_max,
+            "tcp_sndbuf_bytes": tcp_wmem[1],
+            "tcp_sndbuf_max_bytes": tcp_wmem[2],
             "gro": str(((meta.get("devices", {}).get("receiver", {}) or {}).get("offloads", {}) or {})
                        .get("generic-receive-offload", "off")).startswith("on"),
         },
