@@ -1079,7 +1079,11 @@ def _finish(p: CaptureParams, out_dir: Path, raw: str, meta: dict) -> None:
     meta["foreign_pools"] = foreign  # pools of other devices active during the capture
     meta["trace_summary"] = summary.to_dict()
     meta["replay"] = _replay_facts(p, meta, summary)
-    (out_dir / "trace.txt").write_text(text)
+    if p.sched == "off":
+        (out_dir / "trace.txt").write_text(text)
+    else:  # scheduler lines make the trace large: stored gzipped (ppsim.trace reads either)
+        with gzip.open(out_dir / "trace.txt.gz", "wt", encoding="utf-8", compresslevel=9) as f:
+            f.write(text)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=False) + "\n")
 
 
@@ -1174,7 +1178,7 @@ def run_captures(p: CaptureParams, log: Callable[[str], None] = lambda s: print(
         if d.exists() and any(d.iterdir()):
             if not p.force:
                 raise InputError(f"--out: {d} already holds a capture (use --force to replace it)")
-            if not (d / "meta.json").exists() and not (d / "trace.txt").exists():
+            if not (d / "meta.json").exists() and not (d / "trace.txt").exists() and not (d / "trace.txt.gz").exists():
                 raise InputError(f"--force: {d} is not a capture directory; refusing to delete it")
     check_environment()
     done = []

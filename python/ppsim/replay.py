@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ppsim._native import REPO
 from ppsim.errors import InputError
-from ppsim.trace import NapiPoll, PageHold, read_trace
+from ppsim.trace import NapiPoll, PageHold, capture_trace, read_trace
 
 DEFAULTS_FILE = REPO / "traces" / "replay_defaults.json"
 MATRIX_FILE = REPO / "traces" / "matrix.json"
@@ -337,8 +337,8 @@ def group_captures(dirs: list[Path]) -> dict[str, list[tuple[Path, dict]]]:
     groups: dict[str, list[tuple[Path, dict]]] = {}
     for d in dirs:
         meta = load_meta(d)
-        if not (Path(d) / "trace.txt").is_file():
-            raise InputError(f"{d}: no trace.txt")
+        if not capture_trace(d).is_file():
+            raise InputError(f"{d}: no trace.txt (or trace.txt.gz)")
         groups.setdefault(meta.get("group") or meta.get("name") or Path(d).name, []).append((Path(d), meta))
     for name, caps in groups.items():
         ref_dir, ref = caps[0]
@@ -367,7 +367,7 @@ def validate(dirs: list[Path], workdir: Path | None = None, seed: int | None = N
             for d, meta in caps:
                 trim = meta.get("trace_trim") or {}
                 thinned = trim.get("mode") == "context" and trim.get("napi_poll_lines_removed", 0) > 0
-                kernel.append(metrics(d / "trace.txt", kept_first_polls=100 if thinned else None))
+                kernel.append(metrics(capture_trace(d), kept_first_polls=100 if thinned else None))
             d0, meta0 = caps[0]
             # Several seeded runs, as the kernel side has several repeats: the seed moves what the
             # capture leaves to chance (the scheduler tick's phase). The run with the median holds

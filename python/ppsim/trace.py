@@ -47,9 +47,11 @@ emitting one hold per page within a few microseconds, so each slow-path refill i
 """
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import sys
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -435,13 +437,25 @@ def parse_text(text: str, source: str = "<text>") -> Trace:
     return Trace(source, events, parser.skipped, parser.lost_events, parser.formats)
 
 
+def capture_trace(capture_dir: str | Path) -> Path:
+    """A capture directory's trace: trace.txt, or trace.txt.gz for the larger captures."""
+    d = Path(capture_dir)
+    gz = d / "trace.txt.gz"
+    return gz if gz.is_file() and not (d / "trace.txt").is_file() else d / "trace.txt"
+
+
 def read_trace(path: str | Path) -> Trace:
     """Parses a trace file; InputError names the file (and line) when it cannot."""
     p = Path(path)
     try:
-        with p.open("r", encoding="utf-8", errors="strict") as f:
+        # Captures with many scheduler lines are stored gzipped (trace.txt.gz).
+        opened = (gzip.open(p, "rt", encoding="utf-8", errors="strict") if p.suffix == ".gz"
+                  else p.open("r", encoding="utf-8", errors="strict"))
+        with opened as f:
             parser = TraceParser(str(p))
             events = list(parser.parse(f))
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise InputError(f"{p}: not a complete gzip file ({e}): expected a gzipped tracefs trace") from None
     except FileNotFoundError:
         raise InputError(f"{p}: no such trace file") from None
     except IsADirectoryError:

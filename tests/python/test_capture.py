@@ -227,8 +227,12 @@ def test_real_capture_holds_destroy_and_cleanup(tmp_path):
     (d,) = C.run_captures(p, log=lambda s: None)
     assert d == tmp_path / "t-r1"
     meta = json.loads((d / "meta.json").read_text())
-    tr = T.read_trace(d / "trace.txt")
+    tr = T.read_trace(T.capture_trace(d))
+    assert T.capture_trace(d).name == "trace.txt.gz"  # --sched summary (the default) stores it gzipped
     assert meta["our_pools"], "no page_pool_release from our `ip link del`"
+    # What ran: the sender's and the reader's turns on their CPUs.
+    assert meta["sched"]["tasks"]["sender"]["slices"]["count"] >= 1
+    assert meta["sched"]["tasks"]["reader"]["wakeups"] >= 1
     pools = tr.summary().pools
     for key in meta["our_pools"]:
         pool = pools[int(key, 16)]

@@ -307,7 +307,21 @@ def test_phase_label():
     assert T.phase_label("free text") == "free text"
 
 
-BUNDLED = sorted(p for p in (Path(__file__).resolve().parents[2] / "traces").glob("*/trace.txt"))
+BUNDLED = sorted(T.capture_trace(m.parent) for m in (Path(__file__).resolve().parents[2] / "traces").glob("*/meta.json"))
+
+
+def test_gzipped_traces_read_like_text_and_a_truncated_one_is_an_input_error(tmp_path):
+    import gzip
+
+    src = BUNDLED[0]
+    text = src.read_bytes() if src.suffix != ".gz" else gzip.decompress(src.read_bytes())
+    gz = tmp_path / "trace.txt.gz"
+    gz.write_bytes(gzip.compress(text))
+    assert T.capture_trace(tmp_path) == gz
+    assert len(T.read_trace(gz).events) == len(T.read_trace(src).events)
+    gz.write_bytes(gzip.compress(text)[: len(text) // 20])
+    with pytest.raises(InputError, match=r"trace.txt.gz: not a complete gzip file"):
+        T.read_trace(gz)
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=[p.parent.name for p in BUNDLED])
