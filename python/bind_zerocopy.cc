@@ -29,9 +29,11 @@ cost::ZeroCopyCosts costs_from(const std::map<std::string, double>& d) {
   c.unmap_fixed = sim::from_ns(get("unmap_fixed_ns"));
   c.unmap_per_page = sim::from_ns(get("unmap_per_page_ns"));
   c.shootdown = sim::from_ns(get("shootdown_ns"));
+  c.shootdown_per_page = sim::from_ns(get("shootdown_per_page_ns"));
   c.clear_ps_per_byte = get("clear_ns_per_kib") * 1000.0 / 1024.0;
   c.copy_fixed = sim::from_ns(get("copy_fixed_ns"));
   c.copy_ps_per_byte = get("copy_ns_per_kib") * 1000.0 / 1024.0;
+  c.copy_per_page = sim::from_ns(get("copy_per_page_ns"));
   return c;
 }
 

@@ -51,6 +51,9 @@ void register_zerocopy_params(sim::ParamRegistry& r) {
   r.add_float("zerocopy.unmap_per_page_ns", "ns", 40.0, "per 4 KiB page unmapped", 0, 1e9, cal);
   r.add_float("zerocopy.shootdown_ns", "ns", 2000.0, "TLB shootdown: IPIs to the other CPUs and waiting for their acks",
               0, 1e9, cal);
+  r.add_float("zerocopy.shootdown_per_page_ns", "ns", 0.0,
+              "TLB shootdown: the initiator's wait per page unmapped (the other CPUs flush page by page up to 33 "
+              "pages, tlb_single_page_flush_ceiling)", 0, 1e9, cal);
   r.add_float("zerocopy.shootdown_remote_ns", "ns", 1000.0, "each remote CPU's flush interrupt", 0, 1e9, cal);
   r.add_float("zerocopy.clear_ns_per_kib", "ns/KiB", 85.0, "zeroing bytes outside the packet", 0, 1e9,
               "11.8 GB/s page-at-a-time clearing on AMD Milan (A. Arora, x86 folio_zero_user multi-page clearing, "
@@ -83,6 +86,7 @@ ZeroCopyConfig zerocopy_config_from(const sim::Params& p) {
   c.costs.unmap_fixed = ns("zerocopy.unmap_fixed_ns");
   c.costs.unmap_per_page = ns("zerocopy.unmap_per_page_ns");
   c.costs.shootdown = ns("zerocopy.shootdown_ns");
+  c.costs.shootdown_per_page = ns("zerocopy.shootdown_per_page_ns");
   c.costs.shootdown_remote = ns("zerocopy.shootdown_remote_ns");
   c.costs.return_per_page = ns("zerocopy.return_per_page_ns");
   c.costs.clear_ps_per_byte = p.get_double("zerocopy.clear_ns_per_kib") * 1000.0 / 1024.0;

@@ -106,7 +106,8 @@ def zerocopy_costs(meas: dict) -> dict:
     """The zero-copy model's costs (the names sim/cost/zerocopy.h and the zerocopy.* parameters
     use, in ns and ns/KiB) fitted from the `zerocopy` measurements: per call and per page from
     the 1- and 32-page map/unmap, the shootdown as the remote unmap's excess, the copy's fixed part
-    as a one-byte read() and its per-byte part as memcpy's slope from 4 to 64 KiB."""
+    as a one-byte read(), its per-byte part as memcpy's slope from 4 to 64 KiB, and its per-page
+    part from a 128 KiB read (none of these is a size the native composites use)."""
     z = meas.get("zerocopy") if isinstance(meas, dict) else None
     if not isinstance(z, dict) or "map_ns" not in z:
         raise InputError("calibration data: no zerocopy measurements (run with --only zerocopy or all groups)")
@@ -123,10 +124,17 @@ def zerocopy_costs(meas: dict) -> dict:
         "unmap_fixed_ns": max(0.0, un1 - un_pp),
         "unmap_per_page_ns": un_pp,
         "shootdown_ns": max(0.0, med("unmap_remote_ns", "1") - un1) if "unmap_remote_ns" in z else 0.0,
+        # The remote unmap's excess at 32 pages over 1 page, per page, beyond the local per-page cost.
+        "shootdown_per_page_ns": (max(0.0, ((med("unmap_remote_ns", "32") - un32) - (med("unmap_remote_ns", "1") - un1)) / 31)
+                                  if "32" in (z.get("unmap_remote_ns") or {}) else 0.0),
         "clear_ns_per_kib": med("clear_4k_ns") / 4,
         "copy_fixed_ns": med("read_1b_ns"),
         "copy_ns_per_kib": max(0.0, (mc64 - mc4) / 60),
     }
+    # The kernel's copy costs more per page than memcpy's bytes: a 128 KiB read's excess over the
+    # one-byte read and the bytes, per page.
+    costs["copy_per_page_ns"] = (max(0.0, (med("read_128k_ns") - costs["copy_fixed_ns"] - 128 * costs["copy_ns_per_kib"]) / 32)
+                                 if "read_128k_ns" in z else 0.0)
     return {k: round(v, 3) for k, v in costs.items()}
 
 

@@ -93,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
 def _print_zerocopy(z: dict, w) -> None:
     c = z["costs"]
     w("zero-copy costs for a scenario: " + " ".join(f"--set zerocopy.{k}={v:g}" for k, v in c.items()
-                                                  if k not in ("copy_fixed_ns", "copy_ns_per_kib")) + "\n")
-    w(f"  copy to user: {c['copy_fixed_ns']:.0f} ns per call + {c['copy_ns_per_kib']:.1f} ns/KiB "
-      "(stack.reader_per_skb_ns / stack.reader_copy_ns_per_kib)\n")
+                                                  if not k.startswith("copy_")) + "\n")
+    w(f"  copy to user: {c['copy_fixed_ns']:.0f} ns per call + {c.get('copy_per_page_ns', 0):.0f} ns per page + "
+      f"{c['copy_ns_per_kib']:.1f} ns/KiB (stack.reader_call_ns, stack.reader_copy_ns_per_kib)\n")
     if "comparison" in z:
         w(f"{'bytes':>8} {'path':<14} {'native ns':>11} {'model ns':>11} {'error':>8}\n")
         for r in z["comparison"]:

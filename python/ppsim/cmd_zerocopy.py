@@ -47,7 +47,8 @@ def profile_overrides(path: str) -> tuple[dict, str]:
     if not isinstance(costs, dict):
         raise InputError(f"--profile {path}: at $.zerocopy.costs: expected the zero-copy costs `ppsim calibrate` writes")
     o = {}
-    for k in ("map_fixed_ns", "map_per_page_ns", "unmap_fixed_ns", "unmap_per_page_ns", "shootdown_ns", "clear_ns_per_kib"):
+    for k in ("map_fixed_ns", "map_per_page_ns", "unmap_fixed_ns", "unmap_per_page_ns", "shootdown_ns",
+              "shootdown_per_page_ns", "clear_ns_per_kib"):
         v = costs.get(k)
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
             raise InputError(f"--profile {path}: at $.zerocopy.costs.{k}: expected a number >= 0, got {v!r}")

@@ -98,8 +98,9 @@ def _zc_meas(**over) -> dict:
     z = {"read_1b_ns": s(500.0), "clear_4k_ns": s(200.0),
          "memcpy_ns": {"64": s(5.0), "1500": s(60.0), "4096": s(160.0), "16384": s(640.0), "65536": s(2560.0)},
          "map_ns": {"1": s(1070.0), "32": s(3240.0)}, "unmap_ns": {"1": s(840.0), "32": s(2080.0)},
-         "unmap_remote_ns": {"1": s(2840.0)},
+         "unmap_remote_ns": {"1": s(2840.0), "32": s(2080.0 + 2000.0 + 32 * 10.0)},
          "copy_to_user_ns": {"4096": s(700.0), "16384": s(1200.0), "65536": s(3100.0)},
+         "read_128k_ns": s(500.0 + 128 * 40.0 + 32 * 100.0),
          "map_unmap_ns": {"4096": s(3900.0), "16384": s(4500.0), "65536": s(7200.0)}}
     z.update(over)
     return {"tool": "ppsim_calibrate", "zerocopy": z}
@@ -110,17 +111,21 @@ def test_zerocopy_costs_are_fitted_per_call_and_per_page():
     assert c["map_per_page_ns"] == pytest.approx(70.0) and c["map_fixed_ns"] == pytest.approx(1000.0)
     assert c["unmap_per_page_ns"] == pytest.approx(40.0) and c["unmap_fixed_ns"] == pytest.approx(800.0)
     assert c["shootdown_ns"] == pytest.approx(2000.0)
+    assert c["shootdown_per_page_ns"] == pytest.approx(320.0 / 31, abs=1e-3)  # costs are rounded to 1 ps
     assert c["clear_ns_per_kib"] == pytest.approx(50.0)
     assert c["copy_fixed_ns"] == 500.0 and c["copy_ns_per_kib"] == pytest.approx(40.0)
+    assert c["copy_per_page_ns"] == pytest.approx(100.0)  # the 128 KiB read's excess per page
 
 
 def test_zerocopy_comparison_uses_the_compiled_model():
     rows = cal.zerocopy_comparison(_zc_meas())
     by = {(r["bytes"], r["path"]): r for r in rows}
     # map 1 page + unmap 1 page + one shootdown = 1070 + 840 + 2000.
-    assert by[(4096, "map_unmap")]["model_ns"] == pytest.approx(3910.0)
-    assert by[(4096, "copy_to_user")]["model_ns"] == pytest.approx(500.0 + 4 * 40.0)
-    assert by[(65536, "map_unmap")]["error"] == pytest.approx((1000 + 16 * 70 + 800 + 16 * 40 + 2000 - 7200) / 7200)
+    assert by[(4096, "map_unmap")]["model_ns"] == pytest.approx(3910.0 + 320.0 / 31, abs=1e-2)
+    assert by[(4096, "copy_to_user")]["model_ns"] == pytest.approx(500.0 + 100.0 + 4 * 40.0)
+    assert by[(65536, "copy_to_user")]["model_ns"] == pytest.approx(500.0 + 16 * 100.0 + 64 * 40.0)
+    assert by[(65536, "map_unmap")]["error"] == pytest.approx(
+        (1000 + 16 * 70 + 800 + 16 * 40 + 2000 + 16 * 320.0 / 31 - 7200) / 7200, abs=1e-5)
 
 
 def test_zerocopy_calibration_without_measurements_is_an_input_error():
