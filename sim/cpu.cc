@@ -11,6 +11,12 @@ void Cpu::attach(Kernel& kernel) {
 
 void Cpu::name_task(const void* task, const std::string& name) { entity(task).stats.name = name; }
 
+void Cpu::set_sleeping_lag(const void* task, Picos lag) {
+  Entity& e = entity(task);
+  e.vlag = std::clamp(lag, -eevdf_.lag_limit, eevdf_.lag_limit);
+  e.is_new = false;
+}
+
 std::vector<const TaskSchedStats*> Cpu::task_stats() const {
   std::vector<const TaskSchedStats*> out;
   for (const auto& e : entities_) out.push_back(&e->stats);
@@ -219,7 +225,9 @@ void Cpu::place(Entity& e) {
   Picos lag = 0;
   if (n > 0 && e.vlag != 0) lag = e.vlag * (n + 1) / n;
   e.v = V - lag;
-  e.deadline = e.v + eevdf_.base_slice;
+  // PLACE_DEADLINE_INITIAL: a new task's first deadline is half a slice away.
+  e.deadline = e.v + (e.is_new ? eevdf_.base_slice / 2 : eevdf_.base_slice);
+  e.is_new = false;
 }
 
 void Cpu::wakeup(Picos now, Entity& e) {

@@ -80,6 +80,8 @@ class Cpu {
   Policy policy() const { return policy_; }
   // A name for a task's statistics (any stable pointer names a task).
   void name_task(const void* task, const std::string& name);
+  // EEVDF: the task has run before and now sleeps with this lag (it is not a new task).
+  void set_sleeping_lag(const void* task, Picos lag);
 
   // When softirq work arriving at `now` can start.
   Picos softirq_start(Picos now) const { return now > softirq_free_ ? now : softirq_free_; }
@@ -124,6 +126,7 @@ class Cpu {
     std::deque<Job> jobs;
     Picos v = 0, deadline = 0, vprot = 0, vlag = 0;
     bool queued = false, delayed = false;
+    bool is_new = true;  // never placed: a forked task (PLACE_DEADLINE_INITIAL)
     Picos picked_at = 0, woken_at = -1;
     TaskSchedStats stats;
   };

@@ -33,6 +33,10 @@ void register_stack_params(sim::ParamRegistry& r) {
               "cost of each sleep and wake-up of the reader besides the reads: the read that finds the socket "
               "empty, the poll() that sleeps and returns, the context switches in and out", 0, 1e9,
               "0 keeps a reader that costs only its reads; the replay fits it to the captures' reader turns");
+  r.add_float("stack.reader_initial_lag_us", "us", 0.0,
+              "EEVDF: the lag the reader sleeps with when the traffic starts (it ran its setup before): "
+              "positive, it preempts the sender at the first datagram", -1e6, 1e6,
+              "ppsim fit: the same value for every capture, from the fit set's same-CPU starts");
   r.add_float("stack.reader_copy_ns_per_kib", "ns/KiB", 100.0, "copy to user space per KiB (about 10 GB/s)", 0, 1e9,
               "ppsim assumption");
   r.add_int("stack.read_batch_skbs", "skbs", 16, "skbs the reader handles per run before it yields", 1, 1 << 20);
@@ -74,6 +78,7 @@ StackConfig stack_config_from(const sim::Params& p) {
   c.reader_per_skb = sim::from_ns(p.get_double("stack.reader_per_skb_ns"));
   c.reader_call = sim::from_ns(p.get_double("stack.reader_call_ns"));
   c.reader_wake = sim::from_ns(p.get_double("stack.reader_wake_ns"));
+  c.reader_initial_lag = sim::from_us(p.get_double("stack.reader_initial_lag_us"));
   c.reader_copy_ps_per_byte = p.get_double("stack.reader_copy_ns_per_kib") * 1000.0 / 1024.0;
   c.read_batch = static_cast<std::uint32_t>(p.get_int("stack.read_batch_skbs"));
   c.read_bytes = static_cast<std::uint64_t>(p.get_int("stack.read_bytes"));
@@ -100,6 +105,8 @@ Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>&
   reader_ = std::make_unique<sim::Process>(kernel, "stack.reader", [this] { reader_run(); });
   if (cfg_.reader_cpu >= 0 && cfg_.reader_cpu < static_cast<int>(cpus.size()))
     cpus[static_cast<std::size_t>(cfg_.reader_cpu)].name_task(this, "reader");
+    // The reader has run before the traffic starts (its setup) and sleeps in poll() with a lag.
+    cpus[static_cast<std::size_t>(cfg_.reader_cpu)].set_sleeping_lag(this, cfg_.reader_initial_lag);
   for (std::size_t i = 0; i < cpus.size(); ++i)
     kick_.push_back(std::make_unique<sim::Process>(kernel, "stack.defer_ipi", [this, i] { on_kick(static_cast<int>(i)); }));
   extra_ = std::make_unique<sim::TimerQueue<Pending>>(kernel, "stack.extra_ref", [this](Pending& pe) {

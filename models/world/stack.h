@@ -43,6 +43,7 @@ struct StackConfig {
   sim::Picos reader_start = 0;       // the reader starts reading at this time
   sim::Picos reader_wakeup = 0;      // enqueue → reader running (when idle)
   sim::Picos reader_wake = 0;        // per sleep and wake-up of the reader
+  sim::Picos reader_initial_lag = 0; // EEVDF lag the reader sleeps with when the run starts
   sim::Picos reader_call = 0;        // per read call (the system call), however many skbs it takes
   sim::Picos reader_per_skb = 0;     // recvmsg cost per skb
   double reader_copy_ps_per_byte = 0;

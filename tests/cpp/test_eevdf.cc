@@ -56,7 +56,7 @@ EevdfConfig config(Picos tick_phase = 0) {
 
 }  // namespace
 
-TEST(Eevdf, AWakeeWithNoLagWaitsForTheTickAfterTheRunningTaskUsedItsSlice) {
+TEST(Eevdf, AWakeeWithNoLagWaitsForTheTickAfterTheRunningTaskUsedItsFirstHalfSlice) {
   // RUN_TO_PARITY: the running task keeps the CPU for the slice it was picked with, and under
   // preempt=none the used-up slice is only noticed by the tick.
   for (Picos phase : {us(0), us(1000)}) {
@@ -67,8 +67,9 @@ TEST(Eevdf, AWakeeWithNoLagWaitsForTheTickAfterTheRunningTaskUsedItsSlice) {
     wake.wake_at(us(100));
     t.k.run();
     ASSERT_FALSE(t.reader_starts.empty());
-    // Ticks at phase + k x 4 ms; the first one after the 1.4 ms slice ends the sender's turn.
-    EXPECT_EQ(t.reader_starts[0], phase == 0 ? us(4000) : us(5000)) << "phase " << phase;
+    // Ticks at phase + k x 4 ms; the first one after the sender's first deadline ends its turn. A
+    // new task's first deadline is half a slice away (PLACE_DEADLINE_INITIAL): 0.7 ms.
+    EXPECT_EQ(t.reader_starts[0], phase == 0 ? us(4000) : us(1000)) << "phase " << phase;
   }
 }
 
@@ -164,6 +165,22 @@ TEST(Eevdf, ASleeperKeptByDelayDequeueComesBackAtTheOthersAverageAndWaits) {
   t.k.run();
   ASSERT_EQ(t.reader_starts.size(), 2u);
   EXPECT_EQ(t.reader_starts[1], us(12000));  // not at 9.5 ms: the next tick after the slice
+}
+
+TEST(Eevdf, ASleeperWithPositiveLagPreemptsANewTaskAtOnce) {
+  // A reader that ran before and sleeps with lag (set_sleeping_lag) preempts the sender at the
+  // first send's end; with no lag it waits for the tick.
+  for (Picos lag : {us(0), us(100)}) {
+    TwoTasks t(config(), us(10), us(1), 1000);
+    t.cpu.set_sleeping_lag(&t.r, lag);
+    Process go(t.k, "go", [&] { t.send(); });
+    Process wake(t.k, "wake", [&] { t.wake_reader(); });
+    go.wake_at(0);
+    wake.wake_at(us(5));
+    t.k.run();
+    ASSERT_FALSE(t.reader_starts.empty());
+    EXPECT_EQ(t.reader_starts[0], lag > 0 ? us(10) : us(4000)) << "lag " << lag;
+  }
 }
 
 TEST(Eevdf, PerTaskStatisticsCountTurnsWakeupsAndRuntime) {
