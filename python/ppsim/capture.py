@@ -1167,13 +1167,16 @@ def _replay_facts(p: CaptureParams, meta: dict, summary: pptrace.TraceSummary) -
     return facts
 
 
-def run_captures(p: CaptureParams, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)
-                 ) -> list[Path]:
-    """All repeats of one parameter set: OUT/NAME-r1 .. OUT/NAME-rK. Returns their paths."""
+def run_captures(p: CaptureParams, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+                 resume: bool = False) -> list[Path]:
+    """All repeats of one parameter set: OUT/NAME-r1 .. OUT/NAME-rK. Returns their paths. With
+    `resume`, repeats that already hold a capture (a meta.json) are kept and not taken again."""
     p.validate(online_cpus())
     name = p.name or p.default_name()
     out = Path(p.out)
     dirs = [out / f"{name}-r{k}" for k in range(1, p.repeat + 1)]
+    if resume and not p.force:
+        dirs = [d for d in dirs if not (d / "meta.json").exists()]
     for d in dirs:
         if d.exists() and any(d.iterdir()):
             if not p.force:
@@ -1182,7 +1185,8 @@ def run_captures(p: CaptureParams, log: Callable[[str], None] = lambda s: print(
                 raise InputError(f"--force: {d} is not a capture directory; refusing to delete it")
     check_environment()
     done = []
-    for k, d in enumerate(dirs, 1):
+    for d in dirs:
+        k = int(d.name.rsplit("-r", 1)[1])
         if d.exists() and p.force:
             shutil.rmtree(d)
         meta = run_capture(p, d, name, k, log)

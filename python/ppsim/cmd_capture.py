@@ -141,14 +141,11 @@ def run_matrix(args: argparse.Namespace) -> int:
         have = [(Path(args.out) / f"{g['name']}-r{k}" / "meta.json").exists() for k in range(1, params.repeat + 1)]
         if all(have) and not args.force:
             continue
-        if any(have) and not args.force:
-            raise InputError(f"--matrix: {args.out} holds some repeats of {g['name']} but not all "
-                             "(remove them or use --force)")
         params.force = args.force
         todo.append(params)
     print(f"capture matrix: {len(todo)} of {len(groups)} groups to take", flush=True)
     for params in todo:
-        for path in capture.run_captures(params):
+        for path in capture.run_captures(params, resume=True):  # missing repeats only
             print(path, flush=True)
     return 0
 
