@@ -272,25 +272,36 @@ def compare_group(name: str, kernel: list[Metrics], sim: Metrics, sim_ok: bool,
                      "ppsim": sval, "error": None if kmed is None or sval is None else sval - kmed,
                      "limit": limit, "ok": bool(kvals) and bool(ok), "gated": True})
 
+    def within(v, kv, lim):
+        # Within the tolerance of the band the kernel's repeats span (a single value when they
+        # agree): where a scheduler tick decides how long the sender runs alone, repeats of one
+        # group differ by several bursts, and the model's median is judged against that spread.
+        return v is not None and bool(kv) and min(kv) - lim <= v <= max(kv) + lim
+
     for metric in ("holds", "releases"):
         kv = [getattr(m, metric) for m in kernel]
         med = statistics.median(kv)
         lim = tolerance(med)
-        row(metric, kv, getattr(sim, metric), lim, abs(getattr(sim, metric) - med) <= lim)
+        row(metric, kv, getattr(sim, metric), lim, within(getattr(sim, metric), kv, lim))
         if sim_range and metric in sim_range:
             rows[-1]["ppsim_range"] = sim_range[metric]
     kb = sorted({b for m in kernel for b in m.burst_sizes})
     sb = sorted(set(sim.burst_sizes))
+    # The bulk refill's size (the largest burst) must match, and every simulated size must occur in
+    # the kernel. The kernel also shows partial bursts that add up to 64 (26 + 38, 5 + 59) when
+    # the page allocator's per-CPU list runs short in the middle of a bulk allocation; the model's
+    # allocator has no per-CPU lists.
     rows.append({"group": name, "metric": "hold_burst_sizes", "kernel_median": kb, "kernel_range": None,
-                 "ppsim": sb, "error": None, "limit": "exact", "ok": bool(kb) and sb == kb, "gated": True})
+                 "ppsim": sb, "error": None, "limit": "bulk size",
+                 "ok": bool(kb) and bool(sb) and max(sb) == max(kb) and set(sb) <= set(kb), "gated": True})
     kin = [m.first_inflight for m in kernel if m.first_inflight is not None]
     sin = sim.first_inflight
-    row("inflight_at_first_release", kin, sin, 4, kin and sin is not None and abs(sin - statistics.median(kin)) <= 4)
+    row("inflight_at_first_release", kin, sin, 4, within(sin, kin, 4))
     for key in ("hold", "release"):
         kv = [m.releases_at[0][key] for m in kernel if m.releases_at]
         sv = sim.releases_at[0][key] if sim.releases_at else None
         med = statistics.median(kv) if kv else 0
-        row(f"first_release.{key}", kv, sv, tolerance(med), sv is not None and abs(sv - med) <= tolerance(med))
+        row(f"first_release.{key}", kv, sv, tolerance(med), within(sv, kv, tolerance(med)))
     kfin = [m.releases_at[-1]["inflight"] for m in kernel if m.releases_at]
     sfin = sim.releases_at[-1]["inflight"] if sim.releases_at else None
     row("final_release.inflight", kfin, sfin, 0, bool(kfin) and sfin == 0 and all(v == 0 for v in kfin))
@@ -398,4 +409,43 @@ def validate(dirs: list[Path], workdir: Path | None = None, seed: int | None = N
     finally:
         if tmp:
             tmp.cleanup()
-    return {"rows": rows, "groups": detail, "ok": all(r["ok"] for r in rows if r["gated"])}
+    # Deviations the project knows and has written down (traces/known_deviations.json): still
+    # reported as failing, but they do not fail the run; one that passes again is an error, so
+    # the list cannot go stale.
+    known = load_known_deviations()
+    stale = set(known)
+    for r in rows:
+        key = (r["group"], r["metric"])
+        if key in known:
+            stale.discard(key)
+            if not r["ok"]:
+                r["known"] = known[key]
+    for g, m in sorted(stale):
+        if g in detail:
+            rows.append({"group": g, "metric": m, "kernel_median": None, "kernel_range": None, "ppsim": None,
+                         "error": None, "limit": "known", "ok": False, "gated": True, "set": detail[g]["set"],
+                         "note": "listed in traces/known_deviations.json but within tolerance now: remove it"})
+    ok = all(r["ok"] or "known" in r for r in rows if r["gated"])
+    return {"rows": rows, "groups": detail, "ok": ok}
+
+
+KNOWN_FILE = REPO / "traces" / "known_deviations.json"
+
+
+def load_known_deviations(path: Path = KNOWN_FILE) -> dict[tuple[str, str], str]:
+    """{(group, metric): why} from traces/known_deviations.json."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read the known deviations ({e})") from None
+    items = data.get("deviations") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise InputError(f"{path}: at $.deviations: expected a list")
+    out = {}
+    for i, d in enumerate(items):
+        if not (isinstance(d, dict) and all(isinstance(d.get(k), str) for k in ("group", "metric", "why"))):
+            raise InputError(f"{path}: at $.deviations[{i}]: expected an object with string group, metric and why")
+        out[(d["group"], d["metric"])] = d["why"]
+    return out
