@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "sim/error.h"
+#include "sim/json_reader.h"
 
 namespace ppsim::cost {
 
@@ -167,8 +166,11 @@ MachineProfile MachineProfile::from_json(const json& j, const std::string& file)
         if (!it.value().is_boolean()) throw sim::ScenarioError(file, "$.ddio.enabled", "expected true or false, got " + it.value().dump());
         p.ddio = it.value().get<bool>();
       } else if (it.key() == "nic_domain") {
-        if (!it.value().is_number_integer())
-          throw sim::ScenarioError(file, "$.ddio.nic_domain", "expected an integer, got " + it.value().dump());
+        // Range-checked before the narrowing: 2^32 must not turn into domain 0.
+        if (!it.value().is_number_integer() || it.value().get<std::int64_t>() < 0 ||
+            it.value().get<std::int64_t>() >= kMaxCpus)
+          throw sim::ScenarioError(file, "$.ddio.nic_domain",
+                                   "expected an integer from 0 to " + std::to_string(kMaxCpus - 1) + ", got " + it.value().dump());
         p.nic_domain = it.value().get<int>();
       } else {
         throw sim::ScenarioError(file, "$.ddio." + it.key(), "unknown key \"" + it.key() + "\" (expected enabled, nic_domain)");
@@ -200,19 +202,7 @@ MachineProfile MachineProfile::from_json(const json& j, const std::string& file)
   return p;
 }
 
-MachineProfile MachineProfile::load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw sim::ScenarioError(path, "", "cannot open machine profile");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    throw sim::ScenarioError(path, "", std::string("malformed JSON: ") + e.what());
-  }
-  return from_json(j, path);
-}
+MachineProfile MachineProfile::load(const std::string& path) { return from_json(sim::load_json_file(path), path); }
 
 json MachineProfile::to_json() const {
   json lat = json::object();
