@@ -29,7 +29,7 @@ using sim::Picos;
 void register_world_params(sim::ParamRegistry& r) {
   r.add_string("name", "", "scenario name (free text)");
   r.add_string("description", "", "what the scenario shows (free text)");
-  r.add_int("sim.seed", "", 1, "seed of every random stream", 0, 9.0e18);
+  r.add_int("sim.seed", "", 1, "seed of every random stream (0 to 2^63-1, as --seed)", 0, 9223372036854775807.0);
   r.add_float("sim.duration_us", "us", 1000.0, "traffic runs for this long", 0.001, 1e9);
   r.add_float("sim.drain_us", "us", 1000.0, "after traffic: time for consumers to catch up before teardown", 0, 1e9);
   r.add_bool("sim.destroy_pools", true, "tear down at the end: close queues, destroy pools, run deferred release retries");

@@ -16,12 +16,22 @@ VERBS = ["run", "params", "stats", "mutants", "report", "capture", "validate", "
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_ENV = 0, 1, 2, 3
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's own errors (an unparsable number, an unknown option) as one line and exit code 2,
+    like every other input error, instead of the usage block."""
+
+    def error(self, message: str):
+        from ppsim.errors import one_line
+
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="ppsim",
         description="Simulator and verification harness for the memory model of Linux NIC receive paths.",
     )
-    sub = p.add_subparsers(dest="verb", metavar="VERB")
+    sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=OneLineParser)
     sub.required = True
     for name in VERBS:
         try:

@@ -1,18 +1,32 @@
 """`ppsim run SCENARIO.json`: run one scenario, write results.json, print a summary."""
 from __future__ import annotations
 
-import json
+import argparse
+import re
 import time
 from pathlib import Path
 
+from ppsim import strict_json
 from ppsim.errors import InputError
+from ppsim.scenario import SEED_EXPECTED, SEED_MAX
+
+
+def seed_arg(text: str) -> int:
+    """--seed: an integer 0..2^63-1 (argparse reports anything else as one line, exit 2)."""
+    try:
+        v = int(text.strip(), 10)
+    except ValueError:
+        v = None
+    if v is None or not 0 <= v <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{SEED_EXPECTED}, got {text!r:.60}")
+    return v
 
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run a scenario and write DIR/results.json")
     p.add_argument("scenario", help="scenario JSON file")
     p.add_argument("--out", default=None, help="output directory (default: runs/<scenario name>)")
-    p.add_argument("--seed", type=int, default=None, help="override sim.seed")
+    p.add_argument("--seed", type=seed_arg, default=None, help="override sim.seed (0 to 2^63-1)")
     p.add_argument("--trace", default=None, help="also write a tracefs-format trace of page_pool events here")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a parameter, e.g. --set page_pool.pool_size_pages=256 (VALUE is JSON, or a string)")
@@ -23,15 +37,20 @@ def register(sub) -> None:
 
 
 def parse_overrides(items: list[str]) -> dict:
+    """--set PATH=VALUE items as {PATH: value}. VALUE is JSON when it parses as JSON (strictly: a
+    repeated key or NaN is an error), else the string itself. A path given twice is an error."""
     out = {}
     for item in items:
         if "=" not in item:
             raise InputError(f"--set {item}: expected PATH=VALUE")
         k, v = item.split("=", 1)
+        k = k.strip()
+        if k in out:
+            raise InputError(f"--set {k}: given twice")
         try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
+            out[k] = strict_json.loads(v, f"--set {k}", "$." + k)
+        except strict_json.MalformedJson:
+            out[k] = v
     return out
 
 
@@ -82,22 +101,38 @@ def summary(r) -> str:
     return "\n".join(lines)
 
 
+def default_out(data: dict, scenario: str) -> Path:
+    """runs/<scenario name>, the name made safe as one directory name."""
+    name = data.get("name") if isinstance(data.get("name"), str) else ""
+    name = re.sub(r"[^\w.+-]+", "_", name).lstrip(".") or Path(scenario).stem or "run"
+    return Path("runs") / name
+
+
 def run(args) -> int:
     import ppsim
 
     overrides = parse_overrides(args.overrides)
+    for flag, path in (("--checker", "sim.checker"), ("--seed", "sim.seed")):
+        if getattr(args, flag[2:]) is not None and path in overrides:
+            raise InputError(f"{flag} and --set {path} both set {path}: give one")
     data, name = ppsim.load_scenario(args.scenario)
     if args.checker:
         overrides["sim.checker"] = args.checker
-    out = Path(args.out) if args.out else Path("runs") / (data.get("name") or Path(args.scenario).stem)
+    ppsim.scenario.apply_overrides(data, overrides, "--set")
+    out = Path(args.out) if args.out else default_out(data, args.scenario)
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"--out {out}: cannot create directory: {e.strerror}") from None
+    except (OSError, ValueError) as e:
+        raise InputError(f"--out {out}: cannot create directory: {getattr(e, 'strerror', None) or e}") from None
+    if not out.is_dir():
+        raise InputError(f"--out {out}: not a directory")
     t0 = time.perf_counter()
-    r = ppsim.run(args.scenario, seed=args.seed, overrides=overrides, trace=args.trace, mutants=args.mutant)
+    r = ppsim.run(data, source=name, seed=args.seed, trace=args.trace, mutants=args.mutant)
     wall = time.perf_counter() - t0
-    (out / "results.json").write_text(r.to_json())
+    try:
+        (out / "results.json").write_text(r.to_json())
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot write results.json: {e.strerror}") from None
     if args.quiet:
         print(out / "results.json")
     else:
