@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ppsim.cmd_run import seed_arg
 from ppsim.errors import InputError
 
 
@@ -14,7 +15,7 @@ def register(sub) -> None:
     p = sub.add_parser("validate", help="replay kernel captures (traces/*) and compare with the kernel")
     p.add_argument("dirs", nargs="+", help="capture directories (each with trace.txt and meta.json)")
     p.add_argument("--out", default="runs/validate", help="directory for validation.json, the plot and simulated traces")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=seed_arg, default=None, help="seed of the simulated runs (0 to 2^63-1)")
     p.set_defaults(func=run)
 
 
@@ -70,7 +71,10 @@ def run(args) -> int:
         if not d.is_dir():
             raise InputError(f"{d}: not a directory")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as e:
+        raise InputError(f"--out {out}: cannot create directory: {getattr(e, 'strerror', None) or e}") from None
     res = validate(dirs, workdir=out / "sim", seed=args.seed)
     hdr = f"{'group':34s} {'metric':28s} {'kernel (median [range])':26s} {'ppsim':>10s} {'error':>8s} {'limit':>7s}"
     print(hdr)
@@ -83,8 +87,11 @@ def run(args) -> int:
             verdict = "info" + ("" if r.get("within_holds_tolerance", True) else f" (beyond the holds tolerance at packet {r.get('at_packets')})")
         print(f"{r['group']:34s} {r['metric']:28s} {k:26s} {_fmt(r['ppsim']):>10s} {_fmt(r['error']):>8s} "
               f"{_fmt(r['limit']):>7s} {verdict}")
-    (out / "validation.json").write_text(json.dumps(res, indent=1, sort_keys=True, default=str) + "\n")
-    png = plot(res, out)
+    try:
+        (out / "validation.json").write_text(json.dumps(res, indent=1, sort_keys=True, default=str) + "\n")
+        png = plot(res, out)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot write: {e.strerror}") from None
     gated = [r for r in res["rows"] if r["gated"]]
     bad = [r for r in gated if not r["ok"]]
     ngroups = len(res["groups"])
