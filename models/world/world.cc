@@ -43,6 +43,15 @@ void register_world_params(sim::ParamRegistry& r) {
               1, 1e12);
   r.add_enum("sim.checker", "stop", {"stop", "collect", "off"},
              "invariant checker: stop at the first violation, collect them all, or off");
+  // Budgets: a run that reaches one stops early, says so in results.json ("run_limit") and
+  // `ppsim run` exits with code 4.
+  r.add_int("sim.max_events", "events", 0,
+            "stop the run once this many events have been dispatched (0: no limit)", 0, 1e18);
+  r.add_float("sim.max_wall_s", "s", 0.0,
+              "stop the run after this much wall-clock time, checked every 4096 events (0: no limit)", 0, 1e9);
+  r.add_int("sim.max_memory_mib", "MiB", 4096,
+            "memory budget (0: none): a scenario whose queues, rings, CPUs and flows alone would need more is "
+            "refused up front, and the run stops if it grows resident memory by more", 0, 1ll << 40);
 
   r.add_int("cpus.count", "cpus", 2, "CPUs in the machine", 1, 4096);
   r.add_int("cpus.numa_nodes", "nodes", 1, "NUMA nodes; CPUs are split evenly among them", 1, 64);
@@ -148,6 +157,12 @@ World::World(const sim::Params& p, const RunOptions& opts)
         for (auto* q : nic_->rx_queues()) q->move_to_cpu((q->cpu() + off) % n);
       }) {
   validate();
+  sim::RunLimits limits;
+  limits.max_events = static_cast<std::uint64_t>(p.get_int("sim.max_events"));
+  limits.max_wall_s = p.get_double("sim.max_wall_s");
+  limits.max_memory_bytes = static_cast<std::uint64_t>(p.get_int("sim.max_memory_mib")) << 20;
+  kernel_.set_limits(limits);
+  pages_.on_grow = [this] { kernel_.check_limits(); };
   const int ncpu = static_cast<int>(p.get_int("cpus.count"));
   const int nodes = static_cast<int>(p.get_int("cpus.numa_nodes"));
   // Topology: NUMA nodes contain CPUs; queues run on CPUs; queues allocate from pools.
@@ -222,11 +237,51 @@ World::World(const sim::Params& p, const RunOptions& opts)
   sample_interval_ = sim::from_us(p.get_double("sim.sample_interval_us"));
 }
 
+// Memory a scenario needs before its first packet: the structures built per queue and per CPU,
+// the RX rings filled with buffers (pages, with the checker's shadow of each), the RSS tables.
+// The constants are measured on this build, rounded up; the estimate only has to tell a scenario
+// that fits from one that would need tens of gigabytes.
+void check_memory_budget(const sim::Params& p) {
+  const double budget = static_cast<double>(p.get_int("sim.max_memory_mib")) * 1048576.0;
+  if (budget <= 0) return;
+  const double ncpu = static_cast<double>(p.get_int("cpus.count"));
+  const bool nic = p.get_string("workload") != "veth";
+  const double vfs = nic ? static_cast<double>(p.get_int("sriov.vfs")) : 0;
+  const double queues = nic ? static_cast<double>(p.get_int("nic.queues")) + vfs * static_cast<double>(p.get_int("sriov.vf_queues")) : 2;
+  const double ring = nic ? static_cast<double>(p.get_int("nic.rx_ring_size_descs")) : 0;
+  const double flows = nic ? static_cast<double>(std::max(p.get_int("traffic.flows"), p.get_int("traffic.tx_flows"))) : 0;
+  struct Term {
+    const char* path;
+    double bytes;
+    std::string what;
+  };
+  const auto n = [](double v) { return std::to_string(static_cast<long long>(v)); };
+  const Term terms[] = {
+      {"cpus.count", ncpu * 8192.0 + queues * ncpu * 192.0, n(ncpu) + " CPUs, each with per-CPU state in " + n(queues) + " pools"},
+      {"nic.queues", queues * (96.0 * 1024 + 4.0 * static_cast<double>(p.get_int("page_pool.pool_size_pages"))),
+       n(queues) + " queues with their pools"},
+      {"nic.rx_ring_size_descs", queues * ring * 400.0, n(queues) + " queues x " + n(ring) + " RX descriptors with buffers"},
+      {"traffic.flows", (vfs + 1) * flows * 2.0, n(vfs + 1) + " functions x " + n(flows) + " flows in RSS tables"},
+  };
+  double total = 16.0 * 1048576.0;
+  const Term* big = &terms[0];
+  for (const Term& t : terms) {
+    total += t.bytes;
+    if (t.bytes > big->bytes) big = &t;
+  }
+  if (total <= budget) return;
+  throw sim::ScenarioError(p.file(), sim::json_path(big->path),
+                           "the scenario needs about " + n(total / 1048576.0) + " MiB before its first packet (" + big->what +
+                               "), more than sim.max_memory_mib (" + n(budget / 1048576.0) +
+                               " MiB): make it smaller or raise the budget");
+}
+
 void World::validate() {
   if (p_.get_string("workload") == "veth")
     validate_veth_params(p_);
   else
     validate_nic_params(p_);
+  check_memory_budget(p_);
   const std::string& f = p_.file();
   auto err = [&](const char* path, const std::string& what) { return sim::ScenarioError(f, sim::json_path(path), what); };
   const auto ncpu = p_.get_int("cpus.count");
@@ -409,7 +464,9 @@ json World::run() {
   const Picos limit = sim::from_us(p_.get_double("sim.time_limit_us"));
   kernel_.run(p_.get_bool("sim.destroy_pools") || veth_ ? limit : std::min(limit, teardown_at_));
   const bool hit_limit = kernel_.now() >= limit;
-  if (checker_on_ && !checker_.stop_requested()) {
+  const auto& budget = kernel_.limit_hit();
+  // A run stopped by a budget did not tear down: the end-of-run checks would be false alarms.
+  if (checker_on_ && !checker_.stop_requested() && !budget) {
     const bool consumers_done = stack_->outstanding() == 0 && stack_->extra_refs_outstanding() == 0;
     checker_.finish(kernel_.now(), pages_, consumers_done && p_.get_bool("sim.destroy_pools"));
   }
@@ -425,6 +482,9 @@ json World::run() {
   out["invariants"] = verdicts_.to_json();
   out["invariants"]["enabled"] = checker_on_;
   out["time_limit_reached"] = hit_limit;
+  out["run_limit"] = budget ? json{{"limit", budget->limit}, {"message", budget->message},
+                                   {"at_ns", kernel_.now() / 1000}, {"events", kernel_.dispatched()}}
+                            : json(nullptr);
   return out;
 }
 

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import time
 from pathlib import Path
 
 from ppsim import strict_json
+from ppsim.cli import EXIT_LIMIT
 from ppsim.errors import InputError
 from ppsim.scenario import SEED_EXPECTED, SEED_MAX
 
@@ -32,8 +34,30 @@ def register(sub) -> None:
                    help="override a parameter, e.g. --set page_pool.pool_size_pages=256 (VALUE is JSON, or a string)")
     p.add_argument("--checker", choices=["stop", "collect", "off"], default=None, help="override sim.checker")
     p.add_argument("--mutant", action="append", default=[], help="run a deliberately wrong model variant (see `ppsim mutants`)")
+    p.add_argument("--max-events", type=positive_arg(int, "an integer"), default=None, metavar="N",
+                   help="stop after N dispatched events (sim.max_events); exit code 4")
+    p.add_argument("--max-wall-s", type=positive_arg(float, "a number of seconds"), default=None, metavar="S",
+                   help="stop after S seconds of wall-clock time (sim.max_wall_s); exit code 4")
+    p.add_argument("--max-memory-mib", type=positive_arg(int, "an integer"), default=None, metavar="M",
+                   help="memory budget in MiB (sim.max_memory_mib, default 4096): refuse or stop beyond it")
     p.add_argument("--quiet", action="store_true", help="print only the output path")
     p.set_defaults(func=run)
+
+
+def positive_arg(conv, what: str):
+    def parse(text: str):
+        try:
+            v = conv(text.strip())
+        except (ValueError, OverflowError):
+            v = None
+        if v is None or not 0 < v < 1e18:
+            raise argparse.ArgumentTypeError(f"expected {what} above 0, got {text!r:.60}")
+        return v
+    return parse
+
+
+LIMIT_FLAGS = (("--max-events", "max_events", "sim.max_events"), ("--max-wall-s", "max_wall_s", "sim.max_wall_s"),
+               ("--max-memory-mib", "max_memory_mib", "sim.max_memory_mib"))
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -87,6 +111,8 @@ def summary(r) -> str:
                  f"  recycled {100 * s['page_pool.recycle_ratio']:.1f}% of returns"
                  f"  ({100 * s['page_pool.direct_ratio']:.1f}% direct)"
                  f"  allocator pages per alloc {s['page_pool.allocator_pages_per_alloc']:.4f}")
+    if r.limit:
+        lines.append(f"  STOPPED EARLY by {r.limit['limit']}: {r.limit['message']} (stats are partial)")
     inv = r.raw["invariants"]
     if not inv.get("enabled", True):
         lines.append("  invariants: checker off")
@@ -112,12 +138,16 @@ def run(args) -> int:
     import ppsim
 
     overrides = parse_overrides(args.overrides)
-    for flag, path in (("--checker", "sim.checker"), ("--seed", "sim.seed")):
-        if getattr(args, flag[2:]) is not None and path in overrides:
+    flags = (("--checker", "checker", "sim.checker"), ("--seed", "seed", "sim.seed")) + LIMIT_FLAGS
+    for flag, attr, path in flags:
+        if getattr(args, attr) is not None and path in overrides:
             raise InputError(f"{flag} and --set {path} both set {path}: give one")
     data, name = ppsim.load_scenario(args.scenario)
     if args.checker:
         overrides["sim.checker"] = args.checker
+    for flag, attr, path in LIMIT_FLAGS:
+        if getattr(args, attr) is not None:
+            overrides[path] = getattr(args, attr)
     ppsim.scenario.apply_overrides(data, overrides, "--set")
     out = Path(args.out) if args.out else default_out(data, args.scenario)
     try:
@@ -138,4 +168,8 @@ def run(args) -> int:
     else:
         print(summary(r))
         print(f"  wrote {out / 'results.json'}" + (f" and {args.trace}" if args.trace else "") + f"  ({wall:.2f} s wall)")
+    if r.limit:
+        print(f"ppsim run: stopped early at {r.limit['at_ns'] / 1e3:.3f} us simulated: {r.limit['message']}; "
+              f"partial results in {out / 'results.json'}", file=sys.stderr)
+        return EXIT_LIMIT
     return 0 if r.ok else 1

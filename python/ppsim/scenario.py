@@ -123,6 +123,12 @@ class Result:
         return bool(self.raw["invariants"]["ok"])
 
     @property
+    def limit(self) -> dict | None:
+        """None, or why a budget (sim.max_events, sim.max_wall_s, sim.max_memory_mib) stopped the
+        run early: {"limit", "message", "at_ns", "events"}. Such a run's stats are partial."""
+        return self.raw.get("run_limit")
+
+    @property
     def violations(self) -> list[dict]:
         return list(self.raw["invariants"]["kept"])
 

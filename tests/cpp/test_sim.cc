@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "sim/error.h"
 #include "sim/kernel.h"
 #include "sim/params.h"
@@ -247,4 +249,55 @@ TEST(Params, IntegersAreExactUpTo2To63Minus1) {
   EXPECT_EQ(error_of(r, json::parse(R"({"sim": {"seed": 18446744073709551616}})")), want + "1.8446744073709552e+19");
   EXPECT_EQ(error_of(r, json::parse(R"({"sim": {"seed": -1}})")), want + "-1");
   EXPECT_EQ(error_of(r, json::parse(R"({"sim": {"seed": 9.3e18}})")), want + "9.3e+18");
+}
+
+TEST(Kernel, AnEventLimitStopsTheRunAndSaysSo) {
+  Kernel k;
+  int n = 0;
+  Process p(k, "tick", [&] { ++n; p.wake_after(1000); });
+  RunLimits lim;
+  lim.max_events = 10000;
+  k.set_limits(lim);
+  p.wake_at(0);
+  k.run(kPicosPerSec);
+  EXPECT_EQ(n, 10000) << "exactly max_events callbacks run";
+  EXPECT_EQ(k.dispatched(), 10000u) << "the refused event is not counted";
+  ASSERT_TRUE(k.limit_hit());
+  EXPECT_EQ(k.limit_hit()->limit, "sim.max_events");
+  EXPECT_LT(k.now(), Picos{10001} * 1000) << "simulated time stopped there too";
+}
+
+TEST(Kernel, AWallClockLimitIsCheckedEvery4096Events) {
+  Kernel k;
+  std::uint64_t n = 0;
+  Process p(k, "spin", [&] {
+    ++n;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    p.wake_after(1);
+  });
+  RunLimits lim;
+  lim.max_wall_s = 0.05;
+  k.set_limits(lim);
+  p.wake_at(0);
+  k.run();
+  ASSERT_TRUE(k.limit_hit());
+  EXPECT_EQ(k.limit_hit()->limit, "sim.max_wall_s");
+  EXPECT_NE(k.limit_hit()->message.find("more than the limit of 0.05 s"), std::string::npos) << k.limit_hit()->message;
+  EXPECT_EQ(n % kLimitCheckEvents, 0u);
+  EXPECT_LE(n, 2 * kLimitCheckEvents) << "2500 events are 0.05 s: the first check past it stops";
+}
+
+TEST(Kernel, WithoutLimitsNothingIsCheckedAndNothingStops) {
+  Kernel k;
+  int n = 0;
+  Process p(k, "tick", [&] {
+    if (++n < 20000) p.wake_after(1);
+  });
+  k.set_limits({});
+  p.wake_at(0);
+  k.run();
+  EXPECT_EQ(n, 20000);
+  EXPECT_FALSE(k.limit_hit());
 }

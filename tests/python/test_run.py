@@ -257,3 +257,47 @@ def test_dict_scenarios_must_be_json_data():
         node = node["a"]
     with pytest.raises(ppsim.InputError, match="nested deeper than 64 levels"):
         ppsim.run(deep)
+
+
+def test_an_event_limit_stops_the_run_exit_4_and_the_results_say_so(cli, tmp_path):
+    p = cli("run", "scenarios/default.json", "--max-events", 500, "--out", tmp_path)
+    assert p.returncode == 4, (p.stdout, p.stderr)
+    err = p.stderr.strip()
+    assert "\n" not in err and "stopped early" in err and "sim.max_events" in err, err
+    assert "STOPPED EARLY by sim.max_events" in p.stdout
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["run_limit"]["limit"] == "sim.max_events" and res["run_limit"]["events"] == 500
+    assert res["stats"]["sim.events_dispatched"]["value"] == 500
+    assert res["invariants"]["ok"], "a run cut short is not an invariant violation"
+    ok = ppsim.run(repo_file("scenarios/default.json"))
+    assert ok.limit is None and ok.raw["run_limit"] is None
+
+
+def repo_file(rel):
+    from ppsim._native import REPO
+
+    return REPO / rel
+
+
+def test_a_wall_clock_limit_stops_a_long_run(cli, tmp_path):
+    p = cli("run", "scenarios/late_reader.json", "--set", "sim.duration_us=1e8", "--set", "sim.sample_interval_us=1e6",
+            "--max-wall-s", "0.2", "--out", tmp_path)
+    assert p.returncode == 4, (p.stdout, p.stderr)
+    assert "sim.max_wall_s" in p.stderr
+    r = ppsim.run(repo_file("scenarios/late_reader.json"),
+                  overrides={"sim.duration_us": 1e8, "sim.sample_interval_us": 1e6, "sim.max_wall_s": 0.2})
+    assert r.limit["limit"] == "sim.max_wall_s"
+
+
+def test_memory_budget_refuses_huge_scenarios_up_front_and_stops_growing_ones(cli, tmp_path):
+    p = cli("run", "scenarios/default.json", "--set", "nic.queues=4096", "--set", "cpus.count=4096",
+            "--set", "nic.rx_ring_size_descs=65536", "--out", tmp_path)
+    one_line_exit_2(p, "at $.nic.rx_ring_size_descs: the scenario needs about",
+                    "MiB before its first packet (4096 queues x 65536 RX descriptors with buffers), "
+                    "more than sim.max_memory_mib (4096 MiB)")
+    # A socket that never reads, in a machine with 2^36 pages: pages pile up until the budget stops it.
+    r = ppsim.run(repo_file("scenarios/late_reader.json"),
+                  overrides={"sim.duration_us": 1e9, "stack.reader_start_us": 1e9, "memory.capacity_pages": 2**36,
+                             "stack.rcvbuf_bytes": 2**40, "sim.max_memory_mib": 64})
+    assert r.limit["limit"] == "sim.max_memory_mib", r.limit
+    assert "more than the limit of 64 MiB" in r.limit["message"]
