@@ -139,6 +139,12 @@ json parse_json_text(std::string_view text, const std::string& file) {
                                     ": " + sax.malformed);
 }
 
+std::string json_brief(const json& v, std::size_t max) {
+  std::string d = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (d.size() > max) d = d.substr(0, max > 3 ? max - 3 : 0) + "...";
+  return d;
+}
+
 json load_json_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw ScenarioError(path, "", "is a directory, expected a JSON file");

@@ -15,5 +15,8 @@ constexpr int kMaxJsonDepth = 64;
 nlohmann::json parse_json_text(std::string_view text, const std::string& file);
 // Reads `path` and parses it as above; "cannot open file" when it cannot be read.
 nlohmann::json load_json_file(const std::string& path);
+// A value as an error message quotes it: compact JSON, at most `max` characters ("..." after),
+// never throwing (strings that are not UTF-8 are shown with U+FFFD).
+std::string json_brief(const nlohmann::json& v, std::size_t max = 40);
 
 }  // namespace ppsim::sim

@@ -67,11 +67,7 @@ std::string expected_of(const ParamSpec& s) {
   return e;
 }
 
-std::string got_of(const json& v) {
-  std::string d = v.dump();
-  if (d.size() > 40) d = d.substr(0, 37) + "...";
-  return d;
-}
+std::string got_of(const json& v) { return json_brief(v); }
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "sim/error.h"
+#include "sim/json_reader.h"
 
 namespace ppsim::cost {
 namespace fs = std::filesystem;
@@ -150,14 +151,14 @@ int get_count(const nlohmann::json& j, const char* key, const std::string& file,
   const auto& v = j.at(key);
   if (!v.is_number_integer() || v.get<long long>() < 1 || v.get<long long>() > kMaxCpus)
     throw sim::ScenarioError(file, path + "." + key, "expected an integer from 1 to " + std::to_string(kMaxCpus) +
-                                                         ", got " + v.dump());
+                                                         ", got " + sim::json_brief(v));
   return v.get<int>();
 }
 
 }  // namespace
 
 CpuTopology CpuTopology::from_json(const nlohmann::json& j, const std::string& file, const std::string& path) {
-  if (!j.is_object()) throw sim::ScenarioError(file, path, "expected an object, got " + j.dump());
+  if (!j.is_object()) throw sim::ScenarioError(file, path, "expected an object, got " + sim::json_brief(j));
   std::vector<CpuPlace> places;
   if (j.contains("cpus")) {
     for (auto it = j.begin(); it != j.end(); ++it)
@@ -179,7 +180,7 @@ CpuTopology CpuTopology::from_json(const nlohmann::json& j, const std::string& f
         if (!dst) throw sim::ScenarioError(file, p + "." + k, "unknown key \"" + k + "\" (expected cpu, core, domain, node, socket, os_cpu)");
         if (!it.value().is_number_integer() || it.value().get<long long>() < (k == "os_cpu" ? -1 : 0) ||
             it.value().get<long long>() > 1000000)
-          throw sim::ScenarioError(file, p + "." + k, "expected a non-negative integer, got " + it.value().dump());
+          throw sim::ScenarioError(file, p + "." + k, "expected a non-negative integer, got " + sim::json_brief(it.value()));
         *dst = it.value().get<int>();
       }
       for (const char* k : {"cpu", "core", "domain"})

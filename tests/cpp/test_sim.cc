@@ -301,3 +301,16 @@ TEST(Kernel, WithoutLimitsNothingIsCheckedAndNothingStops) {
   EXPECT_EQ(n, 20000);
   EXPECT_FALSE(k.limit_hit());
 }
+
+TEST(Params, AValueThatIsNotUtf8GetsAnErrorNotAnException) {
+  // Found by fuzz_units: quoting the bad value in the message called json::dump(), which throws
+  // type_error 316 on invalid UTF-8 (possible when the JSON comes from C++, not from text).
+  auto r = registry();
+  json j;
+  j["pool"]["cost_ns"] = std::string("3 \xbe\xef", 4);
+  const std::string e = error_of(r, j);
+  EXPECT_NE(e.find("s.json: at $.pool.cost_ns: wrong unit"), std::string::npos) << e;
+  j["pool"]["cost_ns"] = json::array({std::string("\xff")});
+  EXPECT_NE(error_of(r, j).find("expected a number in ns"), std::string::npos);
+  EXPECT_EQ(json_brief(json(std::string(100, 'x'))).size(), 40u);
+}
