@@ -319,8 +319,11 @@ void World::register_stats() {
   if (nic_) nic_->register_stats();
   if (veth_) veth_->register_stats();
   std::vector<std::string> pool_names;
-  for (const auto& [pool_name, pool] : pools_) {
-    const std::string n = pool_name + ".pp.";
+  for (const auto& entry : pools_) {
+    // Not a structured binding: the lambdas below capture `pool`, which clang 14 (the fuzzing and
+    // sanitizer build) does not allow for bindings.
+    page_pool::PagePool* pool = entry.second;
+    const std::string n = entry.first + ".pp.";
     pool_names.push_back(n);
     const auto& a = pool->alloc_stats();
     s.reader(n + "alloc_fast", "pages", "allocations served from the alloc cache (and frag page reuse)", [&a] { return a.fast; });
