@@ -5,9 +5,11 @@ and a plot of holds against packets, and exits 1 when anything is outside tolera
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from ppsim.cmd_run import seed_arg
+from ppsim.cli import EXIT_LIMIT
+from ppsim.cmd_run import positive_arg, seed_arg
 from ppsim.errors import InputError
 
 
@@ -16,6 +18,10 @@ def register(sub) -> None:
     p.add_argument("dirs", nargs="+", help="capture directories (each with trace.txt and meta.json)")
     p.add_argument("--out", default="runs/validate", help="directory for validation.json, the plot and simulated traces")
     p.add_argument("--seed", type=seed_arg, default=None, help="seed of the simulated runs (0 to 2^63-1)")
+    p.add_argument("--max-events", type=positive_arg(int, "an integer"), default=None, metavar="N",
+                   help="stop each replay after N events (sim.max_events); exit code 4 if one stops")
+    p.add_argument("--max-wall-s", type=positive_arg(float, "a number of seconds"), default=None, metavar="S",
+                   help="stop each replay after S seconds of wall-clock time (sim.max_wall_s); exit code 4")
     p.set_defaults(func=run)
 
 
@@ -75,7 +81,8 @@ def run(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as e:
         raise InputError(f"--out {out}: cannot create directory: {getattr(e, 'strerror', None) or e}") from None
-    res = validate(dirs, workdir=out / "sim", seed=args.seed)
+    budgets = {k: v for k, v in (("sim.max_events", args.max_events), ("sim.max_wall_s", args.max_wall_s)) if v}
+    res = validate(dirs, workdir=out / "sim", seed=args.seed, overrides=budgets)
     hdr = f"{'group':34s} {'metric':28s} {'kernel (median [range])':26s} {'ppsim':>10s} {'error':>8s} {'limit':>7s}"
     print(hdr)
     for r in res["rows"]:
@@ -97,4 +104,8 @@ def run(args) -> int:
     ngroups = len(res["groups"])
     print(f"{len(gated) - len(bad)} of {len(gated)} checks within tolerance over {ngroups} capture groups "
           f"(plus {len(res['rows']) - len(gated)} reported curves); wrote {out / 'validation.json'} and {png}")
+    for lim in res["limits"]:
+        print(f"ppsim validate: the replay of {lim['group']} stopped early: {lim['message']}", file=sys.stderr)
+    if res["limits"]:
+        return EXIT_LIMIT
     return 0 if not bad else 1

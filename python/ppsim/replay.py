@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import statistics
 import tempfile
 from dataclasses import dataclass, field
@@ -253,11 +254,12 @@ def holds_at(curve: list[tuple[int, int]], packets: int) -> int:
     return h
 
 
-def simulate(meta: dict, src: str, trace_out: Path, seed: int | None = None):
+def simulate(meta: dict, src: str, trace_out: Path, seed: int | None = None, overrides: dict | None = None):
+    """Runs the capture's replay scenario (`overrides` on top, e.g. run budgets); (scenario, Result)."""
     import ppsim
 
     sc = scenario_from_meta(meta, src)
-    r = ppsim.run(sc, seed=seed, trace=trace_out, source=f"{src} (replayed as a veth scenario)")
+    r = ppsim.run(sc, seed=seed, trace=trace_out, overrides=overrides, source=f"{src} (replayed as a veth scenario)")
     return sc, r
 
 
@@ -365,10 +367,13 @@ def _thinned(meta: dict, src: str) -> bool:
     return trim.get("mode") == "context" and removed > 0
 
 
-def validate(dirs: list[Path], workdir: Path | None = None, seed: int | None = None) -> dict:
-    """Replay every capture group and compare; returns {"rows": [...], "groups": {...}, "ok": bool}."""
+def validate(dirs: list[Path], workdir: Path | None = None, seed: int | None = None,
+             overrides: dict | None = None) -> dict:
+    """Replay every capture group and compare; returns {"rows": [...], "groups": {...}, "ok": bool,
+    "limits": [...]}. `overrides` apply to every replay (run budgets: a replay a budget stopped
+    is listed in "limits" and fails its group)."""
     groups = group_captures(dirs)
-    rows, detail = [], {}
+    rows, detail, limits = [], {}, []
     tmp = tempfile.TemporaryDirectory() if workdir is None else None
     base = Path(tmp.name) if tmp else Path(workdir)
     base.mkdir(parents=True, exist_ok=True)
@@ -379,13 +384,24 @@ def validate(dirs: list[Path], workdir: Path | None = None, seed: int | None = N
                 thinned = _thinned(meta, str(d / "meta.json"))
                 kernel.append(metrics(d / "trace.txt", kept_first_polls=100 if thinned else None))
             d0, meta0 = caps[0]
-            sim_trace = base / f"{name}.trace.txt"
-            sc, res = simulate(meta0, str(d0 / "meta.json"), sim_trace, seed)
-            sim = metrics(sim_trace)
+            src = str(d0 / "meta.json")
+            # The group name comes from meta.json: one safe file name, inside the work directory.
+            sim_trace = base / (re.sub(r"[^\w.+-]+", "_", name).lstrip(".") + ".trace.txt")
+            sc, res = simulate(meta0, src, sim_trace, seed, overrides)
+            try:
+                sim = metrics(sim_trace)
+            except InputError:
+                raise InputError(f"{src} (replayed as a veth scenario): the simulated run produced no page_pool "
+                                 "events to compare") from None
             rows += compare_group(name, kernel, sim, res.ok)
+            if res.limit:
+                limits.append({"group": name, **res.limit})
+                rows.append({"group": name, "metric": "run_limit", "kernel_median": None, "kernel_range": None,
+                             "ppsim": res.limit["limit"], "error": None, "limit": None, "ok": False, "gated": True,
+                             "note": res.limit["message"]})
             detail[name] = {"captures": [str(d) for d, _ in caps], "scenario": sc,
                             "kernel": [m.__dict__ for m in kernel], "ppsim": sim.__dict__}
     finally:
         if tmp:
             tmp.cleanup()
-    return {"rows": rows, "groups": detail, "ok": all(r["ok"] for r in rows if r["gated"])}
+    return {"rows": rows, "groups": detail, "ok": all(r["ok"] for r in rows if r["gated"]), "limits": limits}
