@@ -164,3 +164,13 @@ def test_report_of_binary_or_missing_results(tmp_path, cli):
     f.write_bytes(b"\x89PNG\r\n\x1a\n\x00")
     one_line_exit_2(cli("report", f, "--out", tmp_path / "rep"), "not UTF-8 text")
     one_line_exit_2(cli("report", tmp_path / "none", "--out", tmp_path / "rep"), "no results.json here")
+
+
+def test_validate_budgets_stop_a_replay_and_exit_4(tmp_path, repo, cli):
+    d = capture(tmp_path, repo, lambda m: m.__setitem__("group", "../../escape"))
+    p = cli("validate", d, "--out", tmp_path / "v", "--max-events", 200)
+    assert p.returncode == 4, (p.stdout, p.stderr)
+    assert "stopped early" in p.stderr and "sim.max_events" in p.stderr and "Traceback" not in p.stderr
+    assert "run_limit" in p.stdout
+    assert not (tmp_path.parent / "escape.trace.txt").exists()
+    assert list((tmp_path / "v" / "sim").glob("*escape.trace.txt")), "the simulated trace stays in --out"
