@@ -10,9 +10,10 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 SAN     := build-san
 SAN_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
              -DPPSIM_PYTHON=OFF -DPPSIM_BENCH=OFF -DPPSIM_FUZZ=ON
-# make fuzz: executions per libFuzzer target (fuzz_world, slower, runs 100000);
+# make fuzz: executions per libFuzzer target (fuzz_world, slower, runs 100000) and Python inputs;
 # FUZZ_ARGS=--merge folds what the fuzzers found into the committed corpora.
 FUZZ_RUNS ?= 1000000
+PY_FUZZ_INPUTS ?= 20000
 FUZZ_ARGS ?=
 
 # Debian packages the build and the tests need (see README "Dependencies").
@@ -60,9 +61,10 @@ test: build san-build
 sanitize: san-build
 	cd $(SAN) && ctest --output-on-failure -j $(JOBS) -L sanitize -LE fuzz
 
-# The long forms: FUZZ_RUNS executions per libFuzzer target.
+# The long forms: FUZZ_RUNS executions per libFuzzer target, PY_FUZZ_INPUTS Python inputs.
 fuzz: build san-build
 	$(PY) tests/fuzz/fuzz.py --build $(SAN) --runs $(FUZZ_RUNS) --long $(FUZZ_ARGS)
+	PYTHONPATH=python PPSIM_BUILD=$(BUILD) $(PY) tests/python/fuzz_inputs.py --inputs $(PY_FUZZ_INPUTS)
 
 bench: build
 	$(BUILD)/bench/ppsim_bench
