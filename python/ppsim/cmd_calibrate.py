@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from ppsim import strict_json
 from ppsim.errors import InputError
 
 
@@ -56,15 +57,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--reps: expected a positive integer, got {args.reps}")
     if args.from_file:
         try:
-            with open(args.from_file) as f:
-                meas = json.load(f)
-        except OSError as e:
-            raise InputError(f"--from: cannot read {args.from_file}: {e.strerror}") from None
-        except json.JSONDecodeError as e:
-            raise InputError(f"--from: {args.from_file}: malformed JSON at line {e.lineno}, column {e.colno}") from None
+            meas = strict_json.load_file(args.from_file, what="measurements file")
+        except InputError as e:
+            raise InputError(f"--from: {e}") from None
+        profile, rows = cal.from_saved(meas, args.from_file, args.name)
     else:
         meas = cal.measure(reps=args.reps, quick=args.quick, cpus=_cpus(args.cpus))
-    profile = cal.make_profile(meas, name=args.name)
+        profile, rows = cal.make_profile(meas, name=args.name), cal.table(meas)
     if args.save_measurements:
         cal.write_profile(meas, args.save_measurements)
     out = cal.write_profile(profile, args.out or cal.DEFAULT_OUT.with_name(f"{args.name}.json"))
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
       f"load before {host.get('loadavg_before', '?')}, after {host.get('loadavg_after', '?')}\n")
     w(f"# {meas.get('reps', '?')} repetitions; spread = (p90 - p10) / median\n")
     w(f"{'measurement':<50} {'median':>10} {'p10':>10} {'p90':>10} {'spread':>8}  unit\n")
-    for label, unit, med, p10, p90, spread in cal.table(meas):
+    for label, unit, med, p10, p90, spread in rows:
         w(f"{label:<50} {med:>10.2f} {p10:>10.2f} {p90:>10.2f} {spread:>7.1f}%  {unit}\n")
     ref = args.name if out.resolve() == cal.DEFAULT_OUT.with_name(f"{args.name}.json").resolve() else str(out)
     w(f"profile written to {out}; a scenario uses it with \"coherence\": {{\"enabled\": true, \"profile\": \"{ref}\"}}\n")

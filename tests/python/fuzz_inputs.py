@@ -11,8 +11,9 @@ meta.json) and from a results.json: truncated, bytes flipped or inserted, binary
 replaced by other types, huge or non-finite numbers, deep nesting, repeated keys, long strings,
 lone surrogates, huge files. The consumers are load_scenario and run (file and dict, with run
 budgets so no input runs long), the trace parsers, the capture replay (load_meta,
-scenario_from_meta, a budgeted replay, metrics), the report generator, ppsim.pcie.Link, and, for a
-sample, the CLI in a subprocess (run, stats, report, validate, pcie, python -m ppsim.trace).
+scenario_from_meta, a budgeted replay, metrics), the report generator, saved calibration
+measurements, ppsim.pcie.Link, and, for a sample, the CLI in a subprocess (run, stats, report,
+validate, calibrate --from, pcie, python -m ppsim.trace).
 """
 from __future__ import annotations
 
@@ -49,6 +50,25 @@ WEIRD_STRINGS = ["", " ", "x" * 10000, "\x00", "\ud800", "\udcff", "é", "\u202e
                  "nic", "veth", "off", "collect", "udp", "tcp", "published-xeon-e5-2695v4", "/dev/zero"]
 NON_JSON = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "9" * 5000, "0x10", "01", "+1", ".5", "1.", "'x'",
             "undefined", "True", "None"]
+
+
+def _stat(m: float) -> dict:
+    return {"median": m, "p10": m * 0.9, "p90": m * 1.1, "min": m * 0.8, "max": m * 1.2, "reps": 3}
+
+
+# What ppsim_calibrate prints, in the shape tests/python/test_calibrate.py uses.
+MEASUREMENTS = {
+    "tool": "ppsim_calibrate", "reps": 3,
+    "host": {"cpu_model": "Test CPU", "loadavg_before": "0.00", "loadavg_after": "0.00",
+             "topology": {"cpus": [{"cpu": 0, "core": 0, "domain": 0, "node": 0, "socket": 0, "os_cpu": 0},
+                                   {"cpu": 1, "core": 1, "domain": 0, "node": 0, "socket": 0, "os_cpu": 1}],
+                          "source": "test"}},
+    "transfer_ns": [dict(_stat(40.0), os_cpu_a=0, os_cpu_b=1)],
+    "atomic_uncontended_ns": _stat(6.0), "stream_read_ns_per_line": _stat(12.0), "store_miss_ns_per_line": _stat(4.0),
+    "chase_ns": {"16KiB": _stat(1.0), "4MiB": _stat(20.0), "256MiB": _stat(100.0)},
+    "base_ns": {"alloc_fast_plus_recycle_direct": _stat(1.0), "refill_per_page": _stat(1.5), "recycle_ring": _stat(7.0),
+                "queue_enqueue": _stat(2.0), "queue_dequeue": _stat(2.0), "page_ref_read": _stat(0.5)},
+}
 
 
 @dataclass
@@ -420,6 +440,23 @@ class Fuzzer:
         if self.cli_due():
             self.cli("report", ["report", f, "--out", self.work / "report"], raw)
 
+    def measurements(self) -> None:
+        """Saved ppsim_calibrate output, as `ppsim calibrate --from FILE` reads it."""
+        from ppsim import calibrate
+
+        data = mutate_data(self.rng, MEASUREMENTS, self.rng.random() < 0.5)
+        raw = json_text(self.rng, data)
+        f = self._file("measurements.json", raw)
+
+        def use():
+            from ppsim import strict_json
+
+            return calibrate.from_saved(strict_json.load_file(f), str(f))
+
+        self.check("calibrate --from", use, raw)
+        if self.cli_due():
+            self.cli("calibrate", ["calibrate", "--from", f, "--out", self.work / "prof.json"], raw)
+
     def pcie_link(self) -> None:
         kw = {}
         for name in self.rng.sample(["gen", "lanes", "mps", "mrrs", "rcb", "completion_split", "addr_bits",
@@ -460,6 +497,8 @@ class Fuzzer:
             self.capture()
         elif k < 0.90:
             self.results_json()
+        elif k < 0.94:
+            self.measurements()
         else:
             self.pcie_link()
 

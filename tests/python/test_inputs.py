@@ -174,3 +174,15 @@ def test_validate_budgets_stop_a_replay_and_exit_4(tmp_path, repo, cli):
     assert "run_limit" in p.stdout
     assert not (tmp_path.parent / "escape.trace.txt").exists()
     assert list((tmp_path / "v" / "sim").glob("*escape.trace.txt")), "the simulated trace stays in --out"
+
+
+@pytest.mark.parametrize("raw, expect", [
+    (b"\xff\xfe\x00", "--from: {f}: not UTF-8 text"),
+    (b'{"tool": "ppsim_calibrate", "host": 5}', "--from {f}: not the measurements ppsim_calibrate prints (TypeError"),
+    (b'{"tool": "ppsim_calibrate"}', "--from {f}: not the measurements ppsim_calibrate prints (KeyError: missing 'host')"),
+    (b'{"tool": "x", "tool": "ppsim_calibrate"}', 'at $.tool: duplicate key "tool"'),
+])
+def test_calibrate_from_a_bad_measurements_file_is_one_line(tmp_path, cli, raw, expect):
+    f = tmp_path / "m.json"
+    f.write_bytes(raw)
+    one_line_exit_2(cli("calibrate", "--from", f, "--out", tmp_path / "p.json"), expect.format(f=f))
