@@ -8,8 +8,9 @@ Each target reads its committed corpus (tests/fuzz/corpus/<target>, never writte
 and writes what it discovers to BUILD/fuzz-work/<target>/new. A crash, a sanitizer report, an
 uncaught exception, a timeout or running out of memory is a failure: its input is kept in
 BUILD/fuzz-work/<target>/artifacts and the target is restarted for the remaining executions, so
-one bug does not hide the next (at most --max-failures restarts). --merge folds the committed and
-the new corpus into a minimal one (-merge=1) and replaces the committed corpus with it.
+one bug does not hide the next (at most --max-failures restarts). --merge (or --merge-only, after
+a run) folds the committed and the new corpus into a minimal one (-merge=1, by edges) and
+replaces the committed corpus with it, keeping the seed_* files made from shipped inputs.
 Exit code 0 when no target failed, 1 otherwise.
 """
 from __future__ import annotations
@@ -60,13 +61,15 @@ def executed(out: str) -> int:
 
 
 def run_target(build: Path, name: str, runs: int | None, seconds: float | None, seed: int, max_failures: int,
-               verbose: bool) -> tuple[int, dict[str, Path], float]:
+               verbose: bool, fresh: bool = False) -> tuple[int, dict[str, Path], float]:
     binary = build / "tests" / "fuzz" / name
     if not binary.exists():
         sys.exit(f"fuzz.py: {binary} is not built (make sanitize builds the fuzz targets)")
     dict_name, max_len = TARGETS[name]
     work = build / "fuzz-work" / name
-    new, artifacts = work / "new", work / "artifacts"
+    new, artifacts = work / ("new-short" if fresh else "new"), work / "artifacts"
+    if fresh:  # a short run starts from the committed corpus alone, so its length does not grow
+        shutil.rmtree(new, ignore_errors=True)
     new.mkdir(parents=True, exist_ok=True)
     artifacts.mkdir(parents=True, exist_ok=True)
     corpus = HERE / "corpus" / name
@@ -109,8 +112,10 @@ def merge(build: Path, name: str) -> tuple[int, int]:
     merged.mkdir(parents=True)
     binary = build / "tests" / "fuzz" / name
     dict_name, max_len = TARGETS[name]
-    subprocess.run([str(binary), "-merge=1", f"-max_len={max_len}", str(merged), str(corpus), str(new)],
-                   capture_output=True, check=True)
+    # Edges only (no hit counts, comparisons or value profiles): the smallest corpus that still
+    # reaches every edge the fuzzer reached, a few hundred small files per target.
+    subprocess.run([str(binary), "-merge=1", "-use_counters=0", "-use_cmp=0", "-use_value_profile=0",
+                    f"-max_len={max_len}", str(merged), str(corpus), str(new)], capture_output=True, check=True)
     before = len(list(corpus.iterdir()))
     # Keep the seeds made from shipped files under their names; the rest by content hash.
     seeds = {f.name for f in corpus.iterdir() if f.name.startswith("seed_")}
@@ -133,10 +138,13 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-failures", type=int, default=10, help="restarts after failures, per target")
     ap.add_argument("--merge", action="store_true", help="minimize the new inputs into the committed corpus")
+    ap.add_argument("--merge-only", action="store_true", help="merge what earlier runs found, without fuzzing")
     ap.add_argument("--long", action="store_true", help="use the long-form run count of slow targets")
+    ap.add_argument("--short", action="store_true",
+                    help="start from the committed corpus only (ctest), not from what earlier runs found")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
-    if a.runs is None and a.time is None:
+    if a.runs is None and a.time is None and not a.merge_only:
         ap.error("give --runs or --time")
     names = [t for t in a.targets.split(",") if t]
     for t in names:
@@ -144,8 +152,12 @@ def main() -> int:
             ap.error(f"unknown target {t!r} (known: {', '.join(TARGETS)})")
     grand, bad = 0, 0
     for name in names:
+        if a.merge_only:
+            before, after = merge(a.build, name)
+            print(f"{name}: corpus {before} -> {after} files")
+            continue
         runs = LONG_RUNS.get(name, a.runs) if a.long and a.runs else a.runs
-        total, failures, secs = run_target(a.build, name, runs, a.time, a.seed, a.max_failures, a.verbose)
+        total, failures, secs = run_target(a.build, name, runs, a.time, a.seed, a.max_failures, a.verbose, a.short)
         grand += total
         bad += len(failures)
         line = f"{name}: {total} executions in {secs:.0f} s, {len(failures)} distinct failure(s)"
