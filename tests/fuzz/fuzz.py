@@ -31,7 +31,8 @@ TARGETS = {  # name: (dictionary, max input length)
     "fuzz_cpu_list": (None, 256),
     "fuzz_world": ("scenario.dict", 8192),
 }
-# make fuzz: fuzz_world runs a SystemC world per input, a few hundred per second at best.
+# make fuzz (--long): fuzz_world runs a SystemC world per input, a few hundred per second at best,
+# so it runs at most this many.
 LONG_RUNS = {"fuzz_world": 100_000}
 
 
@@ -156,7 +157,7 @@ def main() -> int:
             before, after = merge(a.build, name)
             print(f"{name}: corpus {before} -> {after} files")
             continue
-        runs = LONG_RUNS.get(name, a.runs) if a.long and a.runs else a.runs
+        runs = min(a.runs, LONG_RUNS.get(name, a.runs)) if a.long and a.runs else a.runs
         total, failures, secs = run_target(a.build, name, runs, a.time, a.seed, a.max_failures, a.verbose, a.short)
         grand += total
         bad += len(failures)
