@@ -5,13 +5,24 @@ BUILD   := build
 JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
+# The sanitizer and fuzzing build (make sanitize, make fuzz, and part of make test): clang with
+# ASan + UBSan, the libFuzzer targets, every C++ test and ppsim_run_scenario; no Python module.
+SAN     := build-san
+SAN_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+             -DPPSIM_PYTHON=OFF -DPPSIM_BENCH=OFF -DPPSIM_FUZZ=ON
+# make fuzz: executions per libFuzzer target (fuzz_world, slower, runs 100000) and Python inputs;
+# FUZZ_ARGS=--merge folds what the fuzzers found into the committed corpora.
+FUZZ_RUNS ?= 1000000
+PY_FUZZ_INPUTS ?= 20000
+FUZZ_ARGS ?=
+
 # Debian packages the build and the tests need (see README "Dependencies").
 DEB_PKGS := g++ cmake make pkg-config libsystemc-dev libboost-graph-dev nlohmann-json3-dev \
             pybind11-dev python3-dev python3-pybind11 python3-pytest python3-numpy \
             python3-matplotlib python3-pandas libgtest-dev googletest libbenchmark-dev \
-            iproute2 ethtool
+            iproute2 ethtool clang-14 libclang-rt-14-dev llvm-14
 
-.PHONY: all deps build demo test bench clean
+.PHONY: all deps build san-build demo test sanitize fuzz bench clean
 
 all: build
 
@@ -29,15 +40,34 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
+$(SAN)/CMakeCache.txt: | deps
+	cmake -S . -B $(SAN) $(SAN_FLAGS) -DPython3_EXECUTABLE=$(PY)
+
+san-build: deps $(SAN)/CMakeCache.txt
+	cmake --build $(SAN) -j $(JOBS)
+
 demo: build
 	./ppsim run scenarios/default.json --out $(BUILD)/demo
 	./ppsim report $(BUILD)/demo --out reports/demo
 
-test: build
+# The Release tests (GoogleTest + pytest), then the sanitizer build's: every C++ test and every
+# shipped scenario under ASan + UBSan, and a short run of each fuzz target.
+test: build san-build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(SAN) && ctest --output-on-failure -j $(JOBS)
+
+# Every C++ test and every shipped scenario (durations as shipped) under ASan + UBSan; the first
+# report stops the run.
+sanitize: san-build
+	cd $(SAN) && ctest --output-on-failure -j $(JOBS) -L sanitize -LE fuzz
+
+# The long forms: FUZZ_RUNS executions per libFuzzer target, PY_FUZZ_INPUTS Python inputs.
+fuzz: build san-build
+	$(PY) tests/fuzz/fuzz.py --build $(SAN) --runs $(FUZZ_RUNS) --long $(FUZZ_ARGS)
+	PYTHONPATH=python PPSIM_BUILD=$(BUILD) $(PY) tests/python/fuzz_inputs.py --inputs $(PY_FUZZ_INPUTS)
 
 bench: build
 	$(BUILD)/bench/ppsim_bench
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(SAN)

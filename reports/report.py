@@ -8,8 +8,13 @@ came from and went to, the invariant verdict, and plots the pool's occupancy ove
 """
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
+
+from ppsim import strict_json
+from ppsim.errors import InputError
+
+MAX_RESULTS_BYTES = 1 << 30
 
 ALLOC = [("alloc_fast", "alloc cache hits (and frag page reuse)"),
          ("alloc_slow", "bulk slow-path allocations (64 pages each)"),
@@ -22,6 +27,100 @@ RECYCLE = [("recycle_cached", "pages recycled into the alloc cache (direct)"),
            ("recycle_ring", "pages recycled into the ptr_ring"),
            ("recycle_ring_full", "recycles that found the ring full: page released"),
            ("recycle_released_refcnt", "pages released: refcount was not 1")]
+
+
+def _check(res, src: str) -> None:
+    """Raises InputError unless `res` has what the report reads, with the types it needs."""
+    def fail(path: str, want: str, got) -> InputError:
+        return InputError(f"{src}: at {path}: expected {want}, got {strict_json.type_name(got)} "
+                          "(is this a ppsim results.json?)")
+
+    def need(obj: dict, key: str, path: str, kinds: tuple, want: str):
+        if key not in obj:
+            raise InputError(f"{src}: missing {path}.{key} (is this a ppsim results.json?)")
+        v = obj[key]
+        if not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds):
+            raise fail(f"{path}.{key}", want, v)
+        return v
+
+    num = (int, float)
+    if not isinstance(res, dict):
+        raise fail("$", "an object", res)
+    stats = need(res, "stats", "$", (dict,), "an object of stats")
+    for k, v in stats.items():
+        if not isinstance(v, dict):
+            raise fail(f"$.stats[{k!r:.60}]", "an object {value, unit, doc}", v)
+        x = need(v, "value", f"$.stats[{k!r:.60}]", num, "a number")
+        if not -1e300 <= x <= 1e300:
+            raise fail(f"$.stats[{k!r:.60}].value", "a number of at most 1e300", x)
+        need(v, "unit", f"$.stats[{k!r:.60}]", (str,), "a string")
+    wanted = ["sim.end_time_ns", "page_pool.pages_state_hold_cnt", "page_pool.pages_state_release_cnt",
+              "page_pool.allocations", "page_pool.allocator_pages_per_alloc", "page_pool.recycle_ratio",
+              "page_pool.direct_ratio"] + ["page_pool." + k for k, _ in ALLOC + RECYCLE]
+    if "nic0.rx_mpps" in stats:
+        wanted.append("nic0.rx_gbps")
+    for c in {k.split(".")[0] for k in stats if k.startswith("cpu") and k.endswith(".softirq_util")}:
+        wanted += [c + ".softirq_busy_ns", c + ".process_busy_ns"]
+    for k in wanted:
+        if k not in stats:
+            raise InputError(f"{src}: missing $.stats[{k!r}] (is this a ppsim results.json?)")
+    sc = need(res, "scenario", "$", (dict,), "an object")
+    need(sc, "name", "$.scenario", (str,), "a string")
+    need(sc, "file", "$.scenario", (str,), "a string")
+    if "description" in sc and not isinstance(sc["description"], (str, type(None))):
+        raise fail("$.scenario.description", "a string", sc["description"])
+    need(res, "seed", "$", (int,), "an integer")
+    need(res, "ppsim_version", "$", (str,), "a string")
+    inv = need(res, "invariants", "$", (dict,), "an object")
+    if "enabled" in inv:
+        need(inv, "enabled", "$.invariants", (bool,), "true or false")
+    if inv.get("enabled", True):
+        if not need(inv, "ok", "$.invariants", (bool,), "true or false"):
+            need(inv, "violations", "$.invariants", (int,), "an integer")
+            kept = need(inv, "kept", "$.invariants", (list,), "an array of violations")
+            if not kept:
+                raise InputError(f"{src}: at $.invariants.kept: expected the violations, got an empty array")
+            v = kept[0]
+            if not isinstance(v, dict):
+                raise fail("$.invariants.kept[0]", "an object", v)
+            for k in ("invariant", "subject", "event", "detail"):
+                need(v, k, "$.invariants.kept[0]", (str,), "a string")
+            need(v, "time_ps", "$.invariants.kept[0]", num, "a number")
+            hist = need(v, "history", "$.invariants.kept[0]", (list,), "an array of strings")
+            for i, h in enumerate(hist):
+                if not isinstance(h, str):
+                    raise fail(f"$.invariants.kept[0].history[{i}]", "a string", h)
+        else:
+            need(inv, "checks", "$.invariants", (int,), "an integer")
+    series = res.get("series", {})
+    if not isinstance(series, dict):
+        raise fail("$.series", "an object", series)
+    for name, ser in series.items():
+        path = f"$.series[{name!r:.60}]"
+        if not isinstance(ser, dict):
+            raise fail(path, "an object {t_ps, values}", ser)
+        t, vals = need(ser, "t_ps", path, (list,), "an array"), need(ser, "values", path, (list,), "an array")
+        if len(t) != len(vals):
+            raise InputError(f"{src}: at {path}: expected as many values ({len(vals)}) as times ({len(t)})")
+        for key, arr in (("t_ps", t), ("values", vals)):
+            for i, x in enumerate(arr):
+                if isinstance(x, bool) or not isinstance(x, num) or not math.isfinite(x) or abs(x) > 1e300:
+                    raise fail(f"{path}.{key}[{i}]", "a number", x)
+    hists = res.get("histograms", {})
+    if not isinstance(hists, dict):
+        raise fail("$.histograms", "an object", hists)
+    for name, h in hists.items():
+        if not name.endswith(".poll_work"):
+            continue
+        path = f"$.histograms[{name!r:.60}]"
+        if not isinstance(h, dict):
+            raise fail(path, "an object {bins}", h)
+        bins = need(h, "bins", path, (dict,), "an object of bin -> count")
+        for b, n in bins.items():
+            if not (b.isascii() and b.lstrip("-").isdigit() and len(b) <= 18):
+                raise InputError(f"{src}: at {path}.bins: expected integer bins, got {b!r:.40}")
+            if isinstance(n, bool) or not isinstance(n, num) or abs(n) > 1e300:
+                raise fail(f"{path}.bins[{b!r}]", "a number", n)
 
 
 def _fmt(v, unit=""):
@@ -88,8 +187,20 @@ def generate(results: Path, out: Path) -> Path:
     results = Path(results)
     if results.is_dir():
         results = results / "results.json"
-    res = json.loads(results.read_text())
-    out.mkdir(parents=True, exist_ok=True)
+    res = strict_json.load_file(results, what="results.json", max_bytes=MAX_RESULTS_BYTES)
+    _check(res, str(results))
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as e:
+        raise InputError(f"--out {out}: cannot create directory: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        return _write(res, out)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot write the report: {e.strerror}") from None
+
+
+def _write(res: dict, out: Path) -> Path:
     st = {k: v["value"] for k, v in res["stats"].items()}
     unit = {k: v["unit"] for k, v in res["stats"].items()}
     sc = res["scenario"]

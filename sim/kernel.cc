@@ -1,6 +1,12 @@
 #define SC_INCLUDE_DYNAMIC_PROCESSES
 #include "sim/kernel.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <systemc>
@@ -17,6 +23,8 @@ Kernel* g_active = nullptr;
 
 struct Kernel::Impl {
   sc_core::sc_simcontext* ctx = nullptr;
+  double wall_start = 0;
+  std::uint64_t rss_start = 0;
 };
 
 Kernel::Kernel() : impl_(std::make_unique<Impl>()) {
@@ -49,6 +57,82 @@ void Kernel::run(Picos until) {
 void Kernel::stop() {
   stop_requested_ = true;
   sc_core::sc_pause();
+}
+
+namespace {
+
+// Resident set size from /proc/self/statm (0 when unavailable: memory is then not limited).
+std::uint64_t resident_bytes() {
+  const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[128];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  unsigned long long size = 0, resident = 0;
+  if (std::sscanf(buf, "%llu %llu", &size, &resident) != 2) return 0;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+void Kernel::set_limits(const RunLimits& limits) {
+  limits_ = limits;
+  limit_hit_.reset();
+  impl_->wall_start = wall_seconds();
+  impl_->rss_start = limits.max_memory_bytes ? resident_bytes() : 0;
+  const bool periodic = limits.max_wall_s > 0 || limits.max_memory_bytes > 0;
+  next_check_ = periodic ? dispatched_ + kLimitCheckEvents : UINT64_MAX;
+  if (limits.max_events) next_check_ = std::min(next_check_, limits.max_events);
+}
+
+void Kernel::hit(const char* limit, const std::string& message) {
+  if (!limit_hit_) limit_hit_ = LimitHit{limit, message};
+  stop();
+}
+
+void Kernel::check_limits() { check_budgets(true); }
+
+void Kernel::check_budgets(bool memory) {
+  if (limit_hit_) return;
+  if (limits_.max_wall_s > 0) {
+    const double used = wall_seconds() - impl_->wall_start;
+    if (used > limits_.max_wall_s) {
+      char m[160];
+      std::snprintf(m, sizeof m, "%.2f s of wall-clock time used, more than the limit of %g s (sim.max_wall_s)", used,
+                    limits_.max_wall_s);
+      hit("sim.max_wall_s", m);
+      return;
+    }
+  }
+  if (memory && limits_.max_memory_bytes > 0 && impl_->rss_start > 0) {
+    const std::uint64_t rss = resident_bytes();
+    const std::uint64_t grown = rss > impl_->rss_start ? rss - impl_->rss_start : 0;
+    if (grown > limits_.max_memory_bytes) {
+      char m[160];
+      std::snprintf(m, sizeof m, "the run grew resident memory by %llu MiB, more than the limit of %llu MiB (sim.max_memory_mib)",
+                    static_cast<unsigned long long>(grown >> 20),
+                    static_cast<unsigned long long>(limits_.max_memory_bytes >> 20));
+      hit("sim.max_memory_mib", m);
+    }
+  }
+}
+
+bool Kernel::periodic_check() {
+  if (limits_.max_events && dispatched_ >= limits_.max_events) {
+    hit("sim.max_events", std::to_string(dispatched_) + " events dispatched, the limit (sim.max_events)");
+    return false;
+  }
+  // Memory is read every fourth time: /proc costs a few microseconds.
+  check_budgets(++checks_ % 4 == 0);
+  next_check_ = dispatched_ + kLimitCheckEvents;
+  if (limits_.max_events) next_check_ = std::min(next_check_, limits_.max_events);
+  return !limit_hit_;
 }
 
 struct Process::Impl {
@@ -87,8 +171,7 @@ void Process::cancel() {
 
 void Process::fire() {
   pending_ = kNever;
-  kernel_.count_dispatch();
-  if (kernel_.stopped()) return;
+  if (!kernel_.admit()) return;
   callback_();
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <string>
 #include <vector>
@@ -17,6 +18,22 @@
 #include "sim/time.h"
 
 namespace ppsim::sim {
+
+// Budgets a run may not exceed (0: no limit). Events are counted exactly; wall-clock time every
+// kLimitCheckEvents events and resident memory every 4 * kLimitCheckEvents, so the hot path pays
+// one compare per event.
+struct RunLimits {
+  std::uint64_t max_events = 0;
+  double max_wall_s = 0;
+  std::uint64_t max_memory_bytes = 0;  // growth of the process's resident memory since set_limits()
+};
+constexpr std::uint64_t kLimitCheckEvents = 4096;
+
+// Which limit stopped a run, and a one-line account of it.
+struct LimitHit {
+  std::string limit;    // the parameter: "sim.max_events", "sim.max_wall_s", "sim.max_memory_mib"
+  std::string message;  // "4000000 events dispatched, the limit (sim.max_events)"
+};
 
 class Kernel {
  public:
@@ -33,14 +50,33 @@ class Kernel {
   bool stopped() const { return stop_requested_; }
   std::uint64_t dispatched() const { return dispatched_; }
 
-  // Called by Process; not for models.
-  void count_dispatch() { ++dispatched_; }
+  // Starts the wall clock and the memory baseline of `limits`.
+  void set_limits(const RunLimits& limits);
+  // Checks wall-clock time and memory now (a model that allocates in bulk calls it); on a breach
+  // the run stops as with stop() and limit_hit() says why.
+  void check_limits();
+  const std::optional<LimitHit>& limit_hit() const { return limit_hit_; }
+
+  // Called by Process before each callback; false when the callback must not run (the run was
+  // stopped, or a limit stopped it now: that event is not counted).
+  bool admit() {
+    if (dispatched_ >= next_check_ && !periodic_check()) return false;
+    ++dispatched_;
+    return !stop_requested_;
+  }
 
  private:
+  bool periodic_check();
+  void check_budgets(bool memory);
+  void hit(const char* limit, const std::string& message);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::uint64_t dispatched_ = 0;
+  std::uint64_t next_check_ = UINT64_MAX;
+  std::uint64_t checks_ = 0;
   bool stop_requested_ = false;
+  RunLimits limits_;
+  std::optional<LimitHit> limit_hit_;
 };
 
 // One SC_METHOD. wake_at() keeps the earliest of several requests, like sc_event::notify.

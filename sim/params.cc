@@ -1,7 +1,7 @@
 #include "sim/params.h"
 
 #include <cmath>
-#include <fstream>
+#include <cstdio>
 #include <sstream>
 
 #include "sim/error.h"
@@ -21,10 +21,21 @@ const char* kind_name(ParamKind k) {
   return "?";
 }
 
+constexpr double kTwo63 = 9223372036854775808.0;  // 2^63: int64 values are below it
+
 std::string fmt_num(double v) {
   std::ostringstream os;
   os << v;
   return os.str();
+}
+
+// A bound as the user should read it: integer bounds exactly, the int64 limit by name.
+std::string fmt_bound(const ParamSpec& s, double v) {
+  if (s.kind != ParamKind::kInt || std::fabs(v) >= 1e21) return fmt_num(v);
+  if (v >= kTwo63) return "9223372036854775807 (2^63-1)";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
 }
 
 // Edit distance, for "did you mean" on unknown keys.
@@ -50,17 +61,13 @@ std::string expected_of(const ParamSpec& s) {
   e = std::string(s.kind == ParamKind::kInt ? "an integer" : s.kind == ParamKind::kFloat ? "a number"
                   : s.kind == ParamKind::kBool ? "true or false" : "a string");
   if (!s.unit.empty()) e += " in " + s.unit;
-  if (s.min && s.max) e += " from " + fmt_num(*s.min) + " to " + fmt_num(*s.max);
-  else if (s.min) e += " >= " + fmt_num(*s.min);
-  else if (s.max) e += " <= " + fmt_num(*s.max);
+  if (s.min && s.max) e += " from " + fmt_bound(s, *s.min) + " to " + fmt_bound(s, *s.max);
+  else if (s.min) e += " >= " + fmt_bound(s, *s.min);
+  else if (s.max) e += " <= " + fmt_bound(s, *s.max);
   return e;
 }
 
-std::string got_of(const json& v) {
-  std::string d = v.dump();
-  if (d.size() > 40) d = d.substr(0, 37) + "...";
-  return d;
-}
+std::string got_of(const json& v) { return json_brief(v); }
 
 }  // namespace
 
@@ -134,7 +141,17 @@ ParamValue ParamRegistry::convert(const ParamSpec& s, const json& v, const std::
     case ParamKind::kFloat: break;
   }
   double x = 0;
-  if (v.is_number()) {
+  // An integer literal is kept exactly: going through double would round values near 2^63 (and
+  // casting 2^63 back to int64 is undefined).
+  std::optional<std::int64_t> exact;
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (u <= static_cast<std::uint64_t>(INT64_MAX)) exact = static_cast<std::int64_t>(u);
+    x = static_cast<double>(u);
+  } else if (v.is_number_integer()) {
+    exact = v.get<std::int64_t>();
+    x = static_cast<double>(*exact);
+  } else if (v.is_number()) {
     x = v.get<double>();
   } else if (v.is_string()) {
     // "<number> <unit>"
@@ -160,7 +177,8 @@ ParamValue ParamRegistry::convert(const ParamSpec& s, const json& v, const std::
   if (s.min && x < *s.min) throw fail();
   if (s.max && x > *s.max) throw fail();
   if (s.kind == ParamKind::kInt) {
-    if (x != std::floor(x) || std::fabs(x) > 9.0e18) throw fail();
+    if (exact) return *exact;
+    if (x != std::floor(x) || x < -kTwo63 || x >= kTwo63) throw fail();
     return static_cast<std::int64_t>(x);
   }
   return x;
@@ -271,28 +289,6 @@ json Params::to_json() const {
     std::visit([&](const auto& x) { leaf = x; }, v);
   }
   return out;
-}
-
-json load_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ScenarioError(path, "", "cannot open file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    // Translate the byte offset into line:column.
-    std::size_t line = 1, col = 1;
-    for (std::size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
-      if (text[i] == '\n') { ++line; col = 1; } else { ++col; }
-    }
-    std::string msg = e.what();
-    auto pos = msg.find("syntax error");
-    if (pos != std::string::npos) msg = msg.substr(pos);
-    throw ScenarioError(path, "", "malformed JSON at line " + std::to_string(line) + ", column " +
-                                      std::to_string(col) + ": " + msg);
-  }
 }
 
 }  // namespace ppsim::sim

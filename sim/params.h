@@ -15,6 +15,8 @@
 #include <variant>
 #include <vector>
 
+#include "sim/json_reader.h"
+
 namespace ppsim::sim {
 
 using json = nlohmann::json;
@@ -83,8 +85,6 @@ class ParamRegistry {
   std::map<std::string, bool> sections_;  // every dotted prefix that is an object
 };
 
-// Reads and parses a JSON file; ScenarioError with line and column on malformed JSON.
-json load_json_file(const std::string& path);
 // "$.a.b" from "a.b".
 std::string json_path(const std::string& dotted);
 

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
+
+#include "sim/error.h"
 
 namespace ppsim::sim {
 
@@ -11,7 +15,7 @@ TraceWriter::~TraceWriter() { close(); }
 void TraceWriter::open(const std::string& path, int ncpus) {
   close();
   f_ = std::fopen(path.c_str(), "w");
-  if (!f_) throw std::runtime_error(path + ": cannot open trace file for writing");
+  if (!f_) throw ScenarioError(path, "", std::string("cannot open the trace file for writing: ") + std::strerror(errno));
   ncpus_ = ncpus;
   lines_.clear();
 }

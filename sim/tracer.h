@@ -27,7 +27,8 @@ class TraceWriter {
  public:
   TraceWriter() = default;
   ~TraceWriter();
-  // Opens `path` for writing and writes the tracefs header; throws std::runtime_error on failure.
+  // Opens `path` for writing (the header is written at close()); throws ScenarioError naming the
+  // path and the reason when it cannot.
   void open(const std::string& path, int ncpus);
   bool enabled() const { return f_ != nullptr; }
   void line(const TraceCtx& ctx, Picos t, const char* event, const std::string& fields);

@@ -101,6 +101,7 @@ PageId PageWorld::materialize(int nid) {
   pg.nid = nid;
   pg.pfn = (static_cast<std::uint64_t>(nid) << 28) + 0x100000 + id;
   pages_.push_back(pg);
+  if (on_grow && pages_.size() % kGrowCheckPages == 0) on_grow();
   return id;
 }
 

@@ -6,6 +6,7 @@
 // and cost models subscribe to the bus (they are never called by the models directly).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -209,6 +210,10 @@ class PageWorld {
 
   // The clock events are stamped with (the world sets it before calling a model).
   sim::Picos now = 0;
+  // Called each time another kGrowCheckPages pages have been created, so that the owner can check
+  // its memory budget while a single event allocates in bulk (a ring fill).
+  static constexpr std::size_t kGrowCheckPages = 16384;
+  std::function<void()> on_grow;
   std::uint64_t buddy_allocs = 0, buddy_frees = 0;
 
  private:

@@ -32,7 +32,7 @@ using sim::Picos;
 void register_world_params(sim::ParamRegistry& r) {
   r.add_string("name", "", "scenario name (free text)");
   r.add_string("description", "", "what the scenario shows (free text)");
-  r.add_int("sim.seed", "", 1, "seed of every random stream", 0, 9.0e18);
+  r.add_int("sim.seed", "", 1, "seed of every random stream (0 to 2^63-1, as --seed)", 0, 9223372036854775807.0);
   r.add_float("sim.duration_us", "us", 1000.0, "traffic runs for this long", 0.001, 1e9);
   r.add_float("sim.drain_us", "us", 1000.0, "after traffic: time for consumers to catch up before teardown", 0, 1e9);
   r.add_bool("sim.destroy_pools", true, "tear down at the end: close queues, destroy pools, run deferred release retries");
@@ -60,6 +60,15 @@ void register_world_params(sim::ParamRegistry& r) {
               "ptr_ring while the alloc cache has room", 0, 1);
   r.add_float("checker.max_pinned_per_buffer_ratio", "ratio", 2.0,
               "rx_buffer_waste: a whole page posted for an RX buffer at least this many times smaller", 1, 1e9);
+  // Budgets: a run that reaches one stops early, says so in results.json ("run_limit") and
+  // `ppsim run` exits with code 4.
+  r.add_int("sim.max_events", "events", 0,
+            "stop the run once this many events have been dispatched (0: no limit)", 0, 1e18);
+  r.add_float("sim.max_wall_s", "s", 0.0,
+              "stop the run after this much wall-clock time, checked every 4096 events (0: no limit)", 0, 1e9);
+  r.add_int("sim.max_memory_mib", "MiB", 4096,
+            "memory budget (0: none): a scenario whose queues, rings, CPUs and flows alone would need more is "
+            "refused up front, and the run stops if it grows resident memory by more", 0, 1ll << 40);
 
   r.add_int("cpus.count", "cpus", 2, "CPUs in the machine", 1, 4096);
   r.add_int("cpus.numa_nodes", "nodes", 1, "NUMA nodes; CPUs are split evenly among them", 1, 64);
@@ -182,6 +191,12 @@ World::World(const sim::Params& p, const RunOptions& opts)
         for (auto* q : nic_->rx_queues()) q->move_to_cpu((q->cpu() + off) % n);
       }) {
   validate();
+  sim::RunLimits run_limits;
+  run_limits.max_events = static_cast<std::uint64_t>(p.get_int("sim.max_events"));
+  run_limits.max_wall_s = p.get_double("sim.max_wall_s");
+  run_limits.max_memory_bytes = static_cast<std::uint64_t>(p.get_int("sim.max_memory_mib")) << 20;
+  kernel_.set_limits(run_limits);
+  pages_.on_grow = [this] { kernel_.check_limits(); };
   const int ncpu = static_cast<int>(p.get_int("cpus.count"));
   const int nodes = static_cast<int>(p.get_int("cpus.numa_nodes"));
   // Topology: NUMA nodes contain CPUs; queues run on CPUs; queues allocate from pools.
@@ -300,11 +315,51 @@ World::World(const sim::Params& p, const RunOptions& opts)
   sample_interval_ = sim::from_us(p.get_double("sim.sample_interval_us"));
 }
 
+// Memory a scenario needs before its first packet: the structures built per queue and per CPU,
+// the RX rings filled with buffers (pages, with the checker's shadow of each), the RSS tables.
+// The constants are measured on this build, rounded up; the estimate only has to tell a scenario
+// that fits from one that would need tens of gigabytes.
+void check_memory_budget(const sim::Params& p) {
+  const double budget = static_cast<double>(p.get_int("sim.max_memory_mib")) * 1048576.0;
+  if (budget <= 0) return;
+  const double ncpu = static_cast<double>(p.get_int("cpus.count"));
+  const bool nic = p.get_string("workload") != "veth";
+  const double vfs = nic ? static_cast<double>(p.get_int("sriov.vfs")) : 0;
+  const double queues = nic ? static_cast<double>(p.get_int("nic.queues")) + vfs * static_cast<double>(p.get_int("sriov.vf_queues")) : 2;
+  const double ring = nic ? static_cast<double>(p.get_int("nic.rx_ring_size_descs")) : 0;
+  const double flows = nic ? static_cast<double>(std::max(p.get_int("traffic.flows"), p.get_int("traffic.tx_flows"))) : 0;
+  struct Term {
+    const char* path;
+    double bytes;
+    std::string what;
+  };
+  const auto n = [](double v) { return std::to_string(static_cast<long long>(v)); };
+  const Term terms[] = {
+      {"cpus.count", ncpu * 8192.0 + queues * ncpu * 192.0, n(ncpu) + " CPUs, each with per-CPU state in " + n(queues) + " pools"},
+      {"nic.queues", queues * (96.0 * 1024 + 4.0 * static_cast<double>(p.get_int("page_pool.pool_size_pages"))),
+       n(queues) + " queues with their pools"},
+      {"nic.rx_ring_size_descs", queues * ring * 400.0, n(queues) + " queues x " + n(ring) + " RX descriptors with buffers"},
+      {"traffic.flows", (vfs + 1) * flows * 2.0, n(vfs + 1) + " functions x " + n(flows) + " flows in RSS tables"},
+  };
+  double total = 16.0 * 1048576.0;
+  const Term* big = &terms[0];
+  for (const Term& t : terms) {
+    total += t.bytes;
+    if (t.bytes > big->bytes) big = &t;
+  }
+  if (total <= budget) return;
+  throw sim::ScenarioError(p.file(), sim::json_path(big->path),
+                           "the scenario needs about " + n(total / 1048576.0) + " MiB before its first packet (" + big->what +
+                               "), more than sim.max_memory_mib (" + n(budget / 1048576.0) +
+                               " MiB): make it smaller or raise the budget");
+}
+
 void World::validate() {
   if (p_.get_string("workload") == "veth")
     validate_veth_params(p_);
   else
     validate_nic_params(p_);
+  check_memory_budget(p_);
   const std::string& f = p_.file();
   auto err = [&](const char* path, const std::string& what) { return sim::ScenarioError(f, sim::json_path(path), what); };
   const auto ncpu = p_.get_int("cpus.count");
@@ -347,8 +402,11 @@ void World::register_stats() {
   if (nic_) nic_->register_stats();
   if (veth_) veth_->register_stats();
   std::vector<std::string> pool_names;
-  for (const auto& [pool_name, pool] : pools_) {
-    const std::string n = pool_name + ".pp.";
+  for (const auto& entry : pools_) {
+    // Not a structured binding: the lambdas below capture `pool`, which clang 14 (the fuzzing and
+    // sanitizer build) does not allow for bindings.
+    page_pool::PagePool* pool = entry.second;
+    const std::string n = entry.first + ".pp.";
     pool_names.push_back(n);
     const auto& a = pool->alloc_stats();
     s.reader(n + "alloc_fast", "pages", "allocations served from the alloc cache (and frag page reuse)", [&a] { return a.fast; });
@@ -532,7 +590,9 @@ json World::run() {
   const Picos limit = sim::from_us(p_.get_double("sim.time_limit_us"));
   kernel_.run(p_.get_bool("sim.destroy_pools") || veth_ ? limit : std::min(limit, teardown_at_));
   const bool hit_limit = kernel_.now() >= limit;
-  if (checker_on_ && !checker_.stop_requested()) {
+  const auto& budget = kernel_.limit_hit();
+  // A run stopped by a budget did not tear down: the end-of-run checks would be false alarms.
+  if (checker_on_ && !checker_.stop_requested() && !budget) {
     const bool consumers_done = stack_->outstanding() == 0 && stack_->extra_refs_outstanding() == 0;
     checker_.finish(kernel_.now(), pages_, consumers_done && p_.get_bool("sim.destroy_pools"));
   }
@@ -548,6 +608,9 @@ json World::run() {
   out["invariants"] = verdicts_.to_json();
   out["invariants"]["enabled"] = checker_on_;
   out["time_limit_reached"] = hit_limit;
+  out["run_limit"] = budget ? json{{"limit", budget->limit}, {"message", budget->message},
+                                   {"at_ns", kernel_.now() / 1000}, {"events", kernel_.dispatched()}}
+                            : json(nullptr);
   return out;
 }
 

@@ -255,6 +255,20 @@ def make_profile(meas: dict, name: str = "host") -> dict:
     return prof
 
 
+def from_saved(meas, source: str, name: str = "host") -> tuple[dict, list]:
+    """make_profile and table for measurements read from a file (`calibrate --from`): the format
+    is the native tool's output, checked as it is read, so anything that does not fit it is an
+    InputError naming the file rather than the KeyError or TypeError of the field read."""
+    try:
+        return make_profile(meas, name=name), table(meas)
+    except InputError as e:
+        raise InputError(f"--from {source}: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as e:
+        what = f"missing {e}" if isinstance(e, KeyError) else str(e)
+        raise InputError(f"--from {source}: not the measurements ppsim_calibrate prints ({type(e).__name__}: "
+                         f"{what[:120]})") from None
+
+
 def write_profile(profile: dict, out: str | os.PathLike) -> Path:
     path = Path(out)
     try:

@@ -2,7 +2,9 @@
 `register(subparsers)` adding a parser whose default `func(args) -> int` runs the verb.
 
 Exit codes: 0 success, 1 a check failed (invariant, validation, mutant escaped),
-2 bad input (scenario, arguments, trace), 3 the build or the environment is missing.
+2 bad input (scenario, arguments, trace), 3 the build or the environment is missing,
+4 a budget stopped the run early (sim.max_events, sim.max_wall_s, sim.max_memory_mib; the
+results written say so).
 """
 from __future__ import annotations
 
@@ -13,15 +15,25 @@ import sys
 # verb modules, in the order `ppsim --help` lists them
 VERBS = ["run", "params", "stats", "mutants", "report", "zerocopy", "vm2vm", "capture", "validate", "fit", "pcie", "calibrate"]
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_ENV = 0, 1, 2, 3
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_ENV, EXIT_LIMIT = 0, 1, 2, 3, 4
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's own errors (an unparsable number, an unknown option) as one line and exit code 2,
+    like every other input error, instead of the usage block."""
+
+    def error(self, message: str):
+        from ppsim.errors import one_line
+
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="ppsim",
         description="Simulator and verification harness for the memory model of Linux NIC receive paths.",
     )
-    sub = p.add_subparsers(dest="verb", metavar="VERB")
+    sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=OneLineParser)
     sub.required = True
     for name in VERBS:
         try:

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from ppsim import strict_json
 from ppsim.errors import InputError
 
 
@@ -58,17 +59,18 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--reps: expected a positive integer, got {args.reps}")
     if args.from_file:
         try:
-            with open(args.from_file) as f:
-                meas = json.load(f)
-        except OSError as e:
-            raise InputError(f"--from: cannot read {args.from_file}: {e.strerror}") from None
-        except json.JSONDecodeError as e:
-            raise InputError(f"--from: {args.from_file}: malformed JSON at line {e.lineno}, column {e.colno}") from None
+            meas = strict_json.load_file(args.from_file, what="measurements file")
+        except InputError as e:
+            raise InputError(f"--from: {e}") from None
     else:
         meas = cal.measure(reps=args.reps, quick=args.quick, cpus=_cpus(args.cpus), only=args.only)
-    if args.only == "zerocopy" or (args.only is None and "transfer_ns" not in meas):
+    if args.only == "zerocopy" or (args.only is None and isinstance(meas, dict) and "transfer_ns" not in meas
+                                   and "zerocopy" in meas):
         return _zerocopy_report(cal, meas, args)
-    profile = cal.make_profile(meas, name=args.name)
+    if args.from_file:
+        profile, rows = cal.from_saved(meas, args.from_file, args.name)
+    else:
+        profile, rows = cal.make_profile(meas, name=args.name), cal.table(meas)
     if args.save_measurements:
         cal.write_profile(meas, args.save_measurements)
     out = cal.write_profile(profile, args.out or cal.DEFAULT_OUT.with_name(f"{args.name}.json"))
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
       f"load before {host.get('loadavg_before', '?')}, after {host.get('loadavg_after', '?')}\n")
     w(f"# {meas.get('reps', '?')} repetitions; spread = (p90 - p10) / median\n")
     w(f"{'measurement':<50} {'median':>10} {'p10':>10} {'p90':>10} {'spread':>8}  unit\n")
-    for label, unit, med, p10, p90, spread in cal.table(meas):
+    for label, unit, med, p10, p90, spread in rows:
         w(f"{label:<50} {med:>10.2f} {p10:>10.2f} {p90:>10.2f} {spread:>7.1f}%  {unit}\n")
     if "zerocopy" in profile:
         _print_zerocopy(profile["zerocopy"], w)

@@ -1,37 +1,80 @@
 """`ppsim run SCENARIO.json`: run one scenario, write results.json, print a summary."""
 from __future__ import annotations
 
-import json
+import argparse
+import re
+import sys
 import time
 from pathlib import Path
 
+from ppsim import strict_json
+from ppsim.cli import EXIT_LIMIT
 from ppsim.errors import InputError
+from ppsim.scenario import SEED_EXPECTED, SEED_MAX
+
+
+def seed_arg(text: str) -> int:
+    """--seed: an integer 0..2^63-1 (argparse reports anything else as one line, exit 2)."""
+    try:
+        v = int(text.strip(), 10)
+    except ValueError:
+        v = None
+    if v is None or not 0 <= v <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{SEED_EXPECTED}, got {text!r:.60}")
+    return v
 
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run a scenario and write DIR/results.json")
     p.add_argument("scenario", help="scenario JSON file")
     p.add_argument("--out", default=None, help="output directory (default: runs/<scenario name>)")
-    p.add_argument("--seed", type=int, default=None, help="override sim.seed")
+    p.add_argument("--seed", type=seed_arg, default=None, help="override sim.seed (0 to 2^63-1)")
     p.add_argument("--trace", default=None, help="also write a tracefs-format trace of page_pool events here")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a parameter, e.g. --set page_pool.pool_size_pages=256 (VALUE is JSON, or a string)")
     p.add_argument("--checker", choices=["stop", "collect", "off"], default=None, help="override sim.checker")
     p.add_argument("--mutant", action="append", default=[], help="run a deliberately wrong model variant (see `ppsim mutants`)")
+    p.add_argument("--max-events", type=positive_arg(int, "an integer"), default=None, metavar="N",
+                   help="stop after N dispatched events (sim.max_events); exit code 4")
+    p.add_argument("--max-wall-s", type=positive_arg(float, "a number of seconds"), default=None, metavar="S",
+                   help="stop after S seconds of wall-clock time (sim.max_wall_s); exit code 4")
+    p.add_argument("--max-memory-mib", type=positive_arg(int, "an integer"), default=None, metavar="M",
+                   help="memory budget in MiB (sim.max_memory_mib, default 4096): refuse or stop beyond it")
     p.add_argument("--quiet", action="store_true", help="print only the output path")
     p.set_defaults(func=run)
 
 
+def positive_arg(conv, what: str):
+    def parse(text: str):
+        try:
+            v = conv(text.strip())
+        except (ValueError, OverflowError):
+            v = None
+        if v is None or not 0 < v < 1e18:
+            raise argparse.ArgumentTypeError(f"expected {what} above 0, got {text!r:.60}")
+        return v
+    return parse
+
+
+LIMIT_FLAGS = (("--max-events", "max_events", "sim.max_events"), ("--max-wall-s", "max_wall_s", "sim.max_wall_s"),
+               ("--max-memory-mib", "max_memory_mib", "sim.max_memory_mib"))
+
+
 def parse_overrides(items: list[str]) -> dict:
+    """--set PATH=VALUE items as {PATH: value}. VALUE is JSON when it parses as JSON (strictly: a
+    repeated key or NaN is an error), else the string itself. A path given twice is an error."""
     out = {}
     for item in items:
         if "=" not in item:
             raise InputError(f"--set {item}: expected PATH=VALUE")
         k, v = item.split("=", 1)
+        k = k.strip()
+        if k in out:
+            raise InputError(f"--set {k}: given twice")
         try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
+            out[k] = strict_json.loads(v, f"--set {k}", "$." + k)
+        except strict_json.MalformedJson:
+            out[k] = v
     return out
 
 
@@ -79,6 +122,8 @@ def summary(r) -> str:
                  f"  recycled {100 * s['page_pool.recycle_ratio']:.1f}% of returns"
                  f"  ({100 * s['page_pool.direct_ratio']:.1f}% direct)"
                  f"  allocator pages per alloc {s['page_pool.allocator_pages_per_alloc']:.4f}")
+    if r.limit:
+        lines.append(f"  STOPPED EARLY by {r.limit['limit']}: {r.limit['message']} (stats are partial)")
     inv = r.raw["invariants"]
     if not inv.get("enabled", True):
         lines.append("  invariants: checker off")
@@ -93,25 +138,49 @@ def summary(r) -> str:
     return "\n".join(lines)
 
 
+def default_out(data: dict, scenario: str) -> Path:
+    """runs/<scenario name>, the name made safe as one directory name."""
+    name = data.get("name") if isinstance(data.get("name"), str) else ""
+    name = re.sub(r"[^\w.+-]+", "_", name).lstrip(".") or Path(scenario).stem or "run"
+    return Path("runs") / name
+
+
 def run(args) -> int:
     import ppsim
 
     overrides = parse_overrides(args.overrides)
+    flags = (("--checker", "checker", "sim.checker"), ("--seed", "seed", "sim.seed")) + LIMIT_FLAGS
+    for flag, attr, path in flags:
+        if getattr(args, attr) is not None and path in overrides:
+            raise InputError(f"{flag} and --set {path} both set {path}: give one")
     data, name = ppsim.load_scenario(args.scenario)
     if args.checker:
         overrides["sim.checker"] = args.checker
-    out = Path(args.out) if args.out else Path("runs") / (data.get("name") or Path(args.scenario).stem)
+    for flag, attr, path in LIMIT_FLAGS:
+        if getattr(args, attr) is not None:
+            overrides[path] = getattr(args, attr)
+    ppsim.scenario.apply_overrides(data, overrides, "--set")
+    out = Path(args.out) if args.out else default_out(data, args.scenario)
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"--out {out}: cannot create directory: {e.strerror}") from None
+    except (OSError, ValueError) as e:
+        raise InputError(f"--out {out}: cannot create directory: {getattr(e, 'strerror', None) or e}") from None
+    if not out.is_dir():
+        raise InputError(f"--out {out}: not a directory")
     t0 = time.perf_counter()
-    r = ppsim.run(args.scenario, seed=args.seed, overrides=overrides, trace=args.trace, mutants=args.mutant)
+    r = ppsim.run(data, source=name, seed=args.seed, trace=args.trace, mutants=args.mutant)
     wall = time.perf_counter() - t0
-    (out / "results.json").write_text(r.to_json())
+    try:
+        (out / "results.json").write_text(r.to_json())
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot write results.json: {e.strerror}") from None
     if args.quiet:
         print(out / "results.json")
     else:
         print(summary(r))
         print(f"  wrote {out / 'results.json'}" + (f" and {args.trace}" if args.trace else "") + f"  ({wall:.2f} s wall)")
+    if r.limit:
+        print(f"ppsim run: stopped early at {r.limit['at_ns'] / 1e3:.3f} us simulated: {r.limit['message']}; "
+              f"partial results in {out / 'results.json'}", file=sys.stderr)
+        return EXIT_LIMIT
     return 0 if r.ok else 1

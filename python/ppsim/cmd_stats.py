@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 
+from ppsim import strict_json
 from ppsim._native import core
-from ppsim.errors import InputError
+from ppsim.errors import InputError, one_line
 
 
 def register(sub) -> None:
@@ -20,7 +21,7 @@ def run(args) -> int:
     data, name = load_scenario(args.scenario) if args.scenario else ({}, "<defaults>")
     c = core()
     try:
-        specs = json.loads(c.stats(json.dumps(data), name))
+        specs = json.loads(c.stats(strict_json.dumps(data), one_line(name)))
     except c.ScenarioError as e:
         raise InputError(str(e)) from None
     if args.json:

@@ -5,8 +5,11 @@ and a plot of holds against packets, and exits 1 when anything is outside tolera
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+from ppsim.cli import EXIT_LIMIT
+from ppsim.cmd_run import positive_arg, seed_arg
 from ppsim.errors import InputError
 
 
@@ -14,7 +17,11 @@ def register(sub) -> None:
     p = sub.add_parser("validate", help="replay kernel captures (traces/*) and compare with the kernel")
     p.add_argument("dirs", nargs="+", help="capture directories (each with trace.txt and meta.json)")
     p.add_argument("--out", default="runs/validate", help="directory for validation.json, the plot and simulated traces")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=seed_arg, default=None, help="seed of the simulated runs (0 to 2^63-1)")
+    p.add_argument("--max-events", type=positive_arg(int, "an integer"), default=None, metavar="N",
+                   help="stop each replay after N events (sim.max_events); exit code 4 if one stops")
+    p.add_argument("--max-wall-s", type=positive_arg(float, "a number of seconds"), default=None, metavar="S",
+                   help="stop each replay after S seconds of wall-clock time (sim.max_wall_s); exit code 4")
     p.set_defaults(func=run)
 
 
@@ -70,8 +77,12 @@ def run(args) -> int:
         if not d.is_dir():
             raise InputError(f"{d}: not a directory")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    res = validate(dirs, workdir=out / "sim", seed=args.seed)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as e:
+        raise InputError(f"--out {out}: cannot create directory: {getattr(e, 'strerror', None) or e}") from None
+    budgets = {k: v for k, v in (("sim.max_events", args.max_events), ("sim.max_wall_s", args.max_wall_s)) if v}
+    res = validate(dirs, workdir=out / "sim", seed=args.seed, overrides=budgets)
     hdr = (f"{'group':34s} {'set':4s} {'metric':28s} {'kernel (median [range])':26s} {'ppsim (median [range])':>22s} {'error':>8s} "
            f"{'limit':>7s}")
     print(hdr)
@@ -91,8 +102,11 @@ def run(args) -> int:
             verdict += f" ({r['note']})"
         print(f"{r['group']:34s} {r.get('set', '-')[:4]:4s} {r['metric']:28s} {k:26s} {p:>22s} "
               f"{_fmt(r['error']):>8s} {_fmt(r['limit']):>7s} {verdict}")
-    (out / "validation.json").write_text(json.dumps(res, indent=1, sort_keys=True, default=str) + "\n")
-    png = plot(res, out)
+    try:
+        (out / "validation.json").write_text(json.dumps(res, indent=1, sort_keys=True, default=str) + "\n")
+        png = plot(res, out)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot write: {e.strerror}") from None
     gated = [r for r in res["rows"] if r["gated"]]
     bad = [r for r in gated if not r["ok"] and "known" not in r]
     known = [r for r in gated if not r["ok"] and "known" in r]
@@ -108,4 +122,8 @@ def run(args) -> int:
     print(f"all: {within} of {len(gated)} checks within tolerance, {len(known)} known deviations, over "
           f"{len(res['groups'])} capture groups (plus {len(res['rows']) - len(gated)} reported figures); wrote "
           f"{out / 'validation.json'} and {png}")
+    for lim in res["limits"]:
+        print(f"ppsim validate: the replay of {lim['group']} stopped early: {lim['message']}", file=sys.stderr)
+    if res["limits"]:
+        return EXIT_LIMIT
     return 0 if not bad else 1

@@ -10,6 +10,8 @@ docs/pcie.md explains the model and every default. Bad arguments raise InputErro
 """
 from __future__ import annotations
 
+import math
+
 from ppsim._native import core
 from ppsim.errors import InputError
 
@@ -25,16 +27,30 @@ def _call(fn, *args, **kwargs):
         raise InputError(str(e)) from None
 
 
-def _int(name: str, v) -> int:
+def _int(name: str, v, bits: int = 32) -> int:
+    """An integer the compiled model can take (C++ int, or int64 for sizes); its own checks say
+    what range makes sense."""
     if isinstance(v, bool) or not isinstance(v, int):
-        raise InputError(f"{name}: expected an integer, got {v!r}")
+        raise InputError(f"{name}: expected an integer, got {v!r:.40}")
+    if not -(2 ** (bits - 1)) <= v < 2 ** (bits - 1):
+        raise InputError(f"{name}: expected an integer of at most {bits} bits, got one of {v.bit_length()} bits")
     return v
+
+
+def _size(name: str, v) -> int:
+    return _int(name, v, 64)
 
 
 def _num(name: str, v) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InputError(f"{name}: expected a number, got {v!r}")
-    return float(v)
+        raise InputError(f"{name}: expected a number, got {v!r:.40}")
+    try:
+        x = float(v)
+    except OverflowError:
+        raise InputError(f"{name}: expected a number from 0 to 1e9, got an integer of {v.bit_length()} bits") from None
+    if not math.isfinite(x):
+        raise InputError(f"{name}: expected a finite number, got {x}")
+    return x
 
 
 def _bool(name: str, v) -> bool:
@@ -44,7 +60,7 @@ def _bool(name: str, v) -> bool:
 
 
 def _choice(name: str, v, choices) -> str:
-    if v not in choices:
+    if not isinstance(v, str) or v not in choices:
         raise InputError(f"{name}: expected one of {', '.join(choices)}, got {v!r}")
     return v
 
@@ -93,37 +109,41 @@ class Link:
         return self._link.ack_interval_symbols
 
     def dma_write_gbps(self, size: int) -> float:
-        return _call(self._link.dma_write_gbps, _int("size", size))
+        return _call(self._link.dma_write_gbps, _size("size", size))
 
     def dma_read_gbps(self, size: int) -> float:
-        return _call(self._link.dma_read_gbps, _int("size", size))
+        return _call(self._link.dma_read_gbps, _size("size", size))
 
     def dma_read_write_gbps(self, size: int) -> float:
         """Concurrent reads and writes of `size` bytes; Gb/s in each direction."""
-        return _call(self._link.dma_read_write_gbps, _int("size", size))
+        return _call(self._link.dma_read_write_gbps, _size("size", size))
 
     def nic_gbps(self, model: str, size: int, direction: str = "rx") -> float:
         """Packet data Gb/s of a NIC model ("simple", "kernel", "dpdk") moving `size`-byte
         packets (frame without FCS) in `direction` ("rx", "tx", or "both": per direction)."""
-        return _call(self._link.nic_gbps, _choice("model", model, NIC_MODELS), _int("size", size),
+        return _call(self._link.nic_gbps, _choice("model", model, NIC_MODELS), _size("size", size),
                      _choice("direction", direction, DIRECTIONS))
 
     def nic_packet(self, model: str, size: int, direction: str = "rx") -> dict:
         """Average PCIe bytes, TLPs and operations per packet of a NIC model."""
-        return _call(self._link.nic_packet, _choice("model", model, NIC_MODELS), _int("size", size),
+        return _call(self._link.nic_packet, _choice("model", model, NIC_MODELS), _size("size", size),
                      _choice("direction", direction, DIRECTIONS))
 
     def cost(self, op: str, size: int) -> dict:
         """One transaction: {"up": {...}, "down": {...}, "latency_ps": int}."""
-        return _call(self._link.cost, _choice("op", op, OPS), _int("size", size))
+        return _call(self._link.cost, _choice("op", op, OPS), _size("size", size))
 
     def sweep(self, sizes, directions=("rx", "tx")) -> list[dict]:
         """One row per size: DMA write/read/read+write of `size`-byte transfers, and every NIC
         model in `directions` for Ethernet frames of `size` bytes, FCS included: the NIC DMAs
         size - 4 bytes per packet (as pcie-bench's nic_bw.py feeds its NIC models). In
         pcie-bench compatibility mode a row also has nic_bw.py's 40 Gb/s line-rate column."""
+        if isinstance(directions, str) or not isinstance(directions, (list, tuple)):
+            raise InputError(f"directions: expected a list of rx, tx, both, got {directions!r:.40}")
         for d in directions:
             _choice("direction", d, DIRECTIONS)
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+            raise InputError(f"sizes: expected a list of byte counts, got {sizes!r:.40}")
         rows = []
         for s in sizes:
             row = {"size": s, "dma_write_gbps": self.dma_write_gbps(s),

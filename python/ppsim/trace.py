@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import sys
 import zlib
@@ -204,22 +205,25 @@ class Marker(Event):
 
 # ---- line parsing ------------------------------------------------------------------------
 
-_TS = r"(?P<ts>\d+(?:\.\d+)?)"
+# Numbers are ASCII digits of bounded length (int() refuses strings over 4300 digits), and the task
+# name starts at a non-blank so that a line of blanks does not backtrack quadratically.
+_TS = r"(?P<ts>\d{1,20}(?:\.\d{1,30})?)"
 _INST = r"(?:(?P<inst>[\w.-]+):\s+)?"
 # tracefs text and trace-cmd's default report: TASK-PID [(TGID)] [CPU] [FLAGS] TS: EVENT: BODY
 _EVENT_RE = re.compile(
-    r"^" + _INST + r"\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*(?:-?\d+|-+)\)\s+)?"
-    r"\[(?P<cpu>\d+)\]\s+(?:(?P<flags>[.dDbX]\S{3,4})\s+)?" + _TS +
-    r":\s+(?P<event>\w+):(?P<body>.*)$")
+    r"^" + _INST + r"\s*(?P<task>\S.*?)-(?P<pid>\d{1,10})\s+(?:\(\s*(?:-?\d{1,10}|-+)\)\s+)?"
+    r"\[(?P<cpu>\d{1,10})\]\s+(?:(?P<flags>[.dDbX]\S{3,4})\s+)?" + _TS +
+    r":\s+(?P<event>\w+):(?P<body>.*)$", re.ASCII)
 # trace-cmd report -l: TASK-PID CPUFLAGS TS: EVENT: BODY (CPU number glued to the flags)
 _LAT_RE = re.compile(
-    r"^" + _INST + r"\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?P<cpu>\d+)(?P<flags>[.dDbX]\S{3,4})\s+"
-    + _TS + r":\s+(?P<event>\w+):(?P<body>.*)$")
-_LOST_RE = re.compile(r"\[LOST (\d+) EVENTS\]")
-_IGNORED_RE = re.compile(r"^(cpus=\d+|version = \d+|CPU \d+ is empty)\s*$")
+    r"^" + _INST + r"\s*(?P<task>\S.*?)-(?P<pid>\d{1,10})\s+(?P<cpu>\d{1,10})(?P<flags>[.dDbX]\S{3,4})\s+"
+    + _TS + r":\s+(?P<event>\w+):(?P<body>.*)$", re.ASCII)
+_LOST_RE = re.compile(r"\[LOST (\d{1,20}) EVENTS\]", re.ASCII)
+_IGNORED_RE = re.compile(r"^(cpus=\d+|version = \d+|CPU \d+ is empty)\s*$", re.ASCII)
 _NAPI_RE = re.compile(
     r"^napi poll on napi struct (?P<napi>\S+) for device (?P<dev>\S+) "
-    r"work (?P<work>-?\d+) budget (?P<budget>-?\d+)$")
+    r"work (?P<work>-?\d{1,20}) budget (?P<budget>-?\d{1,20})$", re.ASCII)
+MAX_LINE_CHARS = 65536  # a trace line is a few hundred characters; trace_marker writes < 4 KiB
 
 
 def _ts_ns(text: str) -> int:
@@ -248,6 +252,8 @@ def _need(kv: dict[str, str], *keys: str) -> list[str]:
 
 
 def _hex(name: str, v: str) -> int:
+    if len(v) > 34 or not v.isascii():
+        raise ValueError(f"{name}={v[:40]} is not a hex value of at most 32 digits")
     try:
         return int(v, 16)
     except ValueError:
@@ -255,6 +261,8 @@ def _hex(name: str, v: str) -> int:
 
 
 def _dec(name: str, v: str) -> int:
+    if len(v) > 20 or not v.lstrip("-").isascii():
+        raise ValueError(f"{name}={v[:40]} is not a decimal integer of at most 20 digits")
     try:
         return int(v, 10)
     except ValueError:
@@ -338,6 +346,10 @@ class TraceParser:
     def parse_line(self, text: str, lineno: int) -> Event | None:
         """One line to an event, or None for headers, blank lines and skipped events."""
         self.lines = max(self.lines, lineno)
+        if not isinstance(text, str):
+            raise InputError(f"{self.source}:{lineno}: expected a line of text, got {type(text).__name__}")
+        if len(text) > MAX_LINE_CHARS:
+            raise self._error(lineno, f"line longer than {MAX_LINE_CHARS} characters: not a trace line", text)
         stripped = text.strip()
         if not stripped or stripped.startswith("#") or _IGNORED_RE.match(stripped):
             return None
@@ -383,9 +395,15 @@ class TraceParser:
                 yield ev
 
 
+def _iter_lines(lines: Iterable[str], source: str):
+    if isinstance(lines, (str, bytes)) or not hasattr(lines, "__iter__"):
+        raise InputError(f"{source}: expected an iterable of text lines, got {type(lines).__name__}")
+    return lines
+
+
 def parse_lines(lines: Iterable[str], source: str = "<trace>") -> Iterator[Event]:
     """Yields the known events of `lines` (a generator: errors surface as you iterate)."""
-    return TraceParser(source).parse(lines)
+    return TraceParser(source).parse(_iter_lines(lines, source))
 
 
 # ---- whole traces ------------------------------------------------------------------------
@@ -432,6 +450,8 @@ class Trace:
 
 
 def parse_text(text: str, source: str = "<text>") -> Trace:
+    if not isinstance(text, str):
+        raise InputError(f"{source}: expected trace text (str), got {type(text).__name__}")
     parser = TraceParser(source)
     events = list(parser.parse(text.splitlines()))
     return Trace(source, events, parser.skipped, parser.lost_events, parser.formats)
@@ -444,25 +464,45 @@ def capture_trace(capture_dir: str | Path) -> Path:
     return gz if gz.is_file() and not (d / "trace.txt").is_file() else d / "trace.txt"
 
 
+def _file_lines(f, source: str) -> Iterator[str]:
+    """Decoded lines of a binary file; each line is checked as UTF-8 on its own, so an error names
+    the line, and no line is read beyond MAX_LINE_CHARS bytes (a binary file may have no newline)."""
+    lineno = 0
+    while True:
+        raw = f.readline(4 * MAX_LINE_CHARS + 1)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) > 4 * MAX_LINE_CHARS:
+            raise InputError(f"{source}:{lineno}: line longer than {MAX_LINE_CHARS} characters: not a trace line")
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"{source}:{lineno}: not UTF-8 text (byte {e.start} of the line): expected tracefs "
+                             "or trace-cmd report text") from None
+
+
 def read_trace(path: str | Path) -> Trace:
     """Parses a trace file; InputError names the file (and line) when it cannot."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"trace: expected a file path, got {type(path).__name__}")
     p = Path(path)
     try:
         # Captures with many scheduler lines are stored gzipped (trace.txt.gz).
-        opened = (gzip.open(p, "rt", encoding="utf-8", errors="strict") if p.suffix == ".gz"
-                  else p.open("r", encoding="utf-8", errors="strict"))
+        opened = gzip.open(p, "rb") if p.suffix == ".gz" else p.open("rb")
         with opened as f:
             parser = TraceParser(str(p))
-            events = list(parser.parse(f))
+            events = list(parser.parse(_file_lines(f, str(p))))
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise InputError(f"{p}: not a complete gzip file ({e}): expected a gzipped tracefs trace") from None
     except FileNotFoundError:
         raise InputError(f"{p}: no such trace file") from None
     except IsADirectoryError:
         raise InputError(f"{p}: is a directory, expected a trace file") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"{p}: not UTF-8 text (byte {e.start}): expected tracefs or "
-                         "trace-cmd report text") from None
+    except (OSError, ValueError) as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError(f"{p}: cannot read: {getattr(e, 'strerror', None) or e}") from None
     return Trace(str(p), events, parser.skipped, parser.lost_events, parser.formats)
 
 
@@ -619,8 +659,11 @@ class TraceSummary:
 def summarise(trace: Trace | Iterable[Event], burst_gap_us: float = DEFAULT_BURST_GAP_US,
               source: str | None = None) -> TraceSummary:
     """Per-pool and per-device summaries of a trace (see the module doc for hold bursts)."""
-    if burst_gap_us < 0:
-        raise InputError(f"burst_gap_us must be >= 0, got {burst_gap_us}")
+    if (isinstance(burst_gap_us, bool) or not isinstance(burst_gap_us, (int, float))
+            or not 0 <= burst_gap_us <= 1e12):
+        raise InputError(f"burst_gap_us: expected a number of microseconds from 0 to 1e12, got {burst_gap_us!r:.40}")
+    if not isinstance(trace, Trace) and (isinstance(trace, (str, bytes)) or not hasattr(trace, "__iter__")):
+        raise InputError(f"summarise: expected a Trace or an iterable of events, got {type(trace).__name__}")
     if isinstance(trace, Trace):
         events, skipped, lost, src = trace.events, trace.skipped, trace.lost_events, trace.source
     else:

@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "sim/error.h"
+#include "sim/json_reader.h"
 
 namespace ppsim::cost {
 
@@ -70,14 +69,14 @@ const char* const kBaseKeys[] = {"alloc_fast",   "recycle_direct", "refill_per_p
 
 double nonneg(const json& v, const std::string& file, const std::string& path) {
   if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0)
-    throw sim::ScenarioError(file, path, "expected a number >= 0 (ns), got " + v.dump());
+    throw sim::ScenarioError(file, path, "expected a number >= 0 (ns), got " + sim::json_brief(v));
   return v.get<double>();
 }
 
 }  // namespace
 
 MachineProfile MachineProfile::from_json(const json& j, const std::string& file) {
-  if (!j.is_object()) throw sim::ScenarioError(file, "$", "expected a machine profile object, got " + j.dump().substr(0, 40));
+  if (!j.is_object()) throw sim::ScenarioError(file, "$", "expected a machine profile object, got " + sim::json_brief(j));
   MachineProfile p;
   p.file = file;
   static const char* top_keys[] = {"name", "description", "topology", "latency_ns", "transfer_matrix_ns",
@@ -91,7 +90,7 @@ MachineProfile MachineProfile::from_json(const json& j, const std::string& file)
                                    "transfer_matrix_ns, ddio, base_ns, sources, measurements, zerocopy)");
   auto str = [&](const char* k) -> std::string {
     if (!j.contains(k)) return "";
-    if (!j.at(k).is_string()) throw sim::ScenarioError(file, std::string("$.") + k, "expected a string, got " + j.at(k).dump());
+    if (!j.at(k).is_string()) throw sim::ScenarioError(file, std::string("$.") + k, "expected a string, got " + sim::json_brief(j.at(k)));
     return j.at(k).get<std::string>();
   };
   p.name = str("name");
@@ -164,11 +163,14 @@ MachineProfile MachineProfile::from_json(const json& j, const std::string& file)
     if (!d.is_object()) throw sim::ScenarioError(file, "$.ddio", "expected {\"enabled\": bool, \"nic_domain\": int}");
     for (auto it = d.begin(); it != d.end(); ++it) {
       if (it.key() == "enabled") {
-        if (!it.value().is_boolean()) throw sim::ScenarioError(file, "$.ddio.enabled", "expected true or false, got " + it.value().dump());
+        if (!it.value().is_boolean()) throw sim::ScenarioError(file, "$.ddio.enabled", "expected true or false, got " + sim::json_brief(it.value()));
         p.ddio = it.value().get<bool>();
       } else if (it.key() == "nic_domain") {
-        if (!it.value().is_number_integer())
-          throw sim::ScenarioError(file, "$.ddio.nic_domain", "expected an integer, got " + it.value().dump());
+        // Range-checked before the narrowing: 2^32 must not turn into domain 0.
+        if (!it.value().is_number_integer() || it.value().get<std::int64_t>() < 0 ||
+            it.value().get<std::int64_t>() >= kMaxCpus)
+          throw sim::ScenarioError(file, "$.ddio.nic_domain",
+                                   "expected an integer from 0 to " + std::to_string(kMaxCpus - 1) + ", got " + sim::json_brief(it.value()));
         p.nic_domain = it.value().get<int>();
       } else {
         throw sim::ScenarioError(file, "$.ddio." + it.key(), "unknown key \"" + it.key() + "\" (expected enabled, nic_domain)");
@@ -200,19 +202,7 @@ MachineProfile MachineProfile::from_json(const json& j, const std::string& file)
   return p;
 }
 
-MachineProfile MachineProfile::load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw sim::ScenarioError(path, "", "cannot open machine profile");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    throw sim::ScenarioError(path, "", std::string("malformed JSON: ") + e.what());
-  }
-  return from_json(j, path);
-}
+MachineProfile MachineProfile::load(const std::string& path) { return from_json(sim::load_json_file(path), path); }
 
 json MachineProfile::to_json() const {
   json lat = json::object();

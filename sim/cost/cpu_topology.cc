@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "sim/error.h"
+#include "sim/json_reader.h"
 
 namespace ppsim::cost {
 namespace fs = std::filesystem;
@@ -150,14 +151,14 @@ int get_count(const nlohmann::json& j, const char* key, const std::string& file,
   const auto& v = j.at(key);
   if (!v.is_number_integer() || v.get<long long>() < 1 || v.get<long long>() > kMaxCpus)
     throw sim::ScenarioError(file, path + "." + key, "expected an integer from 1 to " + std::to_string(kMaxCpus) +
-                                                         ", got " + v.dump());
+                                                         ", got " + sim::json_brief(v));
   return v.get<int>();
 }
 
 }  // namespace
 
 CpuTopology CpuTopology::from_json(const nlohmann::json& j, const std::string& file, const std::string& path) {
-  if (!j.is_object()) throw sim::ScenarioError(file, path, "expected an object, got " + j.dump());
+  if (!j.is_object()) throw sim::ScenarioError(file, path, "expected an object, got " + sim::json_brief(j));
   std::vector<CpuPlace> places;
   if (j.contains("cpus")) {
     for (auto it = j.begin(); it != j.end(); ++it)
@@ -179,7 +180,7 @@ CpuTopology CpuTopology::from_json(const nlohmann::json& j, const std::string& f
         if (!dst) throw sim::ScenarioError(file, p + "." + k, "unknown key \"" + k + "\" (expected cpu, core, domain, node, socket, os_cpu)");
         if (!it.value().is_number_integer() || it.value().get<long long>() < (k == "os_cpu" ? -1 : 0) ||
             it.value().get<long long>() > 1000000)
-          throw sim::ScenarioError(file, p + "." + k, "expected a non-negative integer, got " + it.value().dump());
+          throw sim::ScenarioError(file, p + "." + k, "expected a non-negative integer, got " + sim::json_brief(it.value()));
         *dst = it.value().get<int>();
       }
       for (const char* k : {"cpu", "core", "domain"})
@@ -237,27 +238,73 @@ bool read_text(const fs::path& p, std::string* out) {
   return true;
 }
 
-std::vector<int> parse_cpu_list(const std::string& s) {  // "0-3,8,10-11"
-  std::vector<int> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    if (part.empty()) continue;
-    const auto dash = part.find('-');
-    const int a = std::stoi(part.substr(0, dash));
-    const int b = dash == std::string::npos ? a : std::stoi(part.substr(dash + 1));
-    for (int i = a; i <= b; ++i) out.push_back(i);
+// One sysfs number (core_id, physical_package_id, a cache level), or runtime_error naming the file.
+int sysfs_int(const fs::path& p, const std::string& text) {
+  std::size_t used = 0;
+  int v = -1;
+  try {
+    v = std::stoi(text, &used, 10);
+  } catch (const std::exception&) {
+    used = 0;
   }
-  return out;
+  if (used == 0 || used != text.size() || v < 0)
+    throw std::runtime_error(p.string() + ": expected a non-negative integer, got \"" + sim::printable(text.substr(0, 40)) + "\"");
+  return v;
+}
+
+std::vector<int> sysfs_cpu_list(const fs::path& p, const std::string& text) {
+  try {
+    return parse_cpu_list(text);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(p.string() + ": " + e.what());
+  }
 }
 
 }  // namespace
+
+std::vector<int> parse_cpu_list(const std::string& s) {
+  std::vector<int> out;
+  const auto bad = [&](const std::string& why) {
+    return std::invalid_argument("expected a CPU list such as 0-3,8 (CPUs 0.." + std::to_string(kMaxCpuNumber) + "), " +
+                                 why + ": \"" + sim::printable(s.substr(0, 60)) + "\"");
+  };
+  // A number of at most 5 digits at s[i]; advances i.
+  const auto number = [&](std::size_t& i) {
+    const std::size_t start = i;
+    long v = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (i - start >= 5) throw bad("a number too large");
+      v = v * 10 + (s[i++] - '0');
+    }
+    if (i == start) throw bad("a number missing");
+    if (v > kMaxCpuNumber) throw bad("a number too large");
+    return static_cast<int>(v);
+  };
+  std::size_t end = s.size();
+  while (end > 0 && (s[end - 1] == '\n' || s[end - 1] == ' ')) --end;
+  std::size_t i = 0;
+  while (i < end) {
+    const int a = number(i);
+    int b = a;
+    if (i < end && s[i] == '-') {
+      ++i;
+      b = number(i);
+      if (b < a) throw bad("a range that runs backwards");
+    }
+    for (int c = a; c <= b; ++c) out.push_back(c);
+    if (i < end) {
+      if (s[i] != ',') throw bad("a stray character");
+      if (++i == end) throw bad("a trailing comma");
+    }
+  }
+  return out;
+}
 
 CpuTopology CpuTopology::from_host(const std::string& root) {
   const fs::path cpu_dir = fs::path(root) / "cpu";
   std::string text;
   std::vector<int> online;
-  if (read_text(cpu_dir / "online", &text)) online = parse_cpu_list(text);
+  if (read_text(cpu_dir / "online", &text)) online = sysfs_cpu_list(cpu_dir / "online", text);
   if (online.empty()) throw std::runtime_error("cannot read the online CPUs from " + (cpu_dir / "online").string());
   if (online.size() > static_cast<std::size_t>(kMaxCpus))
     throw std::runtime_error("the host has " + std::to_string(online.size()) + " CPUs; the model handles at most " +
@@ -268,7 +315,7 @@ CpuTopology CpuTopology::from_host(const std::string& root) {
       const std::string name = e.path().filename().string();
       if (name.rfind("node", 0) != 0 || name.size() <= 4 || !std::isdigit(static_cast<unsigned char>(name[4]))) continue;
       if (read_text(e.path() / "cpulist", &text))
-        for (int c : parse_cpu_list(text)) node_of[c] = std::stoi(name.substr(4));
+        for (int c : sysfs_cpu_list(e.path() / "cpulist", text)) node_of[c] = sysfs_int(e.path(), name.substr(4));
     }
   }
   bool cache_known = true;
@@ -282,8 +329,9 @@ CpuTopology CpuTopology::from_host(const std::string& root) {
     const int os = online[i];
     const fs::path topo = cpu_dir / ("cpu" + std::to_string(os)) / "topology";
     int pkg = 0, core = os;
-    if (read_text(topo / "physical_package_id", &text)) pkg = std::max(0, std::stoi(text));
-    if (read_text(topo / "core_id", &text)) core = std::stoi(text);
+    // physical_package_id is -1 on some platforms without package information: one package.
+    if (read_text(topo / "physical_package_id", &text)) pkg = text == "-1" ? 0 : sysfs_int(topo / "physical_package_id", text);
+    if (read_text(topo / "core_id", &text)) core = sysfs_int(topo / "core_id", text);
     // The highest-level unified cache names the CPUs this one shares its LLC with.
     int best_level = -1, llc_key = -1;
     const fs::path cache = cpu_dir / ("cpu" + std::to_string(os)) / "cache";
@@ -295,8 +343,8 @@ CpuTopology CpuTopology::from_host(const std::string& root) {
             !read_text(e.path() / "shared_cpu_list", &shared))
           continue;
         if (type != "Unified") continue;
-        const int lv = std::stoi(level);
-        const auto list = parse_cpu_list(shared);
+        const int lv = sysfs_int(e.path() / "level", level);
+        const auto list = sysfs_cpu_list(e.path() / "shared_cpu_list", shared);
         if (lv > best_level && !list.empty()) {
           best_level = lv;
           llc_key = *std::min_element(list.begin(), list.end());

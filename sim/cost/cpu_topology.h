@@ -44,7 +44,8 @@ class CpuTopology {
   static CpuTopology from_json(const nlohmann::json& j, const std::string& file, const std::string& json_path);
   // Linux sysfs (root is normally /sys/devices/system). The cache domain is the set sharing the
   // highest-level unified cache (cpuN/cache/index*/shared_cpu_list); without cache information
-  // (some VMs) each socket is assumed to be one domain, and source() says so.
+  // (some VMs) each socket is assumed to be one domain, and source() says so. Throws
+  // std::runtime_error naming the file when a sysfs file does not read as the kernel writes it.
   static CpuTopology from_host(const std::string& sysfs_root = "/sys/devices/system");
 
   int cpus() const { return static_cast<int>(places_.size()); }
@@ -68,5 +69,11 @@ class CpuTopology {
   int domains_ = 0, sockets_ = 0, nodes_ = 0;
   std::string source_;
 };
+
+// A sysfs CPU list ("0-3,8,10-11\n", as cpulist_parse() in the kernel reads it): the CPUs in
+// order of appearance. Throws std::invalid_argument for anything else: a number above
+// kMaxCpuNumber, a range that runs backwards, stray characters.
+constexpr int kMaxCpuNumber = 65535;
+std::vector<int> parse_cpu_list(const std::string& text);
 
 }  // namespace ppsim::cost

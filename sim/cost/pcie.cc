@@ -78,10 +78,11 @@ PcieLink::PcieLink(const PcieConfig& cfg) : cfg_(cfg) {
   if (cfg.addr_bits != 32 && cfg.addr_bits != 64) bad("addr_bits", "32 or 64", std::to_string(cfg.addr_bits));
   if (cfg.mmio_addr_bits != 32 && cfg.mmio_addr_bits != 64)
     bad("mmio_addr_bits", "32 or 64", std::to_string(cfg.mmio_addr_bits));
-  if (!(std::isfinite(cfg.read_rtt_ns) && cfg.read_rtt_ns >= 0))
-    bad("read_rtt_ns", "a finite time >= 0 ns", std::to_string(cfg.read_rtt_ns));
-  if (!(std::isfinite(cfg.write_latency_ns) && cfg.write_latency_ns >= 0))
-    bad("write_latency_ns", "a finite time >= 0 ns", std::to_string(cfg.write_latency_ns));
+  // Bounded, not just finite: 1e300 ns would make latency_ps an out-of-range cast (undefined).
+  if (!(cfg.read_rtt_ns >= 0 && cfg.read_rtt_ns <= kMaxLatencyNs))
+    bad("read_rtt_ns", "a time from 0 to 1e9 ns", std::to_string(cfg.read_rtt_ns));
+  if (!(cfg.write_latency_ns >= 0 && cfg.write_latency_ns <= kMaxLatencyNs))
+    bad("write_latency_ns", "a time from 0 to 1e9 ns", std::to_string(cfg.write_latency_ns));
   if (cfg.max_tags < 1 || cfg.max_tags > 768)
     bad("max_tags", "1..768 outstanding requests (10-bit tags allow 768)", std::to_string(cfg.max_tags));
 
@@ -191,7 +192,8 @@ double PcieLink::dllps_for(const Tally& t, int dir, double busy_ps) const {
 }
 
 PcieCost PcieLink::cost(PcieOp op, std::int64_t bytes) const {
-  if (bytes < 0) bad("bytes", "a transaction size >= 0", std::to_string(bytes));
+  // Bounded so that splitting (a + 2^s - 1) cannot overflow and counts convert back exactly.
+  if (bytes < 0 || bytes > kMaxTransferBytes) bad("bytes", "a transaction size from 0 to 2^40", std::to_string(bytes));
   if (op == PcieOp::kMsix && bytes != kMsiBytes)
     bad("bytes", "4 for an MSI-X (one DW of message data)", std::to_string(bytes));
   PcieCost c;
@@ -261,7 +263,7 @@ double PcieLink::steady_gbps(const Tally& a, double data_bytes) const {
 
 namespace {
 void check_size(std::int64_t size) {
-  if (size < 1) bad("size", "a transfer size >= 1 byte", std::to_string(size));
+  if (size < 1 || size > kMaxTransferBytes) bad("size", "a transfer size from 1 byte to 2^40", std::to_string(size));
 }
 constexpr int kMaxNicFlows = 16;
 }  // namespace

@@ -13,7 +13,8 @@
 //  - serialization_ps is how long the direction is occupied (TLPs + DLLPs) at the link's symbol
 //    rate after line coding and SKP ordered sets. latency_ps is from issue to completion (reads:
 //    data at the requester; posted writes: data visible at the target).
-//  - bytes == 0 costs nothing; bytes < 0, or an MSI-X that is not 4 bytes, throws.
+//  - bytes == 0 costs nothing; bytes < 0, bytes above kMaxTransferBytes, or an MSI-X that is not
+//    4 bytes, throws.
 //  - Cheap: no allocation, a handful of integer divisions; everything else is precomputed.
 //
 // compat_pcie_bench reproduces the pcie-bench model (github.com/pcie-bench/pcie-model) including
@@ -27,6 +28,10 @@
 namespace ppsim::cost {
 
 enum class PcieOp { kDmaWrite, kDmaRead, kMmioWrite, kMmioRead, kMsix };
+// The largest transfer the model accepts (1 TiB): sizes, TLP counts and picoseconds stay exact in
+// int64 and double far beyond any DMA.
+constexpr std::int64_t kMaxTransferBytes = std::int64_t{1} << 40;
+constexpr double kMaxLatencyNs = 1e9;  // read_rtt_ns and write_latency_ns: at most 1 s
 enum class CompletionSplit { kMps, kRcb };  // read completions chopped at MPS or at the RCB
 enum class NicModel { kSimple, kKernel, kDpdk };
 enum class NicDirection { kRx, kTx, kBoth };  // packets from the wire to the host, the reverse, both
@@ -74,7 +79,8 @@ struct NicPacketCost {
 
 class PcieLink {
  public:
-  // Throws std::invalid_argument naming the parameter and what was expected.
+  // Throws std::invalid_argument naming the parameter and what was expected (latencies from 0 to
+  // kMaxLatencyNs).
   explicit PcieLink(const PcieConfig& cfg);
 
   const PcieConfig& config() const { return cfg_; }
@@ -92,7 +98,8 @@ class PcieLink {
   int ack_interval_symbols() const { return ack_symbols_; }
   int fc_interval_symbols() const { return fc_symbols_; }
 
-  // Steady-state data bandwidth in Gb/s for back-to-back transfers of `size` bytes.
+  // Steady-state data bandwidth in Gb/s for back-to-back transfers of `size` bytes
+  // (1..kMaxTransferBytes; std::invalid_argument otherwise).
   double dma_write_gbps(std::int64_t size) const;
   double dma_read_gbps(std::int64_t size) const;
   double dma_read_write_gbps(std::int64_t size) const;  // concurrent; per direction

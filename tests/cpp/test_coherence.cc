@@ -2,7 +2,11 @@
 // the page_pool observer that drives it (models/page_pool/coherence_observer.h).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "models/page_pool/coherence_observer.h"
@@ -329,4 +333,38 @@ TEST(CoherenceParams, ResolvesProfilesAndChecksCpus) {
   p = r.resolve(json::parse(R"({"coherence": {"nic_domain": 5}})"), file);
   EXPECT_THROW(page_pool::make_coherence_observer(p), sim::ScenarioError);
   EXPECT_THROW(r.resolve(json::parse(R"({"coherence": {"ddio": "maybe"}})"), file), sim::ScenarioError);
+}
+
+TEST(CpuList, ParsesSysfsListsAndRefusesEverythingElse) {
+  using ppsim::cost::parse_cpu_list;
+  EXPECT_EQ(parse_cpu_list("0-3,8,10-11\n"), (std::vector<int>{0, 1, 2, 3, 8, 10, 11}));
+  EXPECT_EQ(parse_cpu_list("5"), (std::vector<int>{5}));
+  EXPECT_TRUE(parse_cpu_list("\n").empty());
+  // std::stoi used to accept "3abc", throw on "x", and "0-2147483647" looped past INT_MAX.
+  for (const char* bad : {"3abc", "x", "0-2147483647", "4-2", "1,,2", "1,", "-1", "1-", "99999999999", "1 2"})
+    EXPECT_THROW(parse_cpu_list(bad), std::invalid_argument) << bad;
+  EXPECT_EQ(parse_cpu_list("0-65535").size(), 65536u);
+}
+
+TEST(CpuTopology, FromHostNamesTheSysfsFileThatDoesNotParse) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("ppsim_sysfs_" + std::to_string(::getpid()));
+  fs::create_directories(root / "cpu/cpu0/topology");
+  fs::create_directories(root / "cpu/cpu1/topology");
+  auto put = [&](const fs::path& p, const char* text) { std::ofstream(root / p) << text; };
+  put("cpu/online", "0-1\n");
+  put("cpu/cpu0/topology/core_id", "0\n");
+  put("cpu/cpu1/topology/core_id", "1\n");
+  EXPECT_EQ(ppsim::cost::CpuTopology::from_host(root.string()).cpus(), 2);
+  put("cpu/cpu1/topology/core_id", "one\n");
+  try {
+    ppsim::cost::CpuTopology::from_host(root.string());
+    ADD_FAILURE() << "no throw";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cpu1/topology/core_id: expected a non-negative integer, got \"one\""),
+              std::string::npos) << e.what();
+  }
+  put("cpu/online", "0-99999999\n");
+  EXPECT_THROW(ppsim::cost::CpuTopology::from_host(root.string()), std::runtime_error);
+  fs::remove_all(root);
 }

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "sim/error.h"
 #include "sim/kernel.h"
 #include "sim/params.h"
@@ -181,4 +183,134 @@ TEST(Cpu, SoftirqPushesARunningProcessJobLater) {
   p.wake_at(0);
   k2.run();
   EXPECT_EQ(end, 1300);
+}
+
+#include "sim/json_reader.h"
+
+namespace {
+std::string parse_error_of(const std::string& text) {
+  try {
+    parse_json_text(text, "s.json");
+  } catch (const ScenarioError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(JsonReader, AKeyGivenTwiceIsAnErrorNamingItsPath) {
+  EXPECT_EQ(parse_error_of(R"({"sim": {"duration_us": 100, "duration_us": 200}})"),
+            "s.json: at $.sim.duration_us: duplicate key \"duration_us\": given twice in one object (JSON objects must "
+            "not repeat a key)");
+  EXPECT_EQ(parse_error_of(R"({"a": [1, {"b": 1}, {"c": [0, {"d": 1, "d": 1}]}]})").substr(0, 28),
+            "s.json: at $.a[2].c[1].d: du");
+  EXPECT_EQ(parse_error_of(R"({"a": {"x": 1}, "b": {"x": 1}})"), "") << "the same key in two objects is fine";
+  EXPECT_EQ(parse_json_text(R"({"a": [1, {"b": null}], "c": "d"})", "s.json"),
+            json::parse(R"({"a": [1, {"b": null}], "c": "d"})"));
+}
+
+TEST(JsonReader, MalformedTextNamesLineAndColumn) {
+  EXPECT_EQ(parse_error_of("{\n  \"a\": 1,\n}"),
+            "s.json: malformed JSON at line 3, column 1: syntax error while parsing object key - unexpected '}'; "
+            "expected string literal");
+  EXPECT_NE(parse_error_of(R"({"a": 1e999})").find("line 1, column 7: number overflow parsing '1e999' (expected a finite number)"),
+            std::string::npos);
+  EXPECT_NE(parse_error_of(R"({"a": 1} // comment)").find("malformed JSON at line 1"), std::string::npos);
+}
+
+TEST(JsonReader, TooDeepNestingIsAnErrorNotAStackOverflow) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_EQ(parse_error_of(deep), "s.json: at $" + [] {
+    std::string p;
+    for (int i = 0; i < kMaxJsonDepth; ++i) p += "[0]";
+    return p;
+  }() + ": nested deeper than 64 levels");
+  EXPECT_EQ(parse_error_of(std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']')), "");
+}
+
+TEST(JsonReader, MessagesStayOneLineOfUtf8WhateverTheInput) {
+  const std::string e = parse_error_of("{\"a\xff\n\": 1, \"a\xff\n\": 2}");
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  const std::string bin = parse_error_of(std::string("\x00\xff\xfe\x01garbage", 11));
+  EXPECT_NE(bin.find("malformed JSON at line 1, column 1"), std::string::npos) << bin;
+  for (unsigned char c : bin) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << bin;
+  EXPECT_EQ(printable("caf\xc3\xa9\t\xed\xa0\x80"), "caf\xc3\xa9\\x09\\xed\\xa0\\x80") << "surrogates are not UTF-8";
+}
+
+TEST(Params, IntegersAreExactUpTo2To63Minus1) {
+  ParamRegistry r;
+  r.add_int("sim.seed", "", 1, "seed", 0, 9223372036854775807.0);
+  EXPECT_EQ(r.resolve(json::parse(R"({"sim": {"seed": 9223372036854775807}})"), "s.json").get_int("sim.seed"),
+            INT64_MAX);
+  EXPECT_EQ(r.resolve(json::parse(R"({"sim": {"seed": 9007199254740993}})"), "s.json").get_int("sim.seed"),
+            9007199254740993) << "2^53+1 does not survive a double";
+  const std::string want = "s.json: at $.sim.seed: expected an integer from 0 to 9223372036854775807 (2^63-1), got ";
+  EXPECT_EQ(error_of(r, json::parse(R"({"sim": {"seed": 9223372036854775808}})")), want + "9223372036854775808");
+  EXPECT_EQ(error_of(r, json::parse(R"({"sim": {"seed": 18446744073709551616}})")), want + "1.8446744073709552e+19");
+  EXPECT_EQ(error_of(r, json::parse(R"({"sim": {"seed": -1}})")), want + "-1");
+  EXPECT_EQ(error_of(r, json::parse(R"({"sim": {"seed": 9.3e18}})")), want + "9.3e+18");
+}
+
+TEST(Kernel, AnEventLimitStopsTheRunAndSaysSo) {
+  Kernel k;
+  int n = 0;
+  Process p(k, "tick", [&] { ++n; p.wake_after(1000); });
+  RunLimits lim;
+  lim.max_events = 10000;
+  k.set_limits(lim);
+  p.wake_at(0);
+  k.run(kPicosPerSec);
+  EXPECT_EQ(n, 10000) << "exactly max_events callbacks run";
+  EXPECT_EQ(k.dispatched(), 10000u) << "the refused event is not counted";
+  ASSERT_TRUE(k.limit_hit());
+  EXPECT_EQ(k.limit_hit()->limit, "sim.max_events");
+  EXPECT_LT(k.now(), Picos{10001} * 1000) << "simulated time stopped there too";
+}
+
+TEST(Kernel, AWallClockLimitIsCheckedEvery4096Events) {
+  Kernel k;
+  std::uint64_t n = 0;
+  Process p(k, "spin", [&] {
+    ++n;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    p.wake_after(1);
+  });
+  RunLimits lim;
+  lim.max_wall_s = 0.05;
+  k.set_limits(lim);
+  p.wake_at(0);
+  k.run();
+  ASSERT_TRUE(k.limit_hit());
+  EXPECT_EQ(k.limit_hit()->limit, "sim.max_wall_s");
+  EXPECT_NE(k.limit_hit()->message.find("more than the limit of 0.05 s"), std::string::npos) << k.limit_hit()->message;
+  EXPECT_EQ(n % kLimitCheckEvents, 0u);
+  EXPECT_LE(n, 2 * kLimitCheckEvents) << "2500 events are 0.05 s: the first check past it stops";
+}
+
+TEST(Kernel, WithoutLimitsNothingIsCheckedAndNothingStops) {
+  Kernel k;
+  int n = 0;
+  Process p(k, "tick", [&] {
+    if (++n < 20000) p.wake_after(1);
+  });
+  k.set_limits({});
+  p.wake_at(0);
+  k.run();
+  EXPECT_EQ(n, 20000);
+  EXPECT_FALSE(k.limit_hit());
+}
+
+TEST(Params, AValueThatIsNotUtf8GetsAnErrorNotAnException) {
+  // Found by fuzz_units: quoting the bad value in the message called json::dump(), which throws
+  // type_error 316 on invalid UTF-8 (possible when the JSON comes from C++, not from text).
+  auto r = registry();
+  json j;
+  j["pool"]["cost_ns"] = std::string("3 \xbe\xef", 4);
+  const std::string e = error_of(r, j);
+  EXPECT_NE(e.find("s.json: at $.pool.cost_ns: wrong unit"), std::string::npos) << e;
+  j["pool"]["cost_ns"] = json::array({std::string("\xff")});
+  EXPECT_NE(error_of(r, j).find("expected a number in ns"), std::string::npos);
+  EXPECT_EQ(json_brief(json(std::string(100, 'x'))).size(), 40u);
 }

@@ -140,7 +140,7 @@ def test_bad_configuration_raises_input_error(kwargs, message):
 
 def test_bad_call_arguments_raise_input_error():
     link = Link()
-    with pytest.raises(InputError, match=r"^size: expected a transfer size >= 1 byte, got -1"):
+    with pytest.raises(InputError, match=r"^size: expected a transfer size from 1 byte to 2\^40, got -1"):
         link.dma_write_gbps(-1)
     with pytest.raises(InputError, match=r"^model: expected one of simple, kernel, dpdk"):
         link.nic_gbps("fancy", 64, "rx")
@@ -148,8 +148,15 @@ def test_bad_call_arguments_raise_input_error():
         link.nic_gbps("simple", 64, "up")
     with pytest.raises(InputError, match=r"^bytes: expected 4 for an MSI-X"):
         link.cost("msix", 8)
-    with pytest.raises(InputError, match=r"^bytes: expected a transaction size >= 0"):
+    with pytest.raises(InputError, match=r"^bytes: expected a transaction size from 0 to 2\^40"):
         link.cost("dma_read", -3)
+    # Values a C++ int cannot hold, NaN, and non-numbers: InputError, never pybind11's TypeError.
+    for call in (lambda: link.dma_write_gbps(2**64), lambda: link.cost("dma_read", 10**30),
+                 lambda: Link(gen=2**40), lambda: Link(read_rtt_ns=float("nan")), lambda: Link(read_rtt_ns=1e300),
+                 lambda: link.sweep(5), lambda: link.sweep([64], directions="rx")):
+        with pytest.raises(InputError) as e:
+            call()
+        assert "\n" not in str(e.value)
 
 
 # ---- the command line ----

@@ -171,3 +171,133 @@ def test_stats_lists_what_a_run_reports(cli):
     assert all(s["unit"] is not None and s["doc"] for s in specs)
     p = cli("stats", "scenarios/nope.json")
     assert p.returncode == 2
+
+
+def one_line_exit_2(p, *expect):
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    err = p.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    for e in expect:
+        assert e in err, err
+    return err
+
+
+def test_a_binary_scenario_file_is_one_line_and_exit_2(cli, tmp_path):
+    f = tmp_path / "bin.json"
+    f.write_bytes(b"\x00\xff\xfe\x80binary\n\x01")
+    one_line_exit_2(cli("run", f, "--out", tmp_path / "o"), f"{f}: not UTF-8 text (byte 1)")
+    with pytest.raises(ppsim.InputError, match="not UTF-8 text"):
+        ppsim.load_scenario(f)
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64), str(2**63), "1.5", "seven"])
+def test_seeds_outside_0_to_2_63_minus_1_are_one_line_and_exit_2(cli, tmp_path, seed):
+    err = one_line_exit_2(cli("run", "scenarios/xdp_drop.json", "--seed", seed, "--out", tmp_path),
+                          "--seed", "expected an integer from 0 to 9223372036854775807 (2^63-1, the range of sim.seed)")
+    assert repr(seed) in err
+
+
+def test_the_largest_seed_runs_and_the_api_refuses_the_others(tmp_path):
+    r = ppsim.run({"sim": {"duration_us": 20, "drain_us": 0}, "traffic": {"start_us": 1}}, seed=2**63 - 1)
+    assert r.seed == 2**63 - 1
+    for bad in (-1, 2**63, 2**64, 1.0, True, "3"):
+        with pytest.raises(ppsim.InputError, match=r"seed: expected an integer from 0 to 9223372036854775807"):
+            ppsim.run({}, seed=bad)
+    with pytest.raises(ppsim.InputError, match=r"at \$\.sim\.seed: expected an integer from 0 to 9223372036854775807 \(2\^63-1\)"):
+        ppsim.run({"sim": {"seed": 2**63}})
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_choice(cli, tmp_path):
+    f = write(tmp_path, '{"sim": {"duration_us": 100, "duration_us": 200}}')
+    one_line_exit_2(cli("run", f, "--out", tmp_path / "o"),
+                    f'{f}: at $.sim.duration_us: duplicate key "duration_us": given twice in one object')
+    # The compiled core refuses it too when handed JSON text directly.
+    from ppsim._native import core
+
+    c = core()
+    with pytest.raises(c.ScenarioError, match=r"s\.json: at \$\.sim\.duration_us: duplicate key"):
+        c.run('{"sim": {"duration_us": 100, "duration_us": 200}}', "s.json")
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--set", 'sim={"seed": 1, "seed": 2}'], "--set sim: at $.sim.seed: duplicate key"),
+    (["--set", "sim.seed=NaN"], "--set sim.seed: at $.sim.seed: expected a finite number, got NaN"),
+    (["--set", "sim.seed=1", "--set", "sim.seed=2"], "--set sim.seed: given twice"),
+    (["--set", "sim=1"], "--set sim: at $.sim: is a section"),
+    (["--set", "sim.duration_us.x=1"], "--set sim.duration_us.x: at $.sim.duration_us: expected a section"),
+    (["--set", "sim..seed=1"], "--set sim..seed: expected a dotted parameter path"),
+    (["--set", 'sim={"seed": 1}', "--set", "sim.seed=2"], "sets $.sim.seed, which --set sim sets too"),
+    (["--seed", "3", "--set", "sim.seed=4"], "--seed and --set sim.seed both set sim.seed"),
+    (["--checker", "off", "--set", "sim.checker=stop"], "--checker and --set sim.checker both set"),
+    (["--trace", "/nonexistent-dir/t.txt"], "/nonexistent-dir/t.txt: cannot open the trace file for writing"),
+    (["--nonsense"], "unrecognized arguments: --nonsense"),
+])
+def test_argument_errors_are_one_line_and_exit_2(cli, tmp_path, args, expect):
+    one_line_exit_2(cli("run", "scenarios/xdp_drop.json", "--out", tmp_path, *args), expect)
+
+
+def test_out_that_cannot_be_a_directory_is_one_line(cli, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    one_line_exit_2(cli("run", "scenarios/xdp_drop.json", "--out", f / "sub"), f"--out {f / 'sub'}: cannot create directory")
+
+
+def test_dict_scenarios_must_be_json_data():
+    for bad, expect in [({"sim": {"duration_us": float("nan")}}, r"at \$\.sim\.duration_us: expected a finite number"),
+                        ({"sim": {1: 2}}, r"at \$\.sim: expected string keys"),
+                        ({"name": "\ud800"}, r"at \$\.name: string is not valid Unicode"),
+                        ({"sim": {"x": object()}}, r"at \$\.sim\.x: expected JSON data"),
+                        (5, "scenario: expected a file path or a dict, got int")]:
+        with pytest.raises(ppsim.InputError, match=expect):
+            ppsim.run(bad)
+    deep: dict = {}
+    node = deep
+    for _ in range(100):
+        node["a"] = {}
+        node = node["a"]
+    with pytest.raises(ppsim.InputError, match="nested deeper than 64 levels"):
+        ppsim.run(deep)
+
+
+def test_an_event_limit_stops_the_run_exit_4_and_the_results_say_so(cli, tmp_path):
+    p = cli("run", "scenarios/default.json", "--max-events", 500, "--out", tmp_path)
+    assert p.returncode == 4, (p.stdout, p.stderr)
+    err = p.stderr.strip()
+    assert "\n" not in err and "stopped early" in err and "sim.max_events" in err, err
+    assert "STOPPED EARLY by sim.max_events" in p.stdout
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["run_limit"]["limit"] == "sim.max_events" and res["run_limit"]["events"] == 500
+    assert res["stats"]["sim.events_dispatched"]["value"] == 500
+    assert res["invariants"]["ok"], "a run cut short is not an invariant violation"
+    ok = ppsim.run(repo_file("scenarios/default.json"))
+    assert ok.limit is None and ok.raw["run_limit"] is None
+
+
+def repo_file(rel):
+    from ppsim._native import REPO
+
+    return REPO / rel
+
+
+def test_a_wall_clock_limit_stops_a_long_run(cli, tmp_path):
+    p = cli("run", "scenarios/late_reader.json", "--set", "sim.duration_us=1e8", "--set", "sim.sample_interval_us=1e6",
+            "--max-wall-s", "0.2", "--out", tmp_path)
+    assert p.returncode == 4, (p.stdout, p.stderr)
+    assert "sim.max_wall_s" in p.stderr
+    r = ppsim.run(repo_file("scenarios/late_reader.json"),
+                  overrides={"sim.duration_us": 1e8, "sim.sample_interval_us": 1e6, "sim.max_wall_s": 0.2})
+    assert r.limit["limit"] == "sim.max_wall_s"
+
+
+def test_memory_budget_refuses_huge_scenarios_up_front_and_stops_growing_ones(cli, tmp_path):
+    p = cli("run", "scenarios/default.json", "--set", "nic.queues=4096", "--set", "cpus.count=4096",
+            "--set", "nic.rx_ring_size_descs=65536", "--out", tmp_path)
+    one_line_exit_2(p, "at $.nic.rx_ring_size_descs: the scenario needs about",
+                    "MiB before its first packet (4096 queues x 65536 RX descriptors with buffers), "
+                    "more than sim.max_memory_mib (4096 MiB)")
+    # A socket that never reads, in a machine with 2^36 pages: pages pile up until the budget stops it.
+    r = ppsim.run(repo_file("scenarios/late_reader.json"),
+                  overrides={"sim.duration_us": 1e9, "stack.reader_start_us": 1e9, "memory.capacity_pages": 2**36,
+                             "stack.rcvbuf_bytes": 2**40, "sim.max_memory_mib": 64})
+    assert r.limit["limit"] == "sim.max_memory_mib", r.limit
+    assert "more than the limit of 64 MiB" in r.limit["message"]
