@@ -67,6 +67,7 @@ VETH_MAX_XDP_MTU = PAGE_SIZE - 256 - 320 - 14
 ETH_HLEN, IPV4_HLEN, UDP_HLEN = 14, 20, 8
 NS_PREFIX = "ppsim-cap-"
 INSTANCE_PREFIX = "ppsim-capture-"
+WORKDIR_PREFIX = "ppsim-capture-"   # + pid + "-" + random: tempfile's private tracefs mount point
 LOCK_PATH = "/run/ppsim-capture.lock"
 SYSCTLS = [
     "net.core.skb_defer_max", "net.core.rmem_default", "net.core.rmem_max",
@@ -789,6 +790,12 @@ def _remove_stale() -> list[str]:
                     (inst / "events/enable").write_text("0")
                     inst.rmdir()
                     removed.append(f"tracefs instance {inst}")
+    for mount in _tracefs_mounts():   # private mounts of a killed capture: <tmp>/ppsim-capture-PID-*/tracefs
+        m = re.fullmatch(rf"{WORKDIR_PREFIX}(\d+)-[^/]+", mount.parent.name)
+        if m and mount.name == "tracefs" and not _pid_alive(int(m.group(1))):
+            if _try(["umount", str(mount)]) is not None:
+                shutil.rmtree(mount.parent, ignore_errors=True)
+                removed.append(f"tracefs mount {mount}")
     return removed
 
 
@@ -881,7 +888,8 @@ def run_capture(p: CaptureParams, out_dir: Path, group: str, index: int,
         if stale:
             log("removed leftovers of a killed capture: " + ", ".join(stale))
         meta["load"] = {"wait": waited, "at_start": loadavg()}
-        workdir = Path(tempfile.mkdtemp(prefix="ppsim-capture-"))
+        # the pid in the name lets a later capture tell a killed capture's mount from a live one's
+        workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         cleanup.push("remove work directory", lambda: shutil.rmtree(workdir, ignore_errors=True))
         world = None
         inst = None

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -214,7 +216,7 @@ def _leftovers(pid: int) -> list[str]:
             inst = Path(f[1]) / "instances" / f"{C.INSTANCE_PREFIX}{pid}"
             if inst.exists():
                 left.append(str(inst))
-            if "/ppsim-capture-" in f[1]:
+            if f"/{C.WORKDIR_PREFIX}{pid}-" in f[1]:   # ours only: another capture may be running
                 left.append(f"mount {f[1]}")
     return left
 
@@ -277,3 +279,24 @@ def test_interrupted_capture_cleans_up(tmp_path, sig):
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert _leftovers(proc.pid) == []
+
+
+@pytest.mark.root
+@needs_capture
+def test_stale_private_mount_of_a_killed_capture_is_removed(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()   # its pid now names no process (pids are not reused this quickly)
+    work = Path(tempfile.mkdtemp(prefix=f"{C.WORKDIR_PREFIX}{dead.pid}-"))
+    live = Path(tempfile.mkdtemp(prefix=f"{C.WORKDIR_PREFIX}{os.getpid()}-"))
+    try:
+        for w in (work, live):
+            (w / "tracefs").mkdir()
+            subprocess.run(["mount", "-t", "tracefs", "nodev", str(w / "tracefs")], check=True)
+        removed = C._remove_stale()
+        assert f"tracefs mount {work / 'tracefs'}" in removed
+        assert not work.exists()
+        assert str(live / "tracefs") in Path("/proc/mounts").read_text()   # a live pid's is kept
+    finally:
+        for w in (work, live):
+            subprocess.run(["umount", str(w / "tracefs")], capture_output=True)
+            shutil.rmtree(w, ignore_errors=True)
