@@ -6,6 +6,7 @@
 #include "models/world/world.h"
 #include "sim/error.h"
 #include "sim/json_reader.h"
+#include "sim/timeline.h"
 
 namespace py = pybind11;
 using ppsim::world::json;
@@ -43,9 +44,12 @@ void bind_run(py::module_& m) {
   m.def(
       "run",
       [](const std::string& scenario_json, const std::string& file, const std::string& trace_path, py::object seed,
-         const std::vector<std::string>& mutants, const std::string& checker) {
+         const std::vector<std::string>& mutants, const std::string& checker, const std::string& timeline_path,
+         std::size_t timeline_max_events) {
         ppsim::world::RunOptions o;
         o.trace_path = trace_path;
+        o.timeline_path = timeline_path;
+        o.timeline_max_events = timeline_max_events;
         if (!seed.is_none()) o.seed = seed_from(seed, file);
         for (const auto& name : mutants) {
           try {
@@ -65,7 +69,8 @@ void bind_run(py::module_& m) {
         return dump(out);
       },
       py::arg("scenario_json"), py::arg("file") = "<scenario>", py::arg("trace_path") = "", py::arg("seed") = py::none(),
-      py::arg("mutants") = std::vector<std::string>{}, py::arg("checker") = "",
+      py::arg("mutants") = std::vector<std::string>{}, py::arg("checker") = "", py::arg("timeline_path") = "",
+      py::arg("timeline_max_events") = ppsim::sim::Timeline::kDefaultMaxEvents,
       "Run a scenario (JSON text); returns results as JSON text. Raises ScenarioError on bad input.");
 
   m.def("params", [] { return dump(ppsim::world::registry().describe()); }, "Every scenario parameter, as JSON text.");

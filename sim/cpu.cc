@@ -23,9 +23,32 @@ std::vector<const TaskSchedStats*> Cpu::task_stats() const {
   return out;
 }
 
-void Cpu::run_softirq(Picos start, Picos cost) {
+void Cpu::set_timeline(Timeline* tl) {
+  tl_ = tl && tl->enabled() ? tl : nullptr;
+  if (!tl_) return;
+  tl_softirq_ = tl_->slice_track("CPUs", "cpu" + std::to_string(id_) + " softirq", 2 * id_);
+  tl_process_ = tl_->slice_track("CPUs", "cpu" + std::to_string(id_) + " tasks", 2 * id_ + 1);
+}
+
+const char* Cpu::task_name(const void* task) const {
+  for (const auto& e : entities_)
+    if (e->task == task && !e->stats.name.empty()) return e->stats.name.c_str();
+  for (const auto& [t, label] : labels_)
+    if (t == task) return label;
+  return "task";
+}
+
+// A process job holds the CPU from its start to its end, softirq work that interrupts it included.
+void Cpu::job_started(Picos at) { job_start_ = at; }
+
+void Cpu::job_ended(Picos at) {
+  if (tl_) tl_->slice(tl_process_, task_name(current_job_.task), job_start_, at - job_start_);
+}
+
+void Cpu::run_softirq(Picos start, Picos cost, const char* what) {
   if (start + cost > softirq_free_) softirq_free_ = start + cost;
   softirq_busy_ += cost;
+  if (tl_) tl_->slice(tl_softirq_, what, start, cost);
   if (cost == 0 || !running_) return;
   // The running process job is interrupted if the softirq work overlaps it (softirq work is
   // booked at or after the job's start: the job started once earlier softirq work was done).
@@ -97,6 +120,7 @@ void Cpu::dispatch(Picos now) {
   current_job_ = std::move(*pick);
   waiting_.erase(pick);
   running_ = true;
+  job_started(now > softirq_free_ ? now : softirq_free_);
   job_end_ = (now > softirq_free_ ? now : softirq_free_) + job_cost(current_job_);
   dispatcher_->wake_at(job_end_);
 }
@@ -120,6 +144,7 @@ void Cpu::on_job_end() {
     return;
   }
   running_ = false;
+  job_ended(now);
   in_done_ = true;
   auto done = std::move(current_job_.done);
   if (done) done();
@@ -267,6 +292,7 @@ void Cpu::eevdf_start_job(Picos now, Picos extra) {
   curr_->jobs.pop_front();
   running_ = true;
   process_busy_ += extra;
+  job_started(now > softirq_free_ ? now : softirq_free_);
   job_end_ = (now > softirq_free_ ? now : softirq_free_) + extra + job_cost(current_job_);
   dispatcher_->wake_at(job_end_);
 }
@@ -300,6 +326,7 @@ void Cpu::eevdf_schedule(Picos now) {
 
 void Cpu::eevdf_job_end(Picos now) {
   running_ = false;
+  job_ended(now);
   Entity* e = curr_;
   Job job = std::move(current_job_);
   in_done_ = true;

@@ -27,10 +27,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sim/kernel.h"
 #include "sim/time.h"
+#include "sim/timeline.h"
 
 namespace ppsim::sim {
 
@@ -85,8 +87,13 @@ class Cpu {
 
   // When softirq work arriving at `now` can start.
   Picos softirq_start(Picos now) const { return now > softirq_free_ ? now : softirq_free_; }
-  // Account softirq work [start, start+cost); start must be softirq_start(...) or later.
-  void run_softirq(Picos start, Picos cost);
+  // Account softirq work [start, start+cost); start must be softirq_start(...) or later. `what`
+  // names it on the timeline (a literal).
+  void run_softirq(Picos start, Picos cost, const char* what = "softirq");
+  // Show this CPU's softirq work and process jobs as slices on `tl` (null: not recorded).
+  void set_timeline(Timeline* tl);
+  // The name a task's jobs get on the timeline (a literal), when name_task() did not name it.
+  void label_task(const void* task, const char* label) { labels_.emplace_back(task, label); }
 
   // Process-context work of `cost` for task `task`. `done` runs, synchronously, when the job has
   // had its CPU time; it may submit the task's next job. With `schedule_point` the job's end is a
@@ -120,6 +127,9 @@ class Cpu {
     std::function<Picos()> start;  // when set, decides the cost as the job starts
   };
   Picos job_cost(Job& job);
+  const char* task_name(const void* task) const;
+  void job_started(Picos at);
+  void job_ended(Picos at);
   // EEVDF's per-task state (struct sched_entity, the parts that matter here).
   struct Entity {
     const void* task = nullptr;
@@ -160,6 +170,10 @@ class Cpu {
   const void* current_task_ = nullptr;
   Picos slice_end_ = 0;
   std::uint64_t switches_ = 0;
+  Timeline* tl_ = nullptr;
+  std::vector<std::pair<const void*, const char*>> labels_;
+  int tl_softirq_ = -1, tl_process_ = -1;
+  Picos job_start_ = 0;
   // EEVDF
   EevdfConfig eevdf_;
   std::vector<std::unique_ptr<Entity>> entities_;

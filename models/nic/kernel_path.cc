@@ -108,7 +108,7 @@ void KernelPath::on_poll() {
     }
     sink_.deliver(c, skb);
   }
-  cpu.run_softirq(start, c.cost);
+  cpu.run_softirq(start, c.cost, "napi_poll kernel path");
   const sim::Picos end = start + c.cost;
   ++polls_;
   poll_work_->add(work);

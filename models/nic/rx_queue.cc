@@ -28,6 +28,11 @@ RxQueue::RxQueue(sim::Kernel& kernel, const Config& cfg, Napi& napi, page_pool::
       switch_proc_(kernel, cfg.name + ".mode_switch", [this] { on_switch(); }),
       refill_work_proc_(kernel, cfg.name + ".refill_work", [this] { refill_work(); }),
       swap_proc_(kernel, cfg.name + ".pool_swap", [this] { on_pool_swap(); }) {
+  for (auto& cpu : cpus_) {  // the queue's interrupt may move to any CPU
+    cpu.label_task(&refill_work_proc_, "driver refill work");
+    cpu.label_task(&swap_proc_, "driver pool swap");
+    cpu.label_task(this, "driver mode switch");
+  }
   RingHwConfig h = hw;
   h.header_split = cfg.header_split;
   h.hdr_bytes = cfg.hdr_bytes;
@@ -224,7 +229,7 @@ void RxQueue::on_poll() {
     Caller c = poll_caller();
     world_.now = now;
     sink_.net_rx_action(c);
-    if (c.cost > 0) cpus_[napi_cpu_].run_softirq(cpus_[napi_cpu_].softirq_start(now), c.cost);
+    if (c.cost > 0) cpus_[napi_cpu_].run_softirq(cpus_[napi_cpu_].softirq_start(now), c.cost, "net_rx_action defer flush");
     rearm(now);
     return;
   }
@@ -299,7 +304,7 @@ void RxQueue::on_poll() {
   }
   if (work < cfg_.budget) c.cost += cfg_.mmio_cpu;  // napi_complete_done + interrupt re-enable
   const sim::Picos end = start + c.cost;
-  cpus_[napi_cpu_].run_softirq(start, c.cost);
+  cpus_[napi_cpu_].run_softirq(start, c.cost, "napi_poll rx");
   ++polls_;
   poll_work_->add(work);
   if (on_napi_poll) on_napi_poll({&napi_, napi_cpu_, static_cast<int>(work), static_cast<int>(cfg_.budget), start, end});

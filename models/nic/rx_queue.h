@@ -186,6 +186,8 @@ class RxQueue {
   std::uint64_t cleaned() const { return ntc_; }  // the device's "interrupt cause pending" test
 
   std::uint64_t polls() const { return polls_; }
+  // Buffers on the ring: posted by the driver and not yet cleaned by NAPI (filled or not).
+  std::uint64_t on_ring() const { return ntu_ - ntc_; }
   const Config& config() const { return cfg_; }
   int id() const { return id_; }
 

@@ -11,6 +11,7 @@ TxSender::TxSender(sim::Kernel& kernel, const Config& cfg, std::vector<sim::Cpu>
     : cfg_(cfg), cpus_(cpus), src_(src), port_(port), batch_(cfg.batch ? cfg.batch : 1),
       proc_(kernel, cfg.name, [this] { on_wake(); }) {
   if (cfg_.batch == 0) cfg_.batch = 1;
+  cpus_[static_cast<std::size_t>(cfg_.cpu)].label_task(this, "sender");
   port_.on_space = [this](sim::Picos t) {
     if (!blocked_ || !running_) return;
     blocked_ = false;
@@ -140,7 +141,7 @@ void TxQueue::on_poll() {
   ntc_ += n;
   cleaned_total_ += n;
   ++polls_;
-  cpu.run_softirq(start, cost);
+  cpu.run_softirq(start, cost, "napi_poll tx clean");
   const sim::Picos end = start + cost;
   if (n > 0 && on_space) on_space(end);
   if (n < cfg_.clean_budget) completing_ = true;

@@ -64,6 +64,7 @@ class NicSystem {
   const std::vector<std::unique_ptr<nic::Napi>>& napis() const { return napis_; }
   const std::vector<Pool>& pools() const { return pools_; }
   const std::vector<nic::RxQueue*>& rx_queues() const { return rxq_ptrs_; }
+  const nic::PcieFabric& fabric() const { return fabric_; }
   void register_stats();
   // {"nic0": {"bottleneck", "why", "utilization": {...}, "line_rate_gbps", ...}} for results.json.
   nlohmann::json results(const sim::Stats& stats) const;

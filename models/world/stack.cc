@@ -103,10 +103,11 @@ Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>&
     : kernel_(kernel), cfg_(cfg), cpus_(cpus), world_(world), rng_(rng), defer_(cpus.size()),
       defer_count_(cpus.size(), 0), kick_pending_(cpus.size(), false), mutants_(mutants) {
   reader_ = std::make_unique<sim::Process>(kernel, "stack.reader", [this] { reader_run(); });
-  if (cfg_.reader_cpu >= 0 && cfg_.reader_cpu < static_cast<int>(cpus.size()))
+  if (cfg_.reader_cpu >= 0 && cfg_.reader_cpu < static_cast<int>(cpus.size())) {
     cpus[static_cast<std::size_t>(cfg_.reader_cpu)].name_task(this, "reader");
     // The reader has run before the traffic starts (its setup) and sleeps in poll() with a lag.
     cpus[static_cast<std::size_t>(cfg_.reader_cpu)].set_sleeping_lag(this, cfg_.reader_initial_lag);
+  }
   for (std::size_t i = 0; i < cpus.size(); ++i)
     kick_.push_back(std::make_unique<sim::Process>(kernel, "stack.defer_ipi", [this, i] { on_kick(static_cast<int>(i)); }));
   extra_ = std::make_unique<sim::TimerQueue<Pending>>(kernel, "stack.extra_ref", [this](Pending& pe) {
@@ -120,6 +121,7 @@ Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>&
     free_skb(c, clone);
     if (c.cost > 0) cpus_[static_cast<std::size_t>(cfg_.reader_cpu)].run_work(kernel_.now(), c.cost, tap_.get(), nullptr);
   });
+  for (auto& cpu : cpus) cpu.label_task(tap_.get(), "tcpdump");
   stats.reader("stack.delivered", "packets", "packets handed to the stack by NAPI polls", [this] { return delivered_; });
   if (cfg_.tap_fraction > 0)
     stats.reader("stack.tap_clones", "skbs", "skbs cloned to the packet tap", [this] { return tap_clones_; });
@@ -465,7 +467,7 @@ void Stack::on_kick(int cpu) {
   c.ctx.task = "<idle>";
   world_.now = now;
   flush_defer(c, cpu);
-  core.run_softirq(now, c.cost);
+  core.run_softirq(now, c.cost, "skb defer flush (IPI)");
 }
 
 }  // namespace ppsim::world

@@ -396,7 +396,7 @@ void VethSystem::on_ack() {
   Caller c = softirq_caller(receiver_cpu_, "ppsim_recv", 3001);
   c.cost += tcp_ack_cost_;
   push(c);
-  cpu.run_softirq(now, c.cost);
+  cpu.run_softirq(now, c.cost, "tcp ack");
 }
 
 // veth_xmit → the receiving veth's NAPI on `c.ctx.cpu`: skb_pp_cow_data, XDP, GRO, the stack.

@@ -147,6 +147,23 @@ class World {
   page_pool::PageChecker checker_;
   sim::TraceWriter trace_;
   page_pool::TraceObserver tracer_;
+  // --timeline: CPU work as slices; pools, rings and PCIe links as counters sampled with the series.
+  sim::Timeline timeline_;
+  struct PoolCounters {
+    page_pool::PagePool* pool;
+    int cache, ring, inflight;
+  };
+  struct LinkCounters {
+    int link, up, down;
+    std::int64_t up_bytes = 0, down_bytes = 0;
+  };
+  std::vector<PoolCounters> tl_pools_;
+  std::vector<std::pair<nic::RxQueue*, int>> tl_rings_;
+  std::vector<LinkCounters> tl_links_;
+  int tl_sockq_ = -1;
+  Picos tl_last_sample_ = 0;
+  void timeline_tracks();
+  void timeline_sample(Picos now);
   std::unique_ptr<page_pool::CoherenceObserver> coherence_;  // coherence.enabled
   sim::Process teardown_proc_, retry_proc_, sample_proc_, irq_move_proc_;
   Picos traffic_end_ = 0, teardown_at_ = 0, sample_until_ = 0, sample_interval_ = 0;
@@ -231,6 +248,10 @@ World::World(const sim::Params& p, const RunOptions& opts)
     else if (sched == "eevdf")
       c.set_eevdf(ev);
   }
+  if (!opts.timeline_path.empty()) {
+    timeline_.open(opts.timeline_path, opts.timeline_max_events);
+    for (auto& c : cpus_) c.set_timeline(&timeline_);
+  }
   checker_on_ = p.get_string("sim.checker") != "off" || opts.checker_mode.has_value();
   page_pool::PageChecker::Limits limits;
   limits.max_release_pages_per_packet = p.get_double("checker.max_release_pages_per_packet");
@@ -309,6 +330,7 @@ World::World(const sim::Params& p, const RunOptions& opts)
       };
     }
   }
+  if (timeline_.enabled()) timeline_tracks();
   register_stats();
   teardown_at_ = traffic_end_ + sim::from_us(p.get_double("sim.drain_us"));
   sample_until_ = teardown_at_;
@@ -523,7 +545,55 @@ void World::sample() {
   s_inflight_->add(now, infl);
   s_out_->add(now, infl - cache - ring);
   s_sockq_->add(now, static_cast<double>(stack_->socket_queue_len()));
+  if (timeline_.enabled()) timeline_sample(now);
   if (sample_until_ - now >= sample_interval_) sample_proc_.wake_at(now + sample_interval_);
+}
+
+void World::timeline_tracks() {
+  for (const auto& [name, pool] : pools_)
+    tl_pools_.push_back({pool, timeline_.counter("page_pool", name + " alloc cache", "pages"),
+                         timeline_.counter("page_pool", name + " ptr_ring", "pages"),
+                         timeline_.counter("page_pool", name + " inflight", "pages")});
+  tl_sockq_ = timeline_.counter("stack", "socket receive queue", "skbs");
+  if (!nic_) return;
+  int order = 0;
+  for (auto* q : nic_->rx_queues()) {
+    tl_rings_.emplace_back(q, timeline_.counter("NIC queues", q->config().name + " buffers on ring", "buffers"));
+    const int track = timeline_.slice_track("NIC queues", q->config().name + " napi_poll", order++);
+    auto traced = q->on_napi_poll;  // the tracefs writer's, when --trace is on too
+    q->on_napi_poll = [this, track, traced](const nic::NapiPollEvent& e) {
+      timeline_.slice(track, "napi_poll", e.start, e.end - e.start);
+      if (traced) traced(e);
+    };
+  }
+  const auto& f = nic_->fabric();
+  for (int l = 0; l < f.links(); ++l)
+    tl_links_.push_back({l, timeline_.counter("PCIe", f.link_name(l) + " upstream utilisation", "%"),
+                         timeline_.counter("PCIe", f.link_name(l) + " downstream utilisation", "%")});
+}
+
+// Counters at each sample. PCIe utilisation is the TLP bytes of the interval over what the link
+// carries in a direction (symbol rate after coding and SKP), so DLLP overhead is not in it.
+void World::timeline_sample(Picos now) {
+  for (const auto& c : tl_pools_) {
+    timeline_.value(c.cache, now, c.pool->cache_count());
+    timeline_.value(c.ring, now, c.pool->ring_count());
+    timeline_.value(c.inflight, now, c.pool->inflight());
+  }
+  timeline_.value(tl_sockq_, now, static_cast<double>(stack_->socket_queue_len()));
+  for (const auto& [q, id] : tl_rings_) timeline_.value(id, now, static_cast<double>(q->on_ring()));
+  const Picos dt = now - tl_last_sample_;
+  tl_last_sample_ = now;
+  if (!nic_ || dt <= 0) return;
+  const auto& f = nic_->fabric();
+  for (auto& c : tl_links_) {
+    const double bits_per_ps = f.link_model(c.link).tlp_capacity_gbps() / 1000.0;
+    const std::int64_t up = f.up(c.link).tlp_bytes, down = f.down(c.link).tlp_bytes;
+    timeline_.value(c.up, now, 100.0 * static_cast<double>(up - c.up_bytes) * 8 / (bits_per_ps * static_cast<double>(dt)));
+    timeline_.value(c.down, now, 100.0 * static_cast<double>(down - c.down_bytes) * 8 / (bits_per_ps * static_cast<double>(dt)));
+    c.up_bytes = up;
+    c.down_bytes = down;
+  }
 }
 
 void World::teardown() {
@@ -597,6 +667,7 @@ json World::run() {
     checker_.finish(kernel_.now(), pages_, consumers_done && p_.get_bool("sim.destroy_pools"));
   }
   trace_.close();
+  timeline_.close(kernel_.now());
   json out = stats_.to_json();
   out["ppsim_version"] = PPSIM_VERSION;
   out["seed"] = seed_;

@@ -24,6 +24,8 @@ struct RunOptions {
   std::optional<std::uint64_t> seed;   // overrides sim.seed
   page_pool::MutantSet mutants;
   std::optional<sim::Verdicts::Mode> checker_mode;  // overrides sim.checker
+  std::string timeline_path;           // write a Chrome/Perfetto trace-event timeline here ("" = none)
+  std::size_t timeline_max_events = 2'000'000;  // the timeline stops recording after this many events
 };
 
 // Every parameter a scenario may set.

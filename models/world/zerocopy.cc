@@ -96,6 +96,7 @@ ZeroCopyConfig zerocopy_config_from(const sim::Params& p) {
 ZeroCopyConsumer::ZeroCopyConsumer(sim::Kernel& kernel, const ZeroCopyConfig& cfg, std::vector<sim::Cpu>& cpus,
                                    page_pool::PageWorld& world, sim::Stats& stats, page_pool::MutantSet mutants)
     : kernel_(kernel), cfg_(cfg), cpus_(cpus), world_(world), mutants_(mutants) {
+  for (auto& cpu : cpus_) cpu.label_task(this, "app (zero-copy)");
   wake_proc_ = std::make_unique<sim::Process>(kernel, cfg.name + ".app", [this] {
     woken_ = false;
     app_run();
@@ -270,7 +271,7 @@ void ZeroCopyConsumer::flush_returns(Picos now) {
       const int ncpu = static_cast<int>(cpus_.size());
       for (int k = 1; k <= remote && k < ncpu; ++k) {
         sim::Cpu& other = cpus_[static_cast<std::size_t>((cfg_.app_cpu + k) % ncpu)];
-        other.run_softirq(other.softirq_start(now), cfg_.costs.shootdown_remote);
+        other.run_softirq(other.softirq_start(now), cfg_.costs.shootdown_remote, "TLB shootdown IPI");
       }
     }
     if (bug(Mutant::kZcSkipShootdownWait) && !bug(Mutant::kZcRecycleWhileMapped))

@@ -30,6 +30,11 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="output directory (default: runs/<scenario name>)")
     p.add_argument("--seed", type=seed_arg, default=None, help="override sim.seed (0 to 2^63-1)")
     p.add_argument("--trace", default=None, help="also write a tracefs-format trace of page_pool events here")
+    p.add_argument("--timeline", default=None, metavar="FILE.json",
+                   help="also write a Chrome/Perfetto trace-event timeline (CPU slices, NIC queues, pool and "
+                        "PCIe counters); open it in ui.perfetto.dev")
+    p.add_argument("--timeline-max-events", type=positive_arg(int, "an integer"), default=2_000_000, metavar="N",
+                   help="stop recording the timeline after N events (default 2000000)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a parameter, e.g. --set page_pool.pool_size_pages=256 (VALUE is JSON, or a string)")
     p.add_argument("--checker", choices=["stop", "collect", "off"], default=None, help="override sim.checker")
@@ -168,7 +173,8 @@ def run(args) -> int:
     if not out.is_dir():
         raise InputError(f"--out {out}: not a directory")
     t0 = time.perf_counter()
-    r = ppsim.run(data, source=name, seed=args.seed, trace=args.trace, mutants=args.mutant)
+    r = ppsim.run(data, source=name, seed=args.seed, trace=args.trace, mutants=args.mutant,
+                  timeline=args.timeline, timeline_max_events=args.timeline_max_events)
     wall = time.perf_counter() - t0
     try:
         (out / "results.json").write_text(r.to_json())
@@ -178,7 +184,8 @@ def run(args) -> int:
         print(out / "results.json")
     else:
         print(summary(r))
-        print(f"  wrote {out / 'results.json'}" + (f" and {args.trace}" if args.trace else "") + f"  ({wall:.2f} s wall)")
+        extra = "".join(f" and {f}" for f in (args.trace, args.timeline) if f)
+        print(f"  wrote {out / 'results.json'}{extra}  ({wall:.2f} s wall)")
     if r.limit:
         print(f"ppsim run: stopped early at {r.limit['at_ns'] / 1e3:.3f} us simulated: {r.limit['message']}; "
               f"partial results in {out / 'results.json'}", file=sys.stderr)

@@ -162,9 +162,13 @@ def run(
     mutants: Iterable[str] = (),
     checker: str = "",
     source: str | None = None,
+    timeline: str | Path | None = None,
+    timeline_max_events: int = 2_000_000,
 ) -> Result:
     """Run one scenario (a path or a dict). `overrides` maps dotted parameter paths to values;
-    `source` names a dict scenario in messages and results (default "<scenario>").
+    `source` names a dict scenario in messages and results (default "<scenario>"). `timeline`
+    writes a Chrome/Perfetto trace-event JSON file of the run (open it in ui.perfetto.dev); it
+    stops recording after `timeline_max_events` events and says so in its metadata.
     Raises InputError (with file, JSON path and what was expected) on bad input."""
     data, name = load_scenario(scenario)
     if source is not None:
@@ -190,8 +194,16 @@ def run(
     if trace is not None and (not isinstance(trace, (str, os.PathLike)) or "\0" in os.fsdecode(trace)):
         raise InputError(f"trace: expected a file path, got {trace!r:.60}")
     trace_arg = os.fsencode(trace) if trace else b""
+    if timeline is not None and (not isinstance(timeline, (str, os.PathLike)) or not os.fsdecode(timeline)
+                                 or "\0" in os.fsdecode(timeline)):
+        raise InputError(f"timeline: expected a file path, got {timeline!r:.60}")
+    if isinstance(timeline_max_events, bool) or not isinstance(timeline_max_events, int) \
+            or not 0 < timeline_max_events <= 20_000_000:
+        raise InputError(f"timeline_max_events: expected an integer from 1 to 20000000 (each event takes ~40 bytes until the file is written), got {timeline_max_events!r:.40}")
+    timeline_arg = os.fsencode(timeline) if timeline else b""
     try:
-        out = c.run(strict_json.dumps(data), one_line(name), trace_arg, seed, mutants, checker)
+        out = c.run(strict_json.dumps(data), one_line(name), trace_arg, seed, mutants, checker,
+                    timeline_arg, timeline_max_events)
     except c.ScenarioError as e:
         raise InputError(str(e)) from None
     return Result(raw=json.loads(out), scenario=data, file=name, trace_path=str(trace) if trace else None)

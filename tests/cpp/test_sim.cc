@@ -314,3 +314,69 @@ TEST(Params, AValueThatIsNotUtf8GetsAnErrorNotAnException) {
   EXPECT_NE(error_of(r, j).find("expected a number in ns"), std::string::npos);
   EXPECT_EQ(json_brief(json(std::string(100, 'x'))).size(), 40u);
 }
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "sim/timeline.h"
+
+namespace {
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+}  // namespace
+
+TEST(Timeline, OverlappingSlicesGoToAnotherLaneAndNamesAreEscaped) {
+  const std::string path = ::testing::TempDir() + "ppsim_timeline_test.json";
+  {
+    Timeline tl;
+    tl.open(path);
+    const int t = tl.slice_track("CPUs", "cpu0 \"softirq\"", 0);
+    const int c = tl.counter("page_pool", "pool", "pages");
+    tl.slice(t, "a", 1'000'000, 2'000'000);  // [1, 3) us
+    tl.slice(t, "b", 2'000'000, 2'000'000);  // overlaps a: second lane
+    tl.slice(t, "c", 3'000'000, 1);          // after a: back on the first lane
+    tl.slice(t, "zero", 5'000'000, 0);       // nothing to draw
+    tl.value(c, 1'500'000, 7);
+    tl.close(10'000'000);
+  }
+  const std::string s = read_file(path);
+  EXPECT_NE(s.find(R"j("name":"thread_name","args":{"name":"cpu0 \"softirq\""})j"), std::string::npos) << s;
+  EXPECT_NE(s.find(R"j("args":{"name":"cpu0 \"softirq\" (overlap 1)"})j"), std::string::npos) << s;
+  EXPECT_NE(s.find(R"j({"ph":"X","pid":1,"tid":1,"ts":1.000000,"dur":2.000000,"name":"a"})j"), std::string::npos) << s;
+  EXPECT_NE(s.find(R"j({"ph":"X","pid":1,"tid":2,"ts":2.000000,"dur":2.000000,"name":"b"})j"), std::string::npos) << s;
+  EXPECT_NE(s.find(R"j({"ph":"X","pid":1,"tid":1,"ts":3.000000,"dur":0.000001,"name":"c"})j"), std::string::npos) << s;
+  EXPECT_EQ(s.find("zero"), std::string::npos);
+  EXPECT_NE(s.find(R"j("name":"pool (pages)","args":{"value":7})j"), std::string::npos) << s;
+  EXPECT_NE(s.find(R"j("truncated_at_us":null)j"), std::string::npos);
+  std::remove(path.c_str());
+}
+
+TEST(Timeline, StopsAtItsBudgetAndRecordsWhere) {
+  const std::string path = ::testing::TempDir() + "ppsim_timeline_budget.json";
+  {
+    Timeline tl;
+    tl.open(path, 2);
+    const int c = tl.counter("g", "n", "u");
+    for (int i = 0; i < 5; ++i) tl.value(c, i * 1'000'000, i);
+    EXPECT_EQ(tl.events(), 2u);
+    tl.close(5'000'000);
+  }
+  const std::string s = read_file(path);
+  EXPECT_NE(s.find(R"j("events":2,"truncated_at_us":2.000000)j"), std::string::npos) << s;
+  std::remove(path.c_str());
+}
+
+TEST(Timeline, AnUnwritablePathIsAScenarioErrorNamingIt) {
+  Timeline tl;
+  try {
+    tl.open("/nonexistent-ppsim-dir/t.json");
+    FAIL() << "no error";
+  } catch (const ScenarioError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-ppsim-dir/t.json"), std::string::npos) << e.what();
+  }
+}
