@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping
 
 from ppsim import strict_json
 from ppsim._native import core
-from ppsim.errors import InputError, one_line
+from ppsim.errors import EnvironmentProblem, InputError, one_line
 from ppsim.scenario import apply_overrides, check_seed, load_scenario
 
 MAX_WORKERS = 512
@@ -315,7 +315,8 @@ def sweep(scenario, grid: Mapping[str, Iterable[Any]], *, seeds: Iterable[int] =
     # reuses it; without, carry only what the frame needs.
     want = None if (cache_dir is not None or not wanted) else tuple(wanted)
     lanes = workers if dask is None else max(workers, 2)
-    chunk = max(1, min(MAX_CHUNK, math.ceil(len(todo) / (lanes * 4)))) if todo else 1
+    # ~16 tasks per lane: the last tasks to finish leave the other lanes idle for at most a small chunk
+    chunk = max(1, min(MAX_CHUNK, math.ceil(len(todo) / (lanes * 16)))) if todo else 1
     chunks = [[(p.index, p.text, p.seed) for p in todo[i:i + chunk]] for i in range(0, len(todo), chunk)]
     meta = {"ppsim_version": version}
 
@@ -404,6 +405,8 @@ def _run_local(workers: int, chunks: list, source: str, want, done) -> None:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    from concurrent.futures.process import BrokenProcessPool
+
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ex = ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=mp.get_context(method))
     try:
@@ -411,7 +414,12 @@ def _run_local(workers: int, chunks: list, source: str, want, done) -> None:
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in finished:
-                done(f.result())
+                try:
+                    batch = f.result()
+                except BrokenProcessPool:
+                    raise EnvironmentProblem("sweep: a worker process died (killed, out of memory, or a crash in "
+                                             "the core); points finished so far are in the cache, if one was given") from None
+                done(batch)
     except BaseException:
         ex.shutdown(wait=False, cancel_futures=True)
         raise
@@ -436,7 +444,14 @@ def _run_dask(dask: Any, chunks: list, source: str, want, done) -> None:
         futures = [client.submit(run_chunk, ch, source, want, pure=False) for ch in chunks]
         with client.as_current():  # as_completed finds the client here, not in global state
             for f in as_completed(futures):
-                done(f.result())
+                try:
+                    batch = f.result()
+                except (InputError, KeyboardInterrupt):
+                    raise
+                except Exception as e:  # the cluster's, not the scenario's: a worker without ppsim, a lost worker
+                    raise EnvironmentProblem(f"dask {dask if own else 'client'}: a task failed: "
+                                             f"{type(e).__name__}: {one_line(str(e))[:300]}") from None
+                done(batch)
     finally:
         if own:
             client.close()

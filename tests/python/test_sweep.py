@@ -201,6 +201,7 @@ def test_dask_equals_local(base, reference):
             same(df, reference)
 
 
+@pytest.mark.slow  # the connection timeout: 5 s
 def test_dask_unreachable_scheduler(base):
     pytest.importorskip("distributed", reason="dask.distributed is not installed (Debian: python3-distributed)")
     with dask_warnings_ignored():
@@ -266,8 +267,9 @@ def test_cli_parquet_falls_back_to_csv_without_pyarrow(cli, base, tmp_path):
     (["--grid", "page_pool.pool_size_pages=64", "--seeds", "1,x"], "ppsim sweep: --seeds: expected an integer from 0"),
     (["--grid", "page_pool.pool_size_pages=64", "--stats", "nope"], "ppsim sweep: stats: 'nope' is not a stat"),
     (["--grid", "page_pool.pool_size_pages=64", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
-    (["--grid", "page_pool.pool_size_pages=64", "--dask", "tcp://127.0.0.1:9"],
-     "ppsim sweep: dask tcp://127.0.0.1:9: cannot connect to the Dask scheduler within 5 s"),
+    pytest.param(["--grid", "page_pool.pool_size_pages=64", "--dask", "tcp://127.0.0.1:9"],
+                 "ppsim sweep: dask tcp://127.0.0.1:9: cannot connect to the Dask scheduler within 5 s",
+                 marks=pytest.mark.slow),
 ])
 def test_cli_bad_input_exit_2(cli, base, tmp_path, args, message):
     if "--dask" in args:
