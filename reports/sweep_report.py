@@ -108,8 +108,9 @@ def _heatmap(df, keys: list, stat: str, units: dict, out: Path) -> str:
         for i in range(len(ys)):
             for j in range(len(xs)):
                 v = m.values[i, j]
-                if v == v:
-                    ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7, color="w")
+                if v == v:  # dark text on the bright end of viridis, white on the dark end
+                    ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7,
+                            color="k" if im.norm(v) > 0.6 else "w")
     fig.colorbar(im, ax=ax, label=_label(stat, units))
     ax.set_title(stat if df["seed"].nunique() == 1 else f"{stat} (mean over {df['seed'].nunique()} seeds)", fontsize=10)
     fig.tight_layout()

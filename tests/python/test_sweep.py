@@ -113,6 +113,29 @@ def test_cache_resumes_and_equals(base, reference, tmp_path, monkeypatch):
     assert df.equals(sub) and csv_bytes(df) == csv_bytes(sub)
 
 
+def test_interrupted_sweep_resumes(base, reference, tmp_path, monkeypatch):
+    """Ctrl-C after 5 of 8 points: those 5 are in the cache, whole; the re-run computes 3."""
+    cache = tmp_path / "cache"
+    real = ppsim.sweeps.run_point
+    calls = []
+
+    def interrupt_after_5(*a):
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        calls.append(a)
+        return real(*a)
+
+    monkeypatch.setattr(ppsim.sweeps, "run_point", interrupt_after_5)
+    with pytest.raises(KeyboardInterrupt):
+        ppsim.sweep(base, GRID, seeds=SEEDS, stats=STATS, cache=cache)
+    assert len(list(cache.glob("*/*.json"))) == 5 and not list(cache.rglob("*.tmp"))
+    monkeypatch.setattr(ppsim.sweeps, "run_point", real)
+    info = SweepInfo()
+    df = ppsim.sweep(base, GRID, seeds=SEEDS, stats=STATS, cache=cache, info=info)
+    assert (info.computed, info.cached) == (3, 5)
+    same(df, reference)
+
+
 def test_cache_ignores_a_damaged_entry(base, reference, tmp_path):
     cache = tmp_path / "cache"
     ppsim.sweep(base, GRID, seeds=SEEDS, stats=STATS, cache=cache, workers=2)
