@@ -116,3 +116,17 @@ def test_broken_image_is_detected(tmp_path):
     page.write_text('<!DOCTYPE html><html><head><title>x</title></head><body>'
                     '<img src="data:image/png;base64,iVBORw0KGgoAAAAN"></body></html>')
     assert images_loaded(page, tmp_path) == (1, 0)
+
+
+@pytest.mark.parametrize("meta, expect", [
+    ("[]", "sweep.json: at $: expected an object (is this a ppsim sweep.json?)"),
+    ('{"grid": {}, "table": "sweep.csv", "units": {}, "stats": []}', "sweep.csv: cannot read the sweep table"),
+    ('{"grid": [], "table": "sweep.csv", "units": {}, "stats": []}', "sweep.json: at $.grid: expected an object"),
+])
+def test_report_on_a_bad_sweep_dir_exit_2(cli, tmp_path, meta, expect):
+    d = tmp_path / "sw"
+    d.mkdir()
+    (d / "sweep.json").write_text(meta)
+    p = cli("report", d, "--out", tmp_path / "rep")
+    assert p.returncode == 2 and expect in p.stderr, p.stderr
+    assert len(p.stderr.splitlines()) == 1

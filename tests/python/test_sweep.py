@@ -312,3 +312,12 @@ def test_cli_unwritable_out(cli, base, tmp_path):
         assert p.stderr.startswith(f"ppsim sweep: --out {out}: {msg}") and len(p.stderr.splitlines()) == 1
     p = cli("sweep", base, "--grid", "page_pool.pool_size_pages=64", "--out", tmp_path / "o", "--cache", f)
     assert p.returncode == 2 and p.stderr.startswith(f"ppsim sweep: cache {f}: not a directory")
+
+
+def test_cli_set_changes_the_base(cli, base, tmp_path):
+    p = cli("sweep", base, "--grid", "page_pool.pool_size_pages=64", "--set", "traffic.rate_pps=800000",
+            "--seeds", "1", "--stats", ",".join(STATS), "--out", tmp_path / "o")
+    assert p.returncode == 0, p.stderr
+    df = ppsim.sweep(base, {"page_pool.pool_size_pages": [64], "traffic.rate_pps": [800000]}, seeds=[1], stats=STATS)
+    got = (tmp_path / "o" / "sweep.csv").read_text().splitlines()
+    assert got[1].split(",")[3:] == csv_bytes(df).decode().splitlines()[1].split(",")[4:]
