@@ -20,7 +20,8 @@ FUZZ_ARGS ?=
 DEB_PKGS := g++ cmake make pkg-config libsystemc-dev libboost-graph-dev nlohmann-json3-dev \
             pybind11-dev python3-dev python3-pybind11 python3-pytest python3-numpy \
             python3-matplotlib python3-pandas libgtest-dev googletest libbenchmark-dev \
-            iproute2 ethtool clang-14 libclang-rt-14-dev llvm-14
+            iproute2 ethtool clang-14 libclang-rt-14-dev llvm-14 \
+            python3-tqdm python3-distributed python3-jsonschema chromium
 
 .PHONY: all deps build san-build demo test sanitize fuzz bench clean
 
@@ -66,8 +67,12 @@ fuzz: build san-build
 	$(PY) tests/fuzz/fuzz.py --build $(SAN) --runs $(FUZZ_RUNS) --long $(FUZZ_ARGS)
 	PYTHONPATH=python PPSIM_BUILD=$(BUILD) $(PY) tests/python/fuzz_inputs.py --inputs $(PY_FUZZ_INPUTS)
 
+# Google Benchmark, then the sweep benchmarks: points/s on 1 vs all cores, and a 10,000-point
+# sweep of 100k-packet runs end to end (bench/bench_sweep.py; BENCH_SWEEP_ARGS=--quick for less).
+BENCH_SWEEP_ARGS ?=
 bench: build
 	$(BUILD)/bench/ppsim_bench
+	PYTHONPATH=python PPSIM_BUILD=$(BUILD) $(PY) bench/bench_sweep.py $(BENCH_SWEEP_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(SAN)

@@ -1,4 +1,5 @@
-"""The ppsim report generator: results.json → a Markdown report with plots.
+"""The ppsim report generator: results.json → a Markdown report with plots, and the same as one
+self-contained HTML page (report.html: plots inline, every stat with its unit).
 
     ./ppsim report build/demo --out reports/demo        (the CLI verb)
     reports.report.generate(Path("build/demo/results.json"), Path("reports/demo"))
@@ -257,4 +258,43 @@ def _write(res: dict, out: Path) -> Path:
         lines.append("")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
+    _write_html(res, out, [p for p in (occ, pw) if p])
+    return path
+
+
+def _write_html(res: dict, out: Path, plots: list[str]) -> Path:
+    """out/report.html: what was run, the invariant verdict, the plots (inline) and every stat
+    with its unit and doc."""
+    from ppsim.html_page import esc, img, page, table
+
+    sc = res["scenario"]
+    st = res["stats"]
+    title = f"ppsim report: {sc['name'] or Path(sc['file']).stem}"
+    parts = []
+    if sc.get("description"):
+        parts.append(f"<p>{esc(sc['description'])}</p>")
+    parts.append(f"<p>Scenario <code>{esc(sc['file'])}</code>, seed {esc(res['seed'])}, ppsim {esc(res['ppsim_version'])}; "
+                 f"simulated {st['sim.end_time_ns']['value'] / 1e6:.3f} ms.</p>")
+    inv = res["invariants"]
+    if not inv.get("enabled", True):
+        parts.append('<p id="verdict"><b>Invariants:</b> checker off.</p>')
+    elif inv["ok"]:
+        parts.append(f'<p id="verdict" class="ok">Invariants: all held ({inv["checks"]:,} checks on page and pool events).</p>')
+    else:
+        v = inv["kept"][0]
+        parts.append(f'<p id="verdict" class="bad">Invariants: {inv["violations"]} violation(s). First:</p>')
+        parts.append("<pre>" + esc("\n".join([f"{v['invariant']}: {v['subject']} at {v['time_ps'] / 1e6:.6f} us on "
+                                              f"{v['event']}: {v['detail']}"] + v["history"])) + "</pre>")
+    rl = res.get("run_limit")
+    if isinstance(rl, dict) and rl:
+        parts.append(f'<p class="bad">Stopped early by {esc(rl.get("limit"))}: {esc(rl.get("message"))} '
+                     "(stats are partial).</p>")
+    titles = {"occupancy.png": "Where the pool's pages are over time", "poll_work.png": "Packets per NAPI poll"}
+    for p in plots:
+        parts.append(f"<h2>{esc(titles.get(p, p))}</h2>" + img(out / p, titles.get(p, p)))
+    parts.append("<h2>Statistics</h2>")
+    rows = [(k, v["value"], v["unit"], v.get("doc", "")) for k, v in sorted(st.items())]
+    parts.append(table(["stat", "value", "unit", "meaning"], rows))
+    path = out / "report.html"
+    path.write_text(page(title, "\n".join(parts)))
     return path

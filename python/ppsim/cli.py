@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # verb modules, in the order `ppsim --help` lists them
-VERBS = ["run", "params", "stats", "mutants", "report", "zerocopy", "vm2vm", "capture", "validate", "fit", "pcie", "calibrate"]
+VERBS = ["run", "sweep", "params", "schema", "stats", "mutants", "report", "zerocopy", "vm2vm", "capture", "validate", "fit", "pcie", "calibrate"]
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_ENV, EXIT_LIMIT = 0, 1, 2, 3, 4
 

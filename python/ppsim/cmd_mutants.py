@@ -58,7 +58,8 @@ def run(args) -> int:
     for n in names:
         if n not in known:
             raise InputError(f"unknown mutant {n!r} (known: {', '.join(known)})")
-    files = args.scenarios if args.scenarios is not None else sorted(glob.glob(str(REPO / "scenarios" / "*.json")))
+    files = args.scenarios if args.scenarios is not None else sorted(
+        f for f in glob.glob(str(REPO / "scenarios" / "*.json")) if not f.endswith(".schema.json"))
     if not files:
         raise InputError("no scenarios to run")
     scenarios = [(ppsim.load_scenario(f), Path(f).name) for f in files]

@@ -1,5 +1,6 @@
-"""`ppsim report RESULTS --out DIR`: Markdown report with plots from a run's results.json.
-The generator itself lives in reports/report.py."""
+"""`ppsim report RESULTS --out DIR`: Markdown and HTML reports with plots from a run's
+results.json, or the HTML report of a sweep directory (sweep.json). The generators live in
+reports/report.py and reports/sweep_report.py."""
 from __future__ import annotations
 
 import importlib.util
@@ -22,17 +23,21 @@ def load_generator():
 
 
 def register(sub) -> None:
-    p = sub.add_parser("report", help="write a Markdown report with plots for a run")
-    p.add_argument("results", help="results.json, or the directory `ppsim run --out` wrote")
-    p.add_argument("--out", required=True, help="directory for report.md and its plots")
+    p = sub.add_parser("report", help="write a Markdown and an HTML report with plots for a run (or a sweep)")
+    p.add_argument("results", help="results.json, or the directory `ppsim run --out` or `ppsim sweep --out` wrote")
+    p.add_argument("--out", required=True, help="directory for report.md, report.html and the plots")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     src = Path(args.results)
+    if src.is_dir() and (src / "sweep.json").is_file() and not (src / "results.json").exists():
+        path = load_module("sweep_report").generate(src, Path(args.out))
+        print(f"wrote {path}")
+        return 0
     f = src / "results.json" if src.is_dir() else src
     if not f.is_file():
         raise InputError(f"{f}: no results.json here (run `ppsim run SCENARIO --out DIR` first)")
     path = load_generator().generate(f, Path(args.out))
-    print(f"wrote {path}")
+    print(f"wrote {path} and {path.with_name('report.html')}")
     return 0

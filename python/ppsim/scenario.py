@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import os
 from dataclasses import dataclass, field
@@ -222,21 +221,13 @@ def _mutant_list(mutants: Any) -> list[str]:
     return out
 
 
-def sweep(scenario, grid: Mapping[str, Iterable[Any]], *, seeds: Iterable[int] = (None,), stats: Iterable[str] = ()):
+def sweep(scenario, grid: Mapping[str, Iterable[Any]], *, seeds: Iterable[int] = (None,), stats: Iterable[str] = (),
+          workers: int = 1, cache: str | os.PathLike | None = None, progress: bool = False, dask: Any = None,
+          info: Any = None):
     """Run the cartesian product of `grid` (dotted path → values) × seeds; return a DataFrame with
-    one row per run: the swept values, the seed, `ok`, and the requested stats (all if empty)."""
-    import pandas as pd
+    one row per run: the swept values, the seed, `ok`, and the requested stats (all if empty).
+    Parallel, cached and Dask runs: see ppsim.sweeps.sweep."""
+    from ppsim.sweeps import sweep as run_sweep
 
-    keys = list(grid)
-    rows = []
-    wanted = list(stats)
-    for combo in itertools.product(*(list(grid[k]) for k in keys)):
-        for s in seeds:
-            r = run(scenario, seed=s, overrides=dict(zip(keys, combo)))
-            row = dict(zip(keys, combo))
-            row["seed"] = r.seed
-            row["ok"] = r.ok
-            for k in wanted or sorted(r.stats):
-                row[k] = r.stats[k]
-            rows.append(row)
-    return pd.DataFrame(rows)
+    return run_sweep(scenario, grid, seeds=seeds, stats=stats, workers=workers, cache=cache, progress=progress,
+                     dask=dask, info=info)

@@ -286,7 +286,7 @@ class Fuzzer:
         self.cli_every = cli_every
         self.verbose = verbose
         self.report = Report()
-        self.scenarios = sorted((REPO / "scenarios").glob("*.json"))
+        self.scenarios = sorted(p for p in (REPO / "scenarios").glob("*.json") if not p.name.endswith(".schema.json"))
         self.profiles = sorted((REPO / "scenarios" / "machines").glob("*.json"))
         self.captures = sorted(p.parent for p in (REPO / "traces").glob("*/meta.json"))
         self.results = self._results()
