@@ -155,10 +155,21 @@ int get_count(const nlohmann::json& j, const char* key, const std::string& file,
   return v.get<int>();
 }
 
+// "source": where the topology came from (a string), "profile" when absent.
+std::string source_of(const nlohmann::json& j, const std::string& file, const std::string& path) {
+  if (!j.contains("source")) return "profile";
+  const nlohmann::json& s = j.at("source");
+  if (!s.is_string())
+    throw sim::ScenarioError(file, path + ".source", "expected a string naming where the topology came from, got " +
+                                                        sim::json_brief(s));
+  return s.get<std::string>();
+}
+
 }  // namespace
 
 CpuTopology CpuTopology::from_json(const nlohmann::json& j, const std::string& file, const std::string& path) {
   if (!j.is_object()) throw sim::ScenarioError(file, path, "expected an object, got " + sim::json_brief(j));
+  const std::string source = source_of(j, file, path);
   std::vector<CpuPlace> places;
   if (j.contains("cpus")) {
     for (auto it = j.begin(); it != j.end(); ++it)
@@ -188,7 +199,7 @@ CpuTopology CpuTopology::from_json(const nlohmann::json& j, const std::string& f
       places.push_back(c);
     }
     try {
-      return CpuTopology(places, j.value("source", std::string("profile")));
+      return CpuTopology(places, source);
     } catch (const std::invalid_argument& e) {
       throw sim::ScenarioError(file, path + ".cpus", e.what());
     }
@@ -220,7 +231,7 @@ CpuTopology CpuTopology::from_json(const nlohmann::json& j, const std::string& f
       c.socket = c.node / nps;
       places.push_back(c);
     }
-  return CpuTopology(places, j.value("source", std::string("profile")));
+  return CpuTopology(places, source);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -351,6 +351,7 @@ class Fuzzer:
             self.report.input_errors += 1
         else:
             self.report.worked += 1
+            self.report.worked_by_kind["cli " + kind] += 1
             self.report.limited += p.returncode == 4
 
     # one input of each kind

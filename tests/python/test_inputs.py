@@ -186,3 +186,26 @@ def test_calibrate_from_a_bad_measurements_file_is_one_line(tmp_path, cli, raw, 
     f = tmp_path / "m.json"
     f.write_bytes(raw)
     one_line_exit_2(cli("calibrate", "--from", f, "--out", tmp_path / "p.json"), expect.format(f=f))
+
+
+# ---- found by the Python fuzzer ----
+
+def test_a_machine_profile_whose_topology_source_is_not_a_string_is_one_line(tmp_path, repo, cli):
+    prof = json.loads((repo / "scenarios/machines/published-xeon-e5-2695v4.json").read_text())
+    prof["topology"]["source"] = True
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(prof))
+    s = tmp_path / "s.json"
+    s.write_text(json.dumps({"sim": {"duration_us": 30, "drain_us": 10},
+                             "coherence": {"enabled": True, "profile": str(f)}}))
+    one_line_exit_2(cli("run", s, "--out", tmp_path / "r"), str(f), "at $.topology.source: expected a string")
+
+
+@pytest.mark.parametrize("rate", ["1e-7", "5e-324"])
+def test_a_rate_so_slow_its_second_packet_lies_past_the_end_of_time_runs_and_ends(tmp_path, cli, rate):
+    # 1e12 / rate picoseconds does not fit a 64-bit time: the source offers one packet and stops.
+    p = cli("run", "scenarios/default.json", "--set", f"traffic.rate_pps={rate}", "--max-wall-s", "20",
+            "--out", tmp_path / "r")
+    assert p.returncode == 0, p.stderr
+    r = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert r["stats"]["nic0.rxq0.rx_packets"]["value"] == 1
