@@ -373,6 +373,7 @@ sim::Picos Stack::reader_take() {
     if (on_read) on_read(s);
     queue_.pop_front();
   }
+  if (!reading_.empty() && on_read_call_end) on_read_call_end();
   return cost;
 }
 

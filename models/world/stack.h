@@ -86,6 +86,8 @@ class Stack : public nic::PacketSink {
   bool reader_idle() const { return queue_.empty() && !reader_busy_; }
   // Called for every skb the reader takes off the socket queue (TCP frees window space).
   std::function<void(const nic::Skb&)> on_read;
+  // Called once at the end of each read call that took skbs (after the last on_read of the call).
+  std::function<void()> on_read_call_end;
   // Skbs not yet freed (in socket queues, being read, on defer lists).
   std::uint64_t outstanding() const;
   std::uint64_t deferred_outstanding() const;

@@ -67,6 +67,13 @@ void register_veth_params(sim::ParamRegistry& r) {
               "ppsim assumption");
   r.add_float("veth.tcp_ack_delay_ns", "ns", 2000.0, "from the reader's read to its ACK's softirq on the reader's CPU",
               0, 1e9, "ppsim assumption");
+  r.add_bool("veth.tcp_kernel_acks", false,
+             "TCP: the receiver ACKs when __tcp_ack_snd_check and tcp_cleanup_rbuf say (delayed ACKs once the "
+             "offered window stops growing), and the sender keeps at most cwnd segments in flight (cwnd grows only "
+             "while the flow is cwnd-limited) with unacknowledged data counted in its send buffer. Off: every second "
+             "segment is ACKed at once and only unsent data counts. From net/ipv4/tcp_input.c, tcp_output.c and tcp.c "
+             "(6.18); off by default until the receive-buffer autotuning at the start matches the captures "
+             "(docs/replay.md)");
   r.add_bool("veth.gro", false,
              "generic-receive-offload on the receiving veth: TCP segments of one poll merge into skbs of up to "
              "17 frags / 64 KiB (veth's default is off)");
@@ -113,7 +120,8 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
       delete_at_(std::move(delete_at)),
       send_proc_(kernel, "veth.sender", [this] { send_next(); }),
       ack_proc_(kernel, "veth.tcp_ack", [this] { on_ack(); }),
-      done_check_proc_(kernel, "veth.reader_done", [this] { check_reader_done(); }) {
+      done_check_proc_(kernel, "veth.reader_done", [this] { check_reader_done(); }),
+      delack_proc_(kernel, "veth.tcp_delack", [this] { on_delack(); }) {
   validate_veth_params(p);
   tcp_ = p.get_string("veth.proto") == "tcp";
   xdp_drop_ = p.get_string("veth.xdp") == "drop";
@@ -147,6 +155,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   tcp_ack_delay_ = sim::from_ns(p.get_double("veth.tcp_ack_delay_ns"));
   gro_cost_ = sim::from_ns(p.get_double("veth.gro_ns"));
   gro_on_ = p.get_bool("veth.gro");
+  kernel_acks_ = p.get_bool("veth.tcp_kernel_acks");
   budget_ = static_cast<std::uint32_t>(p.get_int("veth.napi_budget"));
   cpus_[static_cast<std::size_t>(sender_cpu_)].name_task(this, "sender");
 
@@ -171,11 +180,25 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
     rx_.window_clamp = rx_.rcvbuf / 2;
     rx_.rcv_ssthresh = std::min<std::uint64_t>(rx_.window_clamp, 65535);
     rx_.edge = rx_.rcv_ssthresh;
+    rx_.rcv_wnd = rx_.edge;
     stack_.on_read = [this](const nic::Skb& sk) {
       const std::uint32_t pay = sk.bytes > kTcpHeaders ? sk.bytes - kTcpHeaders : 0;  // GRO skbs count it once
       unread_bytes_ -= std::min<std::uint64_t>(unread_bytes_, pay);
       tcp_read(pay, sk.buf_bytes + kSkbStructBytes);
+      if (kernel_acks_) return;
+      tcp_advertise();  // the window update goes out with the ACK (tcp_ack_delay later)
       if (sndq_ > 0 && !ack_pending_) {
+        ack_pending_ = true;
+        ack_proc_.wake_at(kernel_.now() + tcp_ack_delay_);
+      }
+    };
+    // tcp_recvmsg → tcp_cleanup_rbuf once the call has copied what it takes; an ACK it sends
+    // reaches the sender's socket in NET_RX softirq on the reader's CPU.
+    stack_.on_read_call_end = [this] {
+      if (!kernel_acks_) return;
+      const std::uint64_t acks = rx_.acks;
+      tcp_cleanup_rbuf();
+      if (rx_.acks != acks && (sndq_ > 0 || sender_blocked_) && !ack_pending_) {
         ack_pending_ = true;
         ack_proc_.wake_at(kernel_.now() + tcp_ack_delay_);
       }
@@ -204,15 +227,72 @@ std::uint32_t VethSystem::window_room() const {
 }
 
 // __tcp_select_window(): the free receive space, in window units (tp->scaling_ratio), bounded by
-// rcv_ssthresh; the right edge never moves back.
-void VethSystem::tcp_advertise() {
-  const std::uint64_t free_mem = rx_.rcvbuf > rx_.rmem ? rx_.rcvbuf - rx_.rmem : 0;
-  const std::uint64_t win = std::min<std::uint64_t>(free_mem * rx_.scaling / 256, rx_.rcv_ssthresh);
-  rx_.edge = std::max(rx_.edge, rx_.rcv_nxt + win);
+// rcv_ssthresh. Below half the full space it leaves quickack mode (icsk_ack.quick = 0).
+std::uint64_t VethSystem::tcp_select_window() {
+  const std::uint64_t free_space = rx_.rcvbuf > rx_.rmem ? (rx_.rcvbuf - rx_.rmem) * rx_.scaling / 256 : 0;
+  const std::uint64_t full_space = std::min<std::uint64_t>(rx_.window_clamp, rx_.rcvbuf * rx_.scaling / 256);
+  if (free_space < full_space / 2) {
+    rx_.quick = 0;
+    if (free_space < rx_.rcv_mss) return 0;
+  }
+  return std::min(free_space, rx_.rcv_ssthresh);
 }
 
-// A segment queued on the receiving socket: the receiver's accounting and its ACK (one per two
-// segments), which the sender processes in the same softirq.
+// tcp_send_ack() → tcp_select_window(): the offered window never shrinks (the right edge never
+// moves back); the ACK counts against quickack mode (tcp_event_ack_sent → tcp_dec_quickack_mode)
+// and cancels the delayed-ACK timer.
+void VethSystem::tcp_advertise() {
+  if (!kernel_acks_) {
+    const std::uint64_t free_mem = rx_.rcvbuf > rx_.rmem ? rx_.rcvbuf - rx_.rmem : 0;
+    const std::uint64_t win = std::min<std::uint64_t>(free_mem * rx_.scaling / 256, rx_.rcv_ssthresh);
+    rx_.edge = std::max(rx_.edge, rx_.rcv_nxt + win);
+    return;
+  }
+  const std::uint64_t cur = rx_.rcv_wup + rx_.rcv_wnd > rx_.rcv_nxt ? rx_.rcv_wup + rx_.rcv_wnd - rx_.rcv_nxt : 0;
+  const std::uint64_t win = std::max(tcp_select_window(), cur);
+  rx_.rcv_wnd = win;
+  rx_.rcv_wup = rx_.rcv_nxt;
+  rx_.edge = std::max(rx_.edge, rx_.rcv_nxt + win);
+  if (rx_.quick > 0) --rx_.quick;
+  ++rx_.acks;
+  tcp_ack(rx_.rcv_nxt);
+  if (delack_pending_) {
+    delack_pending_ = false;
+    delack_proc_.cancel();
+  }
+}
+
+// net/ipv4/tcp.c __tcp_cleanup_rbuf(), after a read call: an ACK when more than one MSS arrived
+// since the last one, or the read emptied the queue (the short tail segment of a write set
+// ICSK_ACK_PUSHED), or the window it can offer now is at least twice the one the sender has.
+void VethSystem::tcp_cleanup_rbuf() {
+  const bool unacked = rx_.rcv_nxt > rx_.rcv_wup;
+  bool time_to_ack = unacked && (rx_.rcv_nxt - rx_.rcv_wup > rx_.rcv_mss || rx_.rmem == 0);
+  if (!time_to_ack) {
+    const std::uint64_t now_win = rx_.rcv_wup + rx_.rcv_wnd > rx_.rcv_nxt ? rx_.rcv_wup + rx_.rcv_wnd - rx_.rcv_nxt : 0;
+    if (2 * now_win <= rx_.window_clamp) {
+      const std::uint64_t w = tcp_select_window();
+      time_to_ack = w && w >= 2 * now_win;
+    }
+  }
+  if (time_to_ack) tcp_advertise();
+}
+
+// The delayed-ACK timer (tcp_delack_timer, at least TCP_ATO_MIN = HZ/25 after the ACK was held
+// back): the ACK goes out from softirq on the receiver's CPU.
+void VethSystem::on_delack() {
+  delack_pending_ = false;
+  if (deleted_ || rx_.rcv_nxt <= rx_.rcv_wup) return;
+  tcp_advertise();
+  if ((sndq_ > 0 || sender_blocked_) && !ack_pending_) {
+    ack_pending_ = true;
+    ack_proc_.wake_at(kernel_.now() + tcp_ack_delay_);
+  }
+}
+
+// A segment queued on the receiving socket: the receiver's accounting and its ACK, which the
+// sender processes in the same softirq (one per two segments, or as __tcp_ack_snd_check decides
+// with veth.tcp_kernel_acks).
 void VethSystem::tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize) {
   rx_.rcv_nxt += pay;
   rx_.rmem += truesize;
@@ -231,8 +311,18 @@ void VethSystem::tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize) {
   // tcp_grow_window(): two MSS more per segment whose truesize the window can cover, while there
   // is free space, up to the window clamp.
   const std::uint64_t free_space = rx_.rcvbuf > rx_.rmem ? (rx_.rcvbuf - rx_.rmem) * rx_.scaling / 256 : 0;
-  if (rx_.rcv_ssthresh < rx_.window_clamp && rx_.rcv_ssthresh < free_space && truesize * rx_.scaling / 256 <= pay)
+  // tcp_event_data_recv(): the first data segment enters quickack mode (tcp_incr_quickack with
+  // TCP_MAX_QUICKACKS 16: rcv_wnd / (2 rcv_mss) ACKs at most, at least 2).
+  if (!rx_.data_seen) {
+    rx_.data_seen = true;
+    std::uint64_t q = rx_.rcv_wnd / (2 * rx_.rcv_mss);
+    if (q == 0) q = 2;
+    rx_.quick = std::max<std::uint32_t>(rx_.quick, static_cast<std::uint32_t>(std::min<std::uint64_t>(q, 16)));
+  }
+  if (rx_.rcv_ssthresh < rx_.window_clamp && rx_.rcv_ssthresh < free_space && truesize * rx_.scaling / 256 <= pay) {
     rx_.rcv_ssthresh = std::min(rx_.rcv_ssthresh + 2 * mss_, rx_.window_clamp);
+    rx_.quick |= 1;  // tcp_grow_window: a growing window is ACKed at once
+  }
   // tcp_rcv_rtt_measure(): the receiver's RTT is the time one receive window takes to arrive (a
   // window-dependent sample: the estimate keeps the smallest); TCP timestamps tick in ms, too
   // coarse to sample this path.
@@ -247,9 +337,29 @@ void VethSystem::tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize) {
     rx_.rtt_time = now;
     rx_.rtt_seq = rx_.rcv_nxt + (rx_.edge > rx_.rcv_nxt ? rx_.edge - rx_.rcv_nxt : 0);
   }
-  if (++rx_.unacked >= 2) {
-    rx_.unacked = 0;
+  // __tcp_ack_snd_check(): an ACK at once when more than one MSS is unacknowledged and the window
+  // it would offer reaches at least as far past rcv_nxt as the last one did past rcv_wup (the
+  // right edge moves on by what arrived), or in quickack mode. Otherwise the ACK is delayed: it
+  // goes out when the reader's tcp_cleanup_rbuf sends it, or when the delayed-ACK timer fires.
+  // So while the reader does not read and the window has stopped growing, the sender's window
+  // stays where the last ACK put it.
+  if (!kernel_acks_) {
+    if (++unacked_ >= 2) {
+      unacked_ = 0;
+      tcp_advertise();
+    }
+    return;
+  }
+  const bool more_than_one = rx_.rcv_nxt - rx_.rcv_wup > rx_.rcv_mss;
+  const bool nothing_unread = rx_.rcv_nxt == rx_.copied;  // rcv_nxt - copied_seq < sk_rcvlowat (1)
+  if ((more_than_one && (nothing_unread || tcp_select_window() >= rx_.rcv_wnd)) || rx_.quick > 0) {
     tcp_advertise();
+  } else {
+    ++rx_.delayed;
+    if (!delack_pending_) {
+      delack_pending_ = true;
+      delack_proc_.wake_at(now + 40 * sim::kPicosPerMs);
+    }
   }
 }
 
@@ -281,8 +391,6 @@ void VethSystem::tcp_read(std::uint32_t pay, std::uint32_t truesize) {
     rx_.space_seq = rx_.copied;
     rx_.space_time = now;
   }
-  // tcp_cleanup_rbuf: the window update goes out with the ACK (tcp_ack_delay later).
-  tcp_advertise();
 }
 
 // One write. UDP: the send path runs as the sender task's process work, and the receive NAPI
@@ -307,8 +415,11 @@ void VethSystem::send_next() {
       return;
     }
   }
-  if (tcp_ && sndq_ > 0 && send_queue_mem(sndq_ + payload_) > sndbuf_bytes_) {
+  const bool sndbuf_full = kernel_acks_ ? (sndq_ > 0 || snd_nxt_ > snd_una_) && wmem_queued() + send_queue_mem(payload_) > sndbuf_bytes_
+                                       : sndq_ > 0 && send_queue_mem(sndq_ + payload_) > sndbuf_bytes_;
+  if (tcp_ && sndbuf_full) {
     sender_blocked_ = true;  // sk_stream_wait_memory
+    nospace_ = true;
     ++blocked_;
     return;
   }
@@ -340,36 +451,83 @@ Caller VethSystem::softirq_caller(int cpu, const char* task, int pid) const {
   return c;
 }
 
-// tcp_write_xmit: as much of the send queue as the receive window allows, in MSS segments.
+// tcp_write_xmit: as much of the send queue as the receive window and the congestion window
+// allow, in MSS segments (tcp_snd_wnd_test, tcp_cwnd_test). Segments lost on the way (XDP drop)
+// give their window back at once, so the loop goes on. An ACK the receiver sends at once (in this
+// softirq) reaches the sender's socket before the write returns (release_sock processes the
+// backlog), so the loop sees it.
 void VethSystem::push(Caller& c) {
-  // tcp_write_xmit: as much of the send queue as the window takes; segments lost on the way (XDP
-  // drop) give their window back at once, so the loop goes on.
   bool sent = false;
   while (sndq_ > 0 && !deleted_) {
-    const std::uint64_t room = window_room();
-    std::uint64_t bytes = std::min<std::uint64_t>(sndq_, room);
-    // Segments the receive window did not hold back are acknowledged at once on this path; in slow
-    // start each one grows the congestion window, and the send buffer follows it.
-    if (bytes == sndq_) {
+    const std::uint64_t in_flight = packets_out();
+    const std::uint64_t cwnd_room = !kernel_acks_ ? UINT64_MAX : in_flight < cwnd_ ? (cwnd_ - in_flight) * mss_ : 0;
+    std::uint64_t bytes = std::min<std::uint64_t>({sndq_, std::uint64_t{window_room()}, cwnd_room});
+    if (!kernel_acks_ && bytes == sndq_) {
+      // Without ACK clocking: what the receive window did not hold back is acknowledged at once;
+      // in slow start each segment grows cwnd, and the send buffer follows it.
       cwnd_ += (bytes + mss_ - 1) / mss_;
       tcp_sndbuf_expand();
     }
     // Whole segments unless it is the tail, or nothing is in flight (a window below one MSS).
     if (bytes < sndq_ && unread_bytes_ > 0) bytes = bytes / mss_ * mss_;
     if (bytes == 0) break;
+    const auto segments = (bytes + mss_ - 1) / mss_;
+    // tcp_cwnd_validate(): the segments in flight once these are out (their ACKs come later).
+    const std::uint64_t out = in_flight + segments;
+    const bool limited = out >= cwnd_;
+    if (snd_una_ >= cwnd_usage_seq_ || limited || (!cwnd_limited_ && out > max_packets_out_)) {
+      cwnd_limited_ = limited;
+      max_packets_out_ = out;
+      cwnd_usage_seq_ = snd_nxt_ + bytes;
+    }
     sndq_ -= bytes;
     unread_bytes_ += bytes;
-    const auto segments = (bytes + mss_ - 1) / mss_;
+    snd_nxt_ += bytes;
     c.cost += static_cast<Picos>(segments) * tcp_xmit_cost_;
     transmit(c, static_cast<std::uint32_t>(bytes));
     sent = true;
   }
-  if (!sent) return;
-  if (sender_blocked_ && (sndq_ == 0 || send_queue_mem(sndq_ + payload_) <= sndbuf_bytes_)) {
+  if (!kernel_acks_) {
+    if (!sent) return;
+    if (sender_blocked_ && (sndq_ == 0 || send_queue_mem(sndq_ + payload_) <= sndbuf_bytes_)) {
+      sender_blocked_ = false;
+      send_proc_.wake_at(kernel_.now());
+    }
+    if (!sending_) maybe_finish();
+    return;
+  }
+  tcp_check_space();
+  if (sent && !sending_) maybe_finish();
+}
+
+// Segments sent and not yet acknowledged (tp->packets_out).
+std::uint64_t VethSystem::packets_out() const { return (snd_nxt_ - snd_una_ + mss_ - 1) / mss_; }
+
+// sk_wmem_queued: the write queue and the retransmit queue (sent, not yet acknowledged).
+std::uint64_t VethSystem::wmem_queued() const { return send_queue_mem(sndq_) + send_queue_mem(snd_nxt_ - snd_una_); }
+
+// tcp_ack() on the sender's socket: the acknowledged segments leave the retransmit queue; in slow
+// start (no loss on a veth) each one grows cwnd, but only while the flow is cwnd-limited
+// (tcp_is_cwnd_limited: cwnd below twice the most segments it had in flight). A writer that ran
+// out of send buffer gets a larger one (tcp_new_space → tcp_sndbuf_expand, when not cwnd-limited).
+void VethSystem::tcp_ack(std::uint64_t ack) {
+  if (!tcp_ || !kernel_acks_ || ack <= snd_una_) return;
+  const std::uint64_t acked = (ack - snd_una_ + mss_ - 1) / mss_;
+  snd_una_ = std::min(ack, snd_nxt_);
+  if (cwnd_limited_ || cwnd_ < 2 * max_packets_out_) cwnd_ += acked;
+  if (nospace_ && packets_out() < cwnd_) tcp_sndbuf_expand();
+}
+
+// tcp_check_space → sk_stream_write_space: a writer waiting for send buffer is woken once a
+// third of it is free again (sk_stream_wspace >= sk_stream_min_wspace).
+void VethSystem::tcp_check_space() {
+  if (!sender_blocked_ || deleted_) return;
+  const std::uint64_t queued = wmem_queued();
+  if (sndbuf_bytes_ >= queued + queued / 2) {
     sender_blocked_ = false;
+    nospace_ = false;
     send_proc_.wake_at(kernel_.now());
   }
-  if (!sending_) maybe_finish();
 }
 
 // tcp_sndbuf_expand(): room for two congestion windows of worst-case segments (one skb each,
@@ -387,7 +545,7 @@ std::uint64_t VethSystem::send_queue_mem(std::uint64_t bytes) const { return (by
 // softirq on the reader's CPU, which transmits more of the send queue from there.
 void VethSystem::on_ack() {
   ack_pending_ = false;
-  if (deleted_ || sndq_ == 0) return;
+  if (deleted_ || (sndq_ == 0 && !(kernel_acks_ && sender_blocked_))) return;
   const Picos now = kernel_.now();
   sim::Cpu& cpu = cpus_[receiver_cpu_];
   const Picos start = cpu.softirq_start(now);
@@ -578,6 +736,7 @@ void VethSystem::close(Picos) {
   send_proc_.cancel();
   ack_proc_.cancel();
   done_check_proc_.cancel();
+  delack_proc_.cancel();
 }
 
 void VethSystem::register_stats() {
@@ -596,6 +755,9 @@ void VethSystem::register_stats() {
              [this] { return static_cast<std::int64_t>(rx_.rcvbuf); });
     s.reader("veth0.tcp.rcvbuf_grows", "events", "receive-buffer autotuning steps (tcp_rcvbuf_grow)",
              [this] { return rx_.grows; });
+    if (kernel_acks_) s.reader("veth0.tcp.acks", "ACKs", "ACKs the receiver sent (each advertises the window)", [this] { return rx_.acks; });
+    if (kernel_acks_) s.reader("veth0.tcp.acks_delayed", "segments", "segments not ACKed at once (__tcp_ack_snd_check held the ACK back)",
+             [this] { return rx_.delayed; });
     s.reader("veth0.tcp.rcv_rtt_us", "us", "the receiver's RTT estimate at the end",
              [this] { return static_cast<std::int64_t>(rx_.rtt / sim::kPicosPerUs); });
   }

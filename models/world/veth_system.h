@@ -59,6 +59,7 @@ class VethSystem {
   void transmit(page_pool::Caller& c, std::uint32_t bytes);
   void push(page_pool::Caller& c);
   void on_ack();
+  void on_delack();
   page_pool::Caller softirq_caller(int cpu, const char* task, int pid) const;
   bool deliver_one(page_pool::Caller& c, std::uint32_t frame);
   void gro_flush(page_pool::Caller& c);
@@ -69,7 +70,13 @@ class VethSystem {
   void check_reader_done();
   std::uint32_t window_room() const;
   void tcp_advertise();
+  std::uint64_t tcp_select_window();
+  void tcp_cleanup_rbuf();
   void tcp_sndbuf_expand();
+  std::uint64_t packets_out() const;
+  std::uint64_t wmem_queued() const;
+  void tcp_ack(std::uint64_t ack);
+  void tcp_check_space();
   std::uint64_t send_queue_mem(std::uint64_t bytes) const;
   void tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize);
   void tcp_read(std::uint32_t pay, std::uint32_t truesize);
@@ -84,7 +91,7 @@ class VethSystem {
   std::function<void(sim::Picos)> delete_at_;
   std::unique_ptr<page_pool::PagePool> pool_;
   std::vector<Pool> pools_;
-  sim::Process send_proc_, ack_proc_, done_check_proc_;
+  sim::Process send_proc_, ack_proc_, done_check_proc_, delack_proc_;
 
   bool tcp_ = false, xdp_drop_ = false;
   int sender_cpu_ = 0, receiver_cpu_ = 1;
@@ -110,7 +117,10 @@ class VethSystem {
     sim::Picos space_time = 0, rtt = 0, rtt_time = -1;
     std::uint64_t rtt_seq = 0;
     bool rtt_sampled = false;
-    int unacked = 0;
+    std::uint64_t rcv_wnd = 0, rcv_wup = 0;  // the window the last ACK advertised, and rcv_nxt then
+    std::uint32_t quick = 0;           // icsk_ack.quick: ACKs still sent at once (quickack mode)
+    bool data_seen = false;            // icsk_ack.ato set: the first data segment entered quickack mode
+    std::uint64_t acks = 0, delayed = 0;
     std::uint64_t grows = 0;
   } rx_;
   sim::Picos tcp_deliver_cost_ = 0, tcp_xmit_cost_ = 0;
@@ -120,7 +130,13 @@ class VethSystem {
   std::uint64_t sent_ = 0, segments_ = 0, polls_ = 0, xdp_drops_ = 0, blocked_ = 0;
   std::uint64_t unread_bytes_ = 0;    // TCP payload written and not yet read
   std::uint64_t sndq_ = 0;            // TCP: bytes written into the send queue, not yet transmitted
-  bool ack_pending_ = false;
+  // TCP's sending side (tcp_output.c, tcp_input.c tcp_ack): payload bytes transmitted and
+  // acknowledged; tcp_cwnd_validate's record of how much of cwnd the flow used; SOCK_NOSPACE.
+  std::uint64_t snd_nxt_ = 0, snd_una_ = 0, cwnd_usage_seq_ = 0, max_packets_out_ = 0;
+  bool cwnd_limited_ = false, nospace_ = false;
+  bool kernel_acks_ = false;          // veth.tcp_kernel_acks
+  int unacked_ = 0;                   // without it: segments since the last (every-second-segment) ACK
+  bool ack_pending_ = false, delack_pending_ = false;
   nic::Skb gro_;                      // the TCP skb GRO is merging segments into
   sim::Picos gro_cost_ = 0;
   bool gro_on_ = false;

@@ -136,6 +136,36 @@ def test_tcp_corner_cases_finish_cleanly(veth):
     assert r.stats["veth0.rq0.pp.freed"] == 1
 
 
+@pytest.mark.parametrize("veth", [
+    {},
+    {"tcp_rcvbuf_bytes": 2000, "tcp_rcvbuf_locked": True},
+    {"xdp": "drop"},
+    {"delete_after_sender_us": 0},
+    {"payload_bytes": 4096, "sends": 300, "sender_cpu": 1},  # same CPU: delayed ACKs stall the sender
+])
+def test_tcp_kernel_acks_finish_cleanly(veth):
+    r = ppsim.run(_tcp(tcp_kernel_acks=True, **veth), overrides={"sim.time_limit_us": 5e6})
+    assert not r.raw["time_limit_reached"]
+    assert r.ok, r.violations
+    assert r.stats["veth0.writes"] == veth.get("sends", 20)
+    assert r.stats["veth0.rq0.pp.freed"] == 1
+    assert 0 < r.stats["veth0.tcp.acks"] <= r.stats["veth0.rx_packets"]
+
+
+def test_tcp_kernel_acks_move_transmits_to_the_readers_ack(repo, tmp_path):
+    # Same-CPU TCP with 4 KiB writes (tcp-4096-samecpu): with the receiver's delayed ACKs and the
+    # sender's cwnd, the sender blocks in its long runs and the reader's ACKs transmit the rest.
+    meta = load_meta(repo / "traces/tcp-4096-samecpu-r1")
+    sc = scenario_from_meta(meta)
+    off = ppsim.run(sc, seed=1)
+    on = ppsim.run(sc, seed=1, overrides={"veth.tcp_kernel_acks": True})
+    assert off.ok and on.ok
+    assert "veth0.tcp.acks" not in off.stats
+    assert on.stats["veth0.sender_blocked"] > off.stats["veth0.sender_blocked"]
+    assert on.stats["veth0.tcp.acks_delayed"] > on.stats["veth0.tcp.acks"]
+    assert on.stats["veth0.rq0.pp.pages_state_hold_cnt"] < off.stats["veth0.rq0.pp.pages_state_hold_cnt"]
+
+
 def test_tcp_reader_held_over_the_deletion_must_fit_the_window():
     with pytest.raises(InputError, match=r"\$\.veth\.reader_hold_us: expected 0 with TCP unless the whole stream"):
         ppsim.run(_tcp(reader_hold_us=1000))
