@@ -35,9 +35,8 @@ PagePool::PagePool(int id, PageWorld& world, const PoolParams& params, const Poo
   napi_id_ = p_.napi_list_owner ? p_.napi_id : -1;
 }
 
-void PagePool::emit(PageEv kind, PageId p, Caller& c, std::int64_t value, PageLoc to, std::uint32_t offset,
-                    std::uint32_t holder) const {
-  if (!world_.observed()) return;
+void PagePool::emit_event(PageEv kind, PageId p, Caller& c, std::int64_t value, PageLoc to, std::uint32_t offset,
+                          std::uint32_t holder) const {
   PageEvent ev;
   ev.kind = kind;
   ev.page = p;
