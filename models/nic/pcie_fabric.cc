@@ -106,7 +106,7 @@ PcieTiming PcieFabric::read(int req, std::int64_t bytes, Picos t) {
     const std::int64_t chunk = std::min<std::int64_t>(r.mrrs, bytes - off);
     ++r.read_requests;
     Picos& tag = r.tag_release[r.next_tag];
-    r.next_tag = (r.next_tag + 1) % r.tag_release.size();
+    if (++r.next_tag == r.tag_release.size()) r.next_tag = 0;
     const Picos issue = std::max(t, tag);
     // The request goes up, device side first.
     Picos s = issue;

@@ -199,8 +199,8 @@ PageId PagePool::alloc(Caller& c) {
 PageId PagePool::alloc_frag(Caller& c, std::uint32_t size, std::uint32_t* offset) {
   const std::uint32_t max_size = kPageSize << p_.order;
   if (size > max_size) return kNoPage;  // WARN_ON in the kernel
-  const std::uint32_t align = std::max<std::uint32_t>(1, p_.dma_cache_alignment);
-  size = (size + align - 1) / align * align;
+  const std::uint32_t align = p_.dma_cache_alignment;
+  if (align > 1) size = (size + align - 1) / align * align;  // no division for the usual 1 (x86)
   *offset = frag_offset_;
   PageId p = frag_page_;
   c.cost += costs_.frag;
