@@ -30,7 +30,12 @@ class Rng {
     return r;
   }
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }  // [0,1)
-  std::uint64_t below(std::uint64_t n) { return n ? next() % n : 0; }
+  // A power-of-two n (the usual flow counts) takes the low bits, as % would, without a division.
+  std::uint64_t below(std::uint64_t n) {
+    if (!n) return 0;
+    const std::uint64_t r = next();
+    return (n & (n - 1)) == 0 ? r & (n - 1) : r % n;
+  }
   double exponential(double mean) { return -mean * std::log1p(-uniform()); }
   bool bernoulli(double p) { return uniform() < p; }
 

@@ -351,7 +351,7 @@ void Nic::fetch(RingHw& h, Picos t, bool any_size) {
     const std::uint64_t room = h.cfg.desc_cache - (h.fetched - h.head);
     std::uint64_t n = std::min<std::uint64_t>({h.cfg.fetch_batch, avail, room});
     if (n == 0 || (!any_size && n < h.cfg.fetch_threshold)) return;
-    const std::uint64_t first = h.fetched % h.ring_size;
+    const std::uint64_t first = h.slot(h.fetched);
     n = std::min<std::uint64_t>(n, h.ring_size - first);  // a read does not wrap around the ring
     const Picos ready = fabric_.read(h.req, static_cast<std::int64_t>(n * h.cfg.desc_bytes), t).done;
     h.fetched += n;
@@ -365,7 +365,7 @@ void Nic::fetch(RingHw& h, Picos t, bool any_size) {
 Picos Nic::write_back(RingHw& h, bool rx, std::uint32_t q, std::uint64_t upto, Picos t) {
   if (upto <= h.wb_from) return t;
   const std::uint64_t n = upto - h.wb_from;
-  const std::uint64_t first = h.wb_from % h.ring_size;
+  const std::uint64_t first = h.slot(h.wb_from);
   const std::uint64_t run = std::min<std::uint64_t>(n, h.ring_size - first);
   Picos vis = fabric_.write_up(h.req, PcieOp::kDmaWrite, static_cast<std::int64_t>(run * h.cfg.wb_bytes), t).done;
   ++h.wb_writes;

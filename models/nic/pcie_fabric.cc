@@ -31,26 +31,6 @@ void PcieFabric::set_window(Picos start, Picos end) {
   w_end_ = end;
 }
 
-// First come, first served, except that a transaction fits into the idle interval left before
-// the latest booking when it can (a read's completions are booked a round trip ahead, and what
-// is issued meanwhile may go first).
-Picos PcieFabric::reserve(Direction& d, Picos t, Picos ser) {
-  Picos start;
-  if (t < d.gap_end && std::max(t, d.gap_start) + ser <= d.gap_end) {
-    start = std::max(t, d.gap_start);
-    d.gap_start = start + ser;
-  } else {
-    start = std::max(t, d.free);
-    if (start > d.free) {
-      d.gap_start = d.free;
-      d.gap_end = start;
-    }
-    d.free = start + ser;
-  }
-  d.busy_ps += in_window(start, start + ser);
-  return start;
-}
-
 // The ACK/UpdateFC DLLPs a transaction provokes travel the other way. They are a few bytes; they
 // are charged to the reverse direction from the transaction's issue time.
 PcieTiming PcieFabric::write_up(int req, PcieOp op, std::int64_t bytes, Picos t) {
@@ -58,6 +38,17 @@ PcieTiming PcieFabric::write_up(int req, PcieOp op, std::int64_t bytes, Picos t)
   Requester& r = reqs_[static_cast<std::size_t>(req)];
   if (op == PcieOp::kMsix) ++r.msix;
   else ++r.dma_writes;
+  if (r.route.size() == 1) {  // the device's own link to the root port: the loop below, unrolled
+    Link& l = links_[static_cast<std::size_t>(r.route[0])];
+    const cost::PcieCost& c = cost_of(l, op, bytes);
+    tm.start = reserve(l.up, t, c.up.serialization_ps);
+    count(l.up, c.up);
+    tm.sent = tm.start + c.up.serialization_ps;
+    if (c.down.serialization_ps > 0) reserve(l.down, t, c.down.serialization_ps);
+    count(l.down, c.down);
+    tm.done = std::max(t, tm.sent) + l.switch_ps + r.write_latency;
+    return tm;
+  }
   Picos s = t, end = t;
   for (std::size_t i = 0; i < r.route.size(); ++i) {
     Link& l = links_[static_cast<std::size_t>(r.route[i])];
@@ -115,7 +106,7 @@ PcieTiming PcieFabric::read(int req, std::int64_t bytes, Picos t) {
     const std::int64_t chunk = std::min<std::int64_t>(r.mrrs, bytes - off);
     ++r.read_requests;
     Picos& tag = r.tag_release[r.next_tag];
-    r.next_tag = (r.next_tag + 1) % r.tag_release.size();
+    if (++r.next_tag == r.tag_release.size()) r.next_tag = 0;
     const Picos issue = std::max(t, tag);
     // The request goes up, device side first.
     Picos s = issue;

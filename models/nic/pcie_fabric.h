@@ -20,6 +20,7 @@
 // remembered; docs/nic.md discusses the approximation). Busy time, tag holding time and counters are kept per direction / requester;
 // utilisation is busy time inside the measurement window over the window.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -113,7 +114,25 @@ class PcieFabric {
     }
     return slot.cost;
   }
-  sim::Picos reserve(Direction& d, sim::Picos t, sim::Picos ser);
+  // First come, first served, except that a transaction fits into the idle interval left before
+  // the latest booking when it can (a read's completions are booked a round trip ahead, and what
+  // is issued meanwhile may go first).
+  sim::Picos reserve(Direction& d, sim::Picos t, sim::Picos ser) {
+    sim::Picos start;
+    if (t < d.gap_end && std::max(t, d.gap_start) + ser <= d.gap_end) {
+      start = std::max(t, d.gap_start);
+      d.gap_start = start + ser;
+    } else {
+      start = std::max(t, d.free);
+      if (start > d.free) {
+        d.gap_start = d.free;
+        d.gap_end = start;
+      }
+      d.free = start + ser;
+    }
+    d.busy_ps += in_window(start, start + ser);
+    return start;
+  }
   static void count(Direction& d, const cost::PcieDirCost& c) {
     d.tlp_bytes += c.tlp_bytes;
     d.payload_bytes += c.payload_bytes;

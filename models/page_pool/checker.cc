@@ -55,17 +55,9 @@ void PageChecker::set_owner_napi(const PagePool* pool, const int* list_owner) {
   pools_[pool->id()].owner_napi = list_owner;
 }
 
-PageChecker::Shadow& PageChecker::sh(PageId p) {
-  if (p >= pages_.size()) pages_.resize(static_cast<std::size_t>(p) + 1024);
+PageChecker::Shadow& PageChecker::grow(PageId p) {
+  pages_.resize(static_cast<std::size_t>(p) + 1024);
   return pages_[p];
-}
-
-void PageChecker::record(Shadow& s, const PageEvent& ev) {
-  Hist h{ev.time, ev.kind, s.s, static_cast<std::int16_t>(ev.ctx ? ev.ctx->cpu : -1),
-         ev.ctx ? ev.ctx->softirq : false, ev.offset};
-  s.hist[s.hpos] = h;
-  s.hpos = static_cast<std::uint8_t>((s.hpos + 1) % kHistory);
-  if (s.nhist < kHistory) ++s.nhist;
 }
 
 void PageChecker::fail(const char* invariant, const PageEvent& ev, const std::string& detail) {
@@ -101,7 +93,7 @@ void PageChecker::fail(const char* invariant, const PageEvent& ev, const std::st
   }
 }
 
-bool PageChecker::napi_context(const PoolShadow& ps, const PageEvent& ev, const PageWorld& world) const {
+[[gnu::always_inline]] inline bool PageChecker::napi_context(const PoolShadow& ps, const PageEvent& ev, const PageWorld& world) const {
   if (!ev.ctx) return false;
   if (ev.ctx->exclusive) return true;
   if (ev.ctx->hardirq) return false;
@@ -115,14 +107,14 @@ bool PageChecker::napi_context(const PoolShadow& ps, const PageEvent& ev, const 
 }
 
 // page_pool_napi_local() as the checker sees the pool's links: may this free recycle directly?
-bool PageChecker::napi_local(const PoolShadow& ps, const PageEvent& ev, const PageWorld& world) const {
+[[gnu::always_inline]] inline bool PageChecker::napi_local(const PoolShadow& ps, const PageEvent& ev, const PageWorld& world) const {
   if (!ev.ctx || ev.ctx->hardirq || world.preempt_rt()) return false;
   if (!ev.ctx->softirq && !ev.ctx->bh_disabled) return false;
   if (ps.cpuid == ev.ctx->cpu) return true;
   return ps.napi_owner && *ps.napi_owner == ev.ctx->cpu;
 }
 
-PageChecker::Buf* PageChecker::find_holder_buf(Shadow& s, std::uint32_t offset, std::uint32_t holder) {
+[[gnu::always_inline]] inline PageChecker::Buf* PageChecker::find_holder_buf(Shadow& s, std::uint32_t offset, std::uint32_t holder) {
   // The holder's own reference first; an unnamed one (driver-built skbs, legacy callers) matches any.
   for (auto& b : s.bufs)
     if (b.offset == offset && b.holder == holder) return &b;
@@ -179,15 +171,11 @@ void PageChecker::count_window(PoolShadow& ps, const PageEvent& ev) {
   ps.win_packets = ps.win_released = 0;
 }
 
-void PageChecker::expect(Shadow& s, const PageEvent& ev, std::initializer_list<S> allowed) {
-  for (S a : allowed)
-    if (s.s == a) return;
-  std::string want;
-  for (S a : allowed) want += (want.empty() ? "" : " or ") + std::string(sname(a));
-  fail("state_transition", ev, std::string("page is in ") + sname(s.s) + ", event needs it in " + want);
+void PageChecker::wrong_state(Shadow& s, const PageEvent& ev, S allowed) {
+  fail("state_transition", ev, std::string("page is in ") + sname(s.s) + ", event needs it in " + sname(allowed));
 }
 
-PageChecker::Buf* PageChecker::find_buf(Shadow& s, std::uint32_t offset) {
+[[gnu::always_inline]] inline PageChecker::Buf* PageChecker::find_buf(Shadow& s, std::uint32_t offset) {
   for (auto& b : s.bufs)
     if (b.offset == offset) return &b;
   return nullptr;
@@ -204,7 +192,7 @@ std::string PageChecker::content_names(std::uint8_t bits) {
   return out.empty() ? "nothing" : out;
 }
 
-void PageChecker::check_not_with_user(Shadow& s, const PageEvent& ev, const char* what) {
+void PageChecker::with_user(Shadow& s, const PageEvent& ev, const char* what) {
   if (s.user_held)
     fail("user_page_reuse", ev, std::string(what) + " while the application holds the page");
   else if (s.user_mapped && !s.persistent)
@@ -214,7 +202,7 @@ void PageChecker::check_not_with_user(Shadow& s, const PageEvent& ev, const char
 }
 
 // A packet landed in buffer `b` (device DMA or a software copy): whose bytes the page now holds.
-void PageChecker::packet_written(Shadow& s, Buf* b, const PageEvent& ev, const Page& pg) {
+[[gnu::always_inline]] inline void PageChecker::packet_written(Shadow& s, Buf* b, const PageEvent& ev, const Page& pg) {
   const std::uint8_t cls = content_class(ev.flow);
   const std::uint64_t page_bytes = std::uint64_t{kPageSize} << pg.order;
   if (ev.offset == 0 && static_cast<std::uint64_t>(ev.value) >= page_bytes)
@@ -230,15 +218,13 @@ void PageChecker::packet_written(Shadow& s, Buf* b, const PageEvent& ev, const P
     fail("user_page_foreign_data", ev, "another flow's packet was written into a page the application keeps mapped");
 }
 
-void PageChecker::check_conservation(const PoolShadow& ps, const PageEvent& ev) {
+void PageChecker::conservation_failed(const PoolShadow& ps, const PageEvent& ev) {
   const std::int64_t model = ps.pool->inflight();
-  if (model != ps.in_world) {
-    char d[160];
-    std::snprintf(d, sizeof d, "hold %u - release %u = %lld, but %lld pages are in the pool's world",
-                  ps.pool->hold_cnt(), ps.pool->release_cnt(), static_cast<long long>(model),
-                  static_cast<long long>(ps.in_world));
-    fail("conservation", ev, d);
-  }
+  char d[160];
+  std::snprintf(d, sizeof d, "hold %u - release %u = %lld, but %lld pages are in the pool's world",
+                ps.pool->hold_cnt(), ps.pool->release_cnt(), static_cast<long long>(model),
+                static_cast<long long>(ps.in_world));
+  fail("conservation", ev, d);
 }
 
 void PageChecker::on_pool_event(PoolShadow& ps, const PageEvent& ev, const PageWorld& world) {
@@ -328,12 +314,12 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
   }
   Shadow& s = sh(ev.page);
   const Page& pg = world.page(ev.page);
-  auto cache_access = [&](const char* what) {
+  auto cache_access = [&](const char* what) __attribute__((always_inline)) {
     if (ps && !napi_context(*ps, ev, world))
       fail("cache_napi_only", ev, std::string(what) + " outside the pool's NAPI context");
   };
   // A pool that had direct recycling, lost it, and serves its NAPI's allocations again.
-  auto alloc_in_poll = [&]() {
+  auto alloc_in_poll = [&]() __attribute__((always_inline)) {
     if (!ps || ps->napi >= 0 || ps->ever_napi < 0 || ps->destroyed || ps->lost_reported || !ev.ctx) return;
     if (!ev.ctx->softirq && !ev.ctx->bh_disabled) return;
     const NapiShadow& n = napi(ps->ever_napi);
@@ -343,7 +329,7 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
                                           " allocates from this pool again, but its direct recycling was disabled and "
                                           "never re-enabled (page_pool_enable_direct_recycling)");
   };
-  auto never_recycle = [&](const char* where) {
+  auto never_recycle = [&](const char* where) __attribute__((always_inline)) {
     if (s.pfmemalloc)
       fail("never_recycle_pfmemalloc", ev, std::string("a pfmemalloc page (emergency reserves) entered the ") + where);
   };
@@ -351,7 +337,7 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
 
   switch (ev.kind) {
     case PageEv::kHold:
-      expect(s, ev, {S::kBuddy});
+      expect(s, ev, S::kBuddy);
       s.pool = ev.pool;
       s.bufs.clear();
       s.page_refs.clear();
@@ -371,7 +357,7 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       break;
 
     case PageEv::kCachePop:
-      expect(s, ev, {S::kAllocCache});
+      expect(s, ev, S::kAllocCache);
       if (ps) --ps->cache;
       cache_access("alloc-cache pop");
       if (ev.to == PageLoc::kBuddy) {
@@ -385,7 +371,7 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       break;
 
     case PageEv::kCachePush:
-      expect(s, ev, {S::kReturning});
+      expect(s, ev, S::kReturning);
       s.s = S::kAllocCache;
       never_recycle("alloc cache");
       if (ps && s.direct_eligible) ++ps->d_eligible;
@@ -403,7 +389,7 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       break;
 
     case PageEv::kRingProduce:
-      expect(s, ev, {S::kReturning});
+      expect(s, ev, S::kReturning);
       s.s = S::kRing;
       never_recycle("ptr_ring");
       if (ps) {
@@ -433,7 +419,7 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       break;
 
     case PageEv::kRingConsume:
-      expect(s, ev, {S::kRing});
+      expect(s, ev, S::kRing);
       if (ps) --ps->ring;
       if (ev.to == PageLoc::kAllocCache) {
         s.s = S::kAllocCache;
@@ -461,7 +447,7 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       break;
 
     case PageEv::kRelease:
-      expect(s, ev, {S::kReturning});
+      expect(s, ev, S::kReturning);
       // A page the kernel would have recycled: the last pp reference was dropped, the pool owns the
       // page alone, it is not from the reserves, the pool is live and its ring has room.
       if (ps && s.decision && !s.pfmemalloc && s.page_refs.empty() && !ps->destroyed &&
@@ -483,20 +469,20 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
         if (!s.bufs.empty())
           fail("frag_reuse_with_users", ev, std::to_string(s.bufs.size()) + " frags of the page are still out");
       } else {
-        expect(s, ev, {S::kCarving});
+        expect(s, ev, S::kCarving);
       }
       s.bufs.clear();
       s.s = S::kCarving;
       break;
 
     case PageEv::kFragHandOut:
-      expect(s, ev, {S::kCarving});
+      expect(s, ev, S::kCarving);
       if (find_buf(s, ev.offset)) fail("state_transition", ev, "frag offset handed out twice");
       s.bufs.push_back({ev.offset, BufLoc::kDriver});
       break;
 
     case PageEv::kFragDrain:
-      expect(s, ev, {S::kCarving});
+      expect(s, ev, S::kCarving);
       if (ev.value < 0) fail("pp_ref_count_nonneg", ev, "pp_ref_count " + std::to_string(ev.value));
       if (ev.to == PageLoc::kCarving) {
         if (!s.bufs.empty())

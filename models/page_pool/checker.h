@@ -161,8 +161,16 @@ class PageChecker : public PageObserver {
   };
 
   static const char* sname(S s);
-  Shadow& sh(PageId p);
-  void record(Shadow& s, const PageEvent& ev);
+  // The per-event helpers are inline with their failure paths out of line: each event runs
+  // several, and the checker is most of the cost of a checked run.
+  [[gnu::always_inline]] Shadow& sh(PageId p) { return p < pages_.size() ? pages_[p] : grow(p); }
+  Shadow& grow(PageId p);
+  [[gnu::always_inline]] void record(Shadow& s, const PageEvent& ev) {
+    s.hist[s.hpos] = Hist{ev.time, ev.kind, s.s, static_cast<std::int16_t>(ev.ctx ? ev.ctx->cpu : -1),
+                          ev.ctx ? ev.ctx->softirq : false, ev.offset};
+    s.hpos = static_cast<std::uint8_t>((s.hpos + 1) % kHistory);
+    if (s.nhist < kHistory) ++s.nhist;
+  }
   void fail(const char* invariant, const PageEvent& ev, const std::string& detail);
   bool napi_context(const PoolShadow& ps, const PageEvent& ev, const PageWorld& world) const;
   bool napi_local(const PoolShadow& ps, const PageEvent& ev, const PageWorld& world) const;
@@ -171,14 +179,23 @@ class PageChecker : public PageObserver {
   bool holds_pp_ref(const Shadow& s, std::uint32_t holder) const;
   void on_napi_event(const PageEvent& ev);
   void count_window(PoolShadow& ps, const PageEvent& ev);
-  void expect(Shadow& s, const PageEvent& ev, std::initializer_list<S> allowed);
+  [[gnu::always_inline]] void expect(Shadow& s, const PageEvent& ev, S allowed) {
+    if (s.s != allowed) wrong_state(s, ev, allowed);
+  }
+  void wrong_state(Shadow& s, const PageEvent& ev, S allowed);
   Buf* find_buf(Shadow& s, std::uint32_t offset);
-  void check_conservation(const PoolShadow& ps, const PageEvent& ev);
+  [[gnu::always_inline]] void check_conservation(const PoolShadow& ps, const PageEvent& ev) {
+    if (ps.pool->inflight() != ps.in_world) conservation_failed(ps, ev);
+  }
+  void conservation_failed(const PoolShadow& ps, const PageEvent& ev);
   void on_pool_event(PoolShadow& ps, const PageEvent& ev, const PageWorld& world);
   std::uint8_t content_class(std::uint32_t flow) const { return flow < app_flows_ ? kAppFlow : kOtherFlow; }
   void packet_written(Shadow& s, Buf* b, const PageEvent& ev, const Page& pg);
   // The page must not be reused (recycled, posted, written, freed) while the application has it.
-  void check_not_with_user(Shadow& s, const PageEvent& ev, const char* what);
+  [[gnu::always_inline]] void check_not_with_user(Shadow& s, const PageEvent& ev, const char* what) {
+    if (s.user_held || s.user_mapped || s.tlb_stale) with_user(s, ev, what);
+  }
+  void with_user(Shadow& s, const PageEvent& ev, const char* what);
   static std::string content_names(std::uint8_t bits);
 
   sim::Verdicts& verdicts_;

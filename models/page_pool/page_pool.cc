@@ -35,9 +35,8 @@ PagePool::PagePool(int id, PageWorld& world, const PoolParams& params, const Poo
   napi_id_ = p_.napi_list_owner ? p_.napi_id : -1;
 }
 
-void PagePool::emit(PageEv kind, PageId p, Caller& c, std::int64_t value, PageLoc to, std::uint32_t offset,
-                    std::uint32_t holder) const {
-  if (!world_.observed()) return;
+void PagePool::emit_event(PageEv kind, PageId p, Caller& c, std::int64_t value, PageLoc to, std::uint32_t offset,
+                          std::uint32_t holder) const {
   PageEvent ev;
   ev.kind = kind;
   ev.page = p;
@@ -200,8 +199,8 @@ PageId PagePool::alloc(Caller& c) {
 PageId PagePool::alloc_frag(Caller& c, std::uint32_t size, std::uint32_t* offset) {
   const std::uint32_t max_size = kPageSize << p_.order;
   if (size > max_size) return kNoPage;  // WARN_ON in the kernel
-  const std::uint32_t align = std::max<std::uint32_t>(1, p_.dma_cache_alignment);
-  size = (size + align - 1) / align * align;
+  const std::uint32_t align = p_.dma_cache_alignment;
+  if (align > 1) size = (size + align - 1) / align * align;  // no division for the usual 1 (x86)
   *offset = frag_offset_;
   PageId p = frag_page_;
   c.cost += costs_.frag;
