@@ -50,7 +50,9 @@ void register_veth_params(sim::ParamRegistry& r) {
   r.add_bool("veth.tcp_rcvbuf_locked", false,
              "TCP: SO_RCVBUF was set (SOCK_RCVBUF_LOCK): no receive-buffer autotuning");
   r.add_float("veth.tcp_rcv_rtt_init_us", "us", 1000.0,
-              "TCP: the receiver's RTT estimate before its first sample (the autotuning measures once per RTT)", 0.001, 1e9,
+              "TCP without veth.tcp_kernel_acks: the receiver's RTT estimate before its first sample (the autotuning "
+              "measures once per RTT); with it the estimate starts at 0 and nothing is measured before a sample, as in "
+              "the kernel", 0.001, 1e9,
               "ppsim assumption; the captures' first tcp_rcvbuf_grow events report about 1 ms");
   const std::string src = "fit once to the capture VM's cross-CPU UDP sender durations (traces/README.md), same for every replay";
   r.add_float("veth.send_ns", "ns", 1200.0, "UDP send syscall and UDP output, per datagram", 0, 1e9, src);
@@ -72,7 +74,9 @@ void register_veth_params(sim::ParamRegistry& r) {
              "offered window stops growing), and the sender keeps at most cwnd segments in flight (cwnd grows only "
              "while the flow is cwnd-limited) with unacknowledged data counted in its send buffer. Off: every second "
              "segment is ACKed at once and only unsent data counts. From net/ipv4/tcp_input.c, tcp_output.c and tcp.c "
-             "(6.18); off by default until the receive-buffer autotuning at the start matches the captures "
+             "(6.18). With it the receiver's RTT estimate also follows tcp_rcv_rtt_measure (one window's arrival) and "
+             "tcp_rcv_rtt_measure_ts (millisecond TCP timestamps, no sample for a delta of 0) under 6.18's "
+             "tcp_rcv_rtt_update rules. Off by default until the start of a connection matches the captures "
              "(docs/replay.md)");
   r.add_bool("veth.gro", false,
              "generic-receive-offload on the receiving veth: TCP segments of one poll merge into skbs of up to "
@@ -113,9 +117,9 @@ void validate_veth_params(const sim::Params& p) {
 
 VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<sim::Cpu>& cpus,
                        page_pool::PageWorld& pages, Stack& stack, sim::Stats& stats, sim::Topology& topo,
-                       const std::vector<sim::Topology::Vertex>& cpu_v, const page_pool::MutantSet& mutants,
-                       const std::function<void(page_pool::PagePool*)>& on_pool, std::function<void(Picos)> delete_at,
-                       sim::TraceWriter* trace)
+                       const std::vector<sim::Topology::Vertex>& cpu_v, const sim::Rng& root,
+                       const page_pool::MutantSet& mutants, const std::function<void(page_pool::PagePool*)>& on_pool,
+                       std::function<void(Picos)> delete_at, sim::TraceWriter* trace)
     : kernel_(kernel), p_(p), cpus_(cpus), pages_(pages), stack_(stack), stats_(stats), trace_(trace),
       delete_at_(std::move(delete_at)),
       send_proc_(kernel, "veth.sender", [this] { send_next(); }),
@@ -156,6 +160,11 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   gro_cost_ = sim::from_ns(p.get_double("veth.gro_ns"));
   gro_on_ = p.get_bool("veth.gro");
   kernel_acks_ = p.get_bool("veth.tcp_kernel_acks");
+  // The receiver's millisecond clock (tcp_clock_ms) ticks at a phase the capture leaves to chance.
+  ts_phase_ = static_cast<Picos>(root.stream("veth.tcp_ts_clock").uniform() * static_cast<double>(sim::kPicosPerMs));
+  // The SYN-ACK's TSval, which the first data segments echo: the connection is established at
+  // time 0 (where tcp_init_buffer_space starts the first receive-space measure).
+  ts_recent_ = tcp_clock_ms(0);
   budget_ = static_cast<std::uint32_t>(p.get_int("veth.napi_budget"));
   cpus_[static_cast<std::size_t>(sender_cpu_)].name_task(this, "sender");
 
@@ -255,6 +264,7 @@ void VethSystem::tcp_advertise() {
   rx_.edge = std::max(rx_.edge, rx_.rcv_nxt + win);
   if (rx_.quick > 0) --rx_.quick;
   ++rx_.acks;
+  ts_recent_ = tcp_clock_ms(kernel_.now());  // the ACK's TSval becomes the sender's ts_recent
   tcp_ack(rx_.rcv_nxt);
   if (delack_pending_) {
     delack_pending_ = false;
@@ -294,6 +304,7 @@ void VethSystem::on_delack() {
 // sender processes in the same softirq (one per two segments, or as __tcp_ack_snd_check decides
 // with veth.tcp_kernel_acks).
 void VethSystem::tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize) {
+  if (kernel_acks_) tcp_rcv_rtt_measure_ts(pay);  // tcp_rcv_established, before tcp_queue_rcv
   rx_.rcv_nxt += pay;
   rx_.rmem += truesize;
   // tcp_measure_rcv_mss(): the window-per-byte ratio is re-measured on a segment of at least
@@ -323,11 +334,13 @@ void VethSystem::tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize) {
     rx_.rcv_ssthresh = std::min(rx_.rcv_ssthresh + 2 * mss_, rx_.window_clamp);
     rx_.quick |= 1;  // tcp_grow_window: a growing window is ACKed at once
   }
-  // tcp_rcv_rtt_measure(): the receiver's RTT is the time one receive window takes to arrive (a
-  // window-dependent sample: the estimate keeps the smallest); TCP timestamps tick in ms, too
-  // coarse to sample this path.
+  // The receiver's RTT. With kernel ACKs, tcp_rcv_rtt_measure() (below) and the timestamp sample
+  // taken above. Without: the time one receive window (to the advertised edge) takes to arrive,
+  // keeping the smallest sample; no timestamp samples.
   const Picos now = kernel_.now();
-  if (rx_.rtt_time < 0) {
+  if (kernel_acks_) {
+    tcp_rcv_rtt_measure();
+  } else if (rx_.rtt_time < 0) {
     rx_.rtt_time = now;
     rx_.rtt_seq = rx_.rcv_nxt + (rx_.edge > rx_.rcv_nxt ? rx_.edge - rx_.rcv_nxt : 0);
   } else if (rx_.rcv_nxt >= rx_.rtt_seq) {
@@ -370,11 +383,33 @@ void VethSystem::tcp_read(std::uint32_t pay, std::uint32_t truesize) {
   rx_.copied += pay;
   rx_.rmem -= std::min<std::uint64_t>(rx_.rmem, truesize);
   const Picos now = kernel_.now();
-  if (now - rx_.space_time >= rx_.rtt) {
+  // With kernel ACKs: no measure before the first RTT sample, then once per rtt_us (whole us).
+  const bool due = kernel_acks_ ? rx_.rtt_us8 > 0 && static_cast<std::uint64_t>((now - rx_.space_time) / sim::kPicosPerUs) >=
+                                                        (rx_.rtt_us8 >> 3)
+                                : now - rx_.space_time >= rx_.rtt;
+  if (due) {
     const std::uint64_t inq = rx_.rcv_nxt - rx_.copied;
     const std::uint64_t got = rx_.copied - rx_.space_seq;
     const std::uint64_t newval = got > inq ? got - inq : 0;
     if (newval > rx_.space) {
+      if (kernel_acks_ && trace_ && trace_->enabled()) {
+        // The tcp_rcvbuf_grow tracepoint (6.18), as the captures record it, before the buffer grows.
+        char f[240];
+        std::snprintf(f, sizeof f,
+                      "time=%llu rtt_us=%llu copied=%llu inq=%llu space=%llu ooo=0 scaling_ratio=%llu rcvbuf=%llu "
+                      "rcv_ssthresh=%llu window_clamp=%llu rcv_wnd=%llu",
+                      static_cast<unsigned long long>((now - rx_.space_time) / sim::kPicosPerUs),
+                      static_cast<unsigned long long>(rx_.rtt_us8 >> 3), static_cast<unsigned long long>(got),
+                      static_cast<unsigned long long>(inq), static_cast<unsigned long long>(rx_.space),
+                      static_cast<unsigned long long>(rx_.scaling), static_cast<unsigned long long>(rx_.rcvbuf),
+                      static_cast<unsigned long long>(rx_.rcv_ssthresh), static_cast<unsigned long long>(rx_.window_clamp),
+                      static_cast<unsigned long long>(rx_.rcv_wnd));
+        sim::TraceCtx t;
+        t.task = "ppsim_recv";
+        t.pid = 3001;
+        t.cpu = receiver_cpu_;
+        trace_->line(t, now, "tcp_rcvbuf_grow", f);
+      }
       const std::uint64_t old = rx_.space;
       rx_.space = newval;
       if (!rx_.locked) {
@@ -391,6 +426,46 @@ void VethSystem::tcp_read(std::uint32_t pay, std::uint32_t truesize) {
     rx_.space_seq = rx_.copied;
     rx_.space_time = now;
   }
+}
+
+// tcp_rcv_rtt_update() (6.18): a sample below the estimate, or the first, is taken as it is; a
+// larger one is dropped if window-based, and smoothed in (7/8 old + 1/8 new) if timestamp-based
+// and the receive queue is empty.
+void VethSystem::tcp_rcv_rtt_update(std::uint64_t sample_us, bool win_dep) {
+  const std::uint64_t m = sample_us << 3;
+  if (rx_.rtt_us8 == 0 || m < rx_.rtt_us8) {
+    rx_.rtt_us8 = m;
+  } else {
+    if (win_dep || rx_.rcv_nxt != rx_.copied) return;
+    rx_.rtt_us8 = rx_.rtt_us8 - (rx_.rtt_us8 >> 3) + sample_us;
+  }
+  rx_.rtt = static_cast<Picos>(rx_.rtt_us8 >> 3) * sim::kPicosPerUs;
+}
+
+// tcp_rcv_rtt_measure_ts(): once per new TS echo, on a segment of at least rcv_mss bytes, the
+// time since the echoed TSval in whole milliseconds; a delta of 0 gives no sample (6.16+).
+void VethSystem::tcp_rcv_rtt_measure_ts(std::uint32_t pay) {
+  if (ts_recent_ == rx_.last_tsecr) return;
+  rx_.last_tsecr = ts_recent_;
+  if (pay < rx_.rcv_mss) return;
+  const std::int64_t delta = tcp_clock_ms(kernel_.now()) - ts_recent_;
+  if (delta <= 0) return;
+  ++rx_.ts_samples;
+  tcp_rcv_rtt_update(static_cast<std::uint64_t>(delta) * 1000, false);
+}
+
+// tcp_rcv_rtt_measure() (from tcp_event_data_recv, after the segment is queued): the time for
+// rcv_nxt to pass what was rcv_nxt + rcv_wnd when the measure began (whole us, at least 1).
+void VethSystem::tcp_rcv_rtt_measure() {
+  const Picos now = kernel_.now();
+  if (rx_.rtt_time >= 0) {
+    if (rx_.rcv_nxt < rx_.rtt_seq) return;
+    const auto us = static_cast<std::uint64_t>((now - rx_.rtt_time) / sim::kPicosPerUs);
+    ++rx_.win_samples;
+    tcp_rcv_rtt_update(std::max<std::uint64_t>(us, 1), true);
+  }
+  rx_.rtt_seq = rx_.rcv_nxt + rx_.rcv_wnd;
+  rx_.rtt_time = now;
 }
 
 // One write. UDP: the send path runs as the sender task's process work, and the receive NAPI
@@ -758,6 +833,10 @@ void VethSystem::register_stats() {
     if (kernel_acks_) s.reader("veth0.tcp.acks", "ACKs", "ACKs the receiver sent (each advertises the window)", [this] { return rx_.acks; });
     if (kernel_acks_) s.reader("veth0.tcp.acks_delayed", "segments", "segments not ACKed at once (__tcp_ack_snd_check held the ACK back)",
              [this] { return rx_.delayed; });
+    if (kernel_acks_) s.reader("veth0.tcp.rtt_samples_ts", "samples", "receiver RTT samples from TCP timestamps (whole ms)",
+             [this] { return rx_.ts_samples; });
+    if (kernel_acks_) s.reader("veth0.tcp.rtt_samples_window", "samples", "receiver RTT samples from one window's arrival",
+             [this] { return rx_.win_samples; });
     s.reader("veth0.tcp.rcv_rtt_us", "us", "the receiver's RTT estimate at the end",
              [this] { return static_cast<std::int64_t>(rx_.rtt / sim::kPicosPerUs); });
   }

@@ -21,6 +21,7 @@
 #include "sim/cpu.h"
 #include "sim/kernel.h"
 #include "sim/params.h"
+#include "sim/rng.h"
 #include "sim/stats.h"
 #include "sim/topology.h"
 #include "sim/tracer.h"
@@ -39,8 +40,9 @@ class VethSystem {
   // `delete_at(t)` asks the world to tear everything down at t (the veth deletion).
   VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<sim::Cpu>& cpus, page_pool::PageWorld& pages,
              Stack& stack, sim::Stats& stats, sim::Topology& topo, const std::vector<sim::Topology::Vertex>& cpu_v,
-             const page_pool::MutantSet& mutants, const std::function<void(page_pool::PagePool*)>& on_pool,
-             std::function<void(sim::Picos)> delete_at, sim::TraceWriter* trace);
+             const sim::Rng& root, const page_pool::MutantSet& mutants,
+             const std::function<void(page_pool::PagePool*)>& on_pool, std::function<void(sim::Picos)> delete_at,
+             sim::TraceWriter* trace);
   ~VethSystem();
 
   void open(sim::Picos now);
@@ -80,6 +82,10 @@ class VethSystem {
   std::uint64_t send_queue_mem(std::uint64_t bytes) const;
   void tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize);
   void tcp_read(std::uint32_t pay, std::uint32_t truesize);
+  void tcp_rcv_rtt_update(std::uint64_t sample_us, bool win_dep);
+  void tcp_rcv_rtt_measure_ts(std::uint32_t pay);
+  void tcp_rcv_rtt_measure();
+  std::int64_t tcp_clock_ms(sim::Picos t) const { return (t + ts_phase_) / sim::kPicosPerMs; }
 
   sim::Kernel& kernel_;
   const sim::Params& p_;
@@ -122,7 +128,17 @@ class VethSystem {
     bool data_seen = false;            // icsk_ack.ato set: the first data segment entered quickack mode
     std::uint64_t acks = 0, delayed = 0;
     std::uint64_t grows = 0;
+    // With veth.tcp_kernel_acks, the estimate as 6.18 keeps it (tp->rcv_rtt_est): rtt_us << 3, 0
+    // until the first sample; the window-based measure's start (time, seq); the last TS echo
+    // that gave a timestamp sample (rcv_rtt_last_tsecr).
+    std::uint64_t rtt_us8 = 0;
+    std::int64_t last_tsecr = -1;
+    std::uint64_t ts_samples = 0, win_samples = 0;
   } rx_;
+  // TCP timestamps (ms granularity, tcp_time_stamp_ts): the receiver's clock phase against the
+  // simulation's, and the TSval of the last ACK the sender processed, which its segments echo.
+  sim::Picos ts_phase_ = 0;
+  std::int64_t ts_recent_ = 0;
   sim::Picos tcp_deliver_cost_ = 0, tcp_xmit_cost_ = 0;
   sim::Picos send_cost_seg_ = 0, tcp_write_cost_ = 0, tcp_ack_cost_ = 0, tcp_ack_delay_ = 0;
   std::uint32_t budget_ = 64;

@@ -285,7 +285,7 @@ World::World(const sim::Params& p, const RunOptions& opts)
     if (coherence_) coherence_->add_pool(pool);
   };
   if (p.get_string("workload") == "veth") {
-    veth_ = std::make_unique<VethSystem>(kernel_, p, cpus_, pages_, *stack_, stats_, topo_, cpu_v, opts.mutants, on_pool,
+    veth_ = std::make_unique<VethSystem>(kernel_, p, cpus_, pages_, *stack_, stats_, topo_, cpu_v, root, opts.mutants, on_pool,
                                          [this](Picos t) { teardown_proc_.wake_at(t); }, &trace_);
     for (const auto& e : veth_->pools()) {
       pools_.emplace_back(e.name, e.pool);

@@ -166,6 +166,26 @@ def test_tcp_kernel_acks_move_transmits_to_the_readers_ack(repo, tmp_path):
     assert on.stats["veth0.rq0.pp.pages_state_hold_cnt"] < off.stats["veth0.rq0.pp.pages_state_hold_cnt"]
 
 
+def test_tcp_kernel_acks_sample_the_receivers_rtt_as_the_kernel_does(tmp_path):
+    # A first segment 1.5 ms after the handshake echoes the SYN-ACK's TSval from an earlier
+    # millisecond: a timestamp sample (tcp_rcv_rtt_measure_ts), whatever the clock's phase. One
+    # 50 us after it echoes the same millisecond at most phases: a delta of 0 gives no sample.
+    trace = tmp_path / "t.txt"
+    for seed in (1, 2, 3):
+        late = ppsim.run(_tcp(tcp_kernel_acks=True, start_us=1500, sends=100, payload_bytes=16384), seed=seed)
+        assert late.ok, late.violations
+        assert late.stats["veth0.tcp.rtt_samples_ts"] >= 1
+    r = ppsim.run(_tcp(tcp_kernel_acks=True, start_us=50, sends=100, payload_bytes=16384), seed=1, trace=trace)
+    assert r.stats["veth0.tcp.rtt_samples_ts"] == 0 and r.stats["veth0.tcp.rtt_samples_window"] > 0
+    # tcp_rcv_space_adjust measures once per RTT: every growth comes at least rtt_us after the last
+    # measure, and none before the first sample.
+    grows = [ln for ln in trace.read_text().splitlines() if "tcp_rcvbuf_grow:" in ln]
+    assert grows
+    for ln in grows:
+        f = dict(kv.split("=") for kv in ln.split("tcp_rcvbuf_grow: ")[1].split())
+        assert 0 < int(f["rtt_us"]) <= int(f["time"])
+
+
 def test_tcp_reader_held_over_the_deletion_must_fit_the_window():
     with pytest.raises(InputError, match=r"\$\.veth\.reader_hold_us: expected 0 with TCP unless the whole stream"):
         ppsim.run(_tcp(reader_hold_us=1000))
