@@ -156,4 +156,13 @@ json load_json_file(const std::string& path) {
   return parse_json_text(ss.str(), path);
 }
 
+std::string optional_string(const json& j, const char* key, const std::string& file, const std::string& path,
+                            const std::string& absent, const std::string& what) {
+  const auto it = j.find(key);
+  if (it == j.end()) return absent;
+  if (!it->is_string())
+    throw ScenarioError(file, path + "." + key, "expected a string" + what + ", got " + json_brief(*it));
+  return it->get<std::string>();
+}
+
 }  // namespace ppsim::sim

@@ -18,5 +18,9 @@ nlohmann::json load_json_file(const std::string& path);
 // A value as an error message quotes it: compact JSON, at most `max` characters ("..." after),
 // never throwing (strings that are not UTF-8 are shown with U+FFFD).
 std::string json_brief(const nlohmann::json& v, std::size_t max = 40);
+// The string at key `key` of object `j` (at JSON path `path` in `file`), or `absent` when there is
+// none; anything but a string is a ScenarioError: "expected a string<what>, got ...".
+std::string optional_string(const nlohmann::json& j, const char* key, const std::string& file, const std::string& path,
+                            const std::string& absent = "", const std::string& what = "");
 
 }  // namespace ppsim::sim

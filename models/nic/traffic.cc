@@ -21,12 +21,8 @@ bool TrafficSource::generate() {
   offered_ = first && !cfg_.poisson ? offered_ : offered_ + (cfg_.poisson ? rng_.exponential(gap_) : gap_);
   // A frame cannot start on the line before the previous one has left it.
   const double at = first ? offered_ : std::max(offered_, line_ + cfg_.min_gap_ps);
-  // Compared as doubles first: at a tiny rate the next offer lies past what Picos can hold.
-  if (at >= static_cast<double>(cfg_.stop)) {
-    exhausted_ = true;
-    return false;
-  }
-  const auto ti = static_cast<sim::Picos>(at);
+  // At a tiny rate the next offer lies past what Picos can hold: never, so the source ends.
+  const sim::Picos ti = sim::ps_or_never(at);
   if (ti >= cfg_.stop) {
     exhausted_ = true;
     return false;

@@ -482,9 +482,7 @@ void VethSystem::send_next() {
   }
   if (rate_pps_ > 0) {
     // A pace so slow that the next send lies past the end of time never sends it.
-    const double due_ps = static_cast<double>(start_) + static_cast<double>(sent_) * 1e12 / rate_pps_;
-    if (due_ps >= static_cast<double>(sim::kNever)) return;
-    const Picos due = start_ + static_cast<Picos>(static_cast<double>(sent_) * 1e12 / rate_pps_);
+    const Picos due = sim::after(start_, static_cast<double>(sent_) * 1e12 / rate_pps_);
     if (due > now) {
       send_proc_.wake_at(due);
       return;

@@ -88,11 +88,7 @@ MachineProfile MachineProfile::from_json(const json& j, const std::string& file)
                                "unknown key \"" + it.key() +
                                    "\" (a machine profile has name, description, topology, latency_ns, "
                                    "transfer_matrix_ns, ddio, base_ns, sources, measurements, zerocopy)");
-  auto str = [&](const char* k) -> std::string {
-    if (!j.contains(k)) return "";
-    if (!j.at(k).is_string()) throw sim::ScenarioError(file, std::string("$.") + k, "expected a string, got " + sim::json_brief(j.at(k)));
-    return j.at(k).get<std::string>();
-  };
+  auto str = [&](const char* k) { return sim::optional_string(j, k, file, "$"); };
   p.name = str("name");
   p.description = str("description");
   if (!j.contains("topology")) throw sim::ScenarioError(file, "$.topology", "missing: the machine's CPU topology");

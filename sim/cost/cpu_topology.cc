@@ -155,21 +155,12 @@ int get_count(const nlohmann::json& j, const char* key, const std::string& file,
   return v.get<int>();
 }
 
-// "source": where the topology came from (a string), "profile" when absent.
-std::string source_of(const nlohmann::json& j, const std::string& file, const std::string& path) {
-  if (!j.contains("source")) return "profile";
-  const nlohmann::json& s = j.at("source");
-  if (!s.is_string())
-    throw sim::ScenarioError(file, path + ".source", "expected a string naming where the topology came from, got " +
-                                                        sim::json_brief(s));
-  return s.get<std::string>();
-}
-
 }  // namespace
 
 CpuTopology CpuTopology::from_json(const nlohmann::json& j, const std::string& file, const std::string& path) {
   if (!j.is_object()) throw sim::ScenarioError(file, path, "expected an object, got " + sim::json_brief(j));
-  const std::string source = source_of(j, file, path);
+  const std::string source =
+      sim::optional_string(j, "source", file, path, "profile", " naming where the topology came from");
   std::vector<CpuPlace> places;
   if (j.contains("cpus")) {
     for (auto it = j.begin(); it != j.end(); ++it)

@@ -210,3 +210,11 @@ def test_repeats_of_a_group_must_share_the_workload(tmp_path, repo, cli):
     (tmp_path / "r2/meta.json").write_text(json.dumps(meta))
     p = cli("validate", tmp_path / "r1", tmp_path / "r2", "--out", tmp_path / "v")
     assert p.returncode == 2 and "$.params.size" in p.stderr and "must share" in p.stderr
+
+
+def test_a_veth_pace_too_slow_for_64_bit_time_sends_once_and_ends():
+    # The second send would be due 1e19 ps after the first: never, not undefined behaviour.
+    r = ppsim.run({"workload": "veth", "veth": {"sends": 5, "rate_pps": 1e-7}},
+                  overrides={"sim.time_limit_us": 5e6, "sim.max_wall_s": 20})
+    assert r.ok, r.violations
+    assert r.stats["veth0.writes"] == 1
