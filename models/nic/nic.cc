@@ -1,6 +1,8 @@
 #include "models/nic/nic.h"
 
 #include <algorithm>
+#include <bit>
+#include <stdexcept>
 
 #include "models/nic/rx_queue.h"
 #include "models/nic/tx_queue.h"
@@ -31,6 +33,8 @@ int Nic::add_rx_queue(int fn, RxQueue* q, const RingHwConfig& hw) {
   h->fn = fn;
   h->req = fns_.at(static_cast<std::size_t>(fn)).req;
   h->ring_size = q->config().ring_size;
+  if (!std::has_single_bit(h->ring_size)) throw std::invalid_argument(q->config().name + ": ring size is not a power of two");
+  h->mask = h->ring_size - 1;
   h->q = q;
   rx_.push_back(std::move(h));
   const int id = static_cast<int>(rx_.size()) - 1;
@@ -44,6 +48,8 @@ int Nic::add_tx_queue(int fn, TxQueue* q, const RingHwConfig& hw, int dest_fn) {
   h->fn = fn;
   h->req = fns_.at(static_cast<std::size_t>(fn)).req;
   h->ring_size = q->config().ring_size;
+  if (!std::has_single_bit(h->ring_size)) throw std::invalid_argument(q->config().name + ": ring size is not a power of two");
+  h->mask = h->ring_size - 1;
   h->q = q;
   h->dest_fn = dest_fn;
   tx_.push_back(std::move(h));

@@ -188,11 +188,9 @@ class Nic {
     RingHwConfig cfg;
     int fn = 0, req = 0;
     std::uint32_t ring_size = 0;
-    // Position of ring index i in the ring (the scenario makes ring sizes powers of two; the
-    // modulo is kept for any other size).
-    std::uint64_t slot(std::uint64_t i) const {
-      return (ring_size & (ring_size - 1)) == 0 ? i & (ring_size - 1) : i % ring_size;
-    }
+    std::uint64_t mask = 0;  // ring_size - 1: ring sizes are powers of two, as RxQueue and TxQueue require
+    // Position of ring index i in the ring.
+    std::uint64_t slot(std::uint64_t i) const { return i & mask; }
     bool open = false;
     std::uint64_t tail = 0, fetched = 0, head = 0, wb_from = 0, done = 0;
     Fifo<Fetch> fetches;

@@ -186,7 +186,8 @@ class PageWorld {
   // Emits a buffer event (nothing when nobody observes). `ctx`/`cost` are null for device
   // events; `time` defaults to `now`.
   void emit(PageEv kind, PageId page, int pool, std::uint32_t offset, std::int64_t value, const ExecCtx* ctx,
-            sim::Picos* cost, sim::Picos time = -1, std::uint32_t flow = 0, std::uint32_t holder = 0) const {
+            sim::Picos* cost, sim::Picos time = -1, std::uint32_t flow = 0, std::uint32_t holder = 0,
+            PageLoc to = PageLoc::kOut) const {
     if (observers_.empty()) return;
     PageEvent ev{kind};
     ev.page = page;
@@ -198,6 +199,7 @@ class PageWorld {
     ev.time = time < 0 ? now : time;
     ev.flow = flow;
     ev.holder = holder;
+    ev.to = to;
     emit(ev);
   }
   bool observed() const { return !observers_.empty(); }

@@ -35,22 +35,6 @@ PagePool::PagePool(int id, PageWorld& world, const PoolParams& params, const Poo
   napi_id_ = p_.napi_list_owner ? p_.napi_id : -1;
 }
 
-void PagePool::emit_event(PageEv kind, PageId p, Caller& c, std::int64_t value, PageLoc to, std::uint32_t offset,
-                          std::uint32_t holder) const {
-  PageEvent ev;
-  ev.kind = kind;
-  ev.page = p;
-  ev.pool = id_;
-  ev.offset = offset;
-  ev.value = value;
-  ev.to = to;
-  ev.ctx = &c.ctx;
-  ev.time = world_.now;
-  ev.cost = &c.cost;
-  ev.holder = holder;
-  world_.emit(ev);
-}
-
 RecycleStats PagePool::recycle_stats() const {
   RecycleStats s;
   for (const auto& r : recycle_stats_) {

@@ -170,13 +170,11 @@ class PagePool {
   std::uint64_t sync_bytes() const { return sync_bytes_; }
 
  private:
-  // Nothing to build when nobody observes the bus (the common case without the checker).
+  // An event of this pool on the page bus (nothing is built when nobody observes it).
   void emit(PageEv kind, PageId p, Caller& c, std::int64_t value = 0, PageLoc to = PageLoc::kOut,
             std::uint32_t offset = 0, std::uint32_t holder = 0) const {
-    if (world_.observed()) emit_event(kind, p, c, value, to, offset, holder);
+    world_.emit(kind, p, id_, offset, value, &c.ctx, &c.cost, -1, 0, holder, to);
   }
-  void emit_event(PageEv kind, PageId p, Caller& c, std::int64_t value, PageLoc to, std::uint32_t offset,
-                  std::uint32_t holder) const;
   PageId get_cached(Caller& c);
   PageId refill_alloc_cache(Caller& c);
   PageId alloc_slow(Caller& c);
