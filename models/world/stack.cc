@@ -43,6 +43,12 @@ void register_stack_params(sim::ParamRegistry& r) {
   r.add_int("stack.read_bytes", "bytes", 0,
             "the reader's buffer: a read call stops taking skbs once it has copied this many bytes (a stream "
             "socket's recv(fd, buf, len)); 0: no limit but read_batch_skbs", 0, 1ll << 40);
+  r.add_float("stack.reader_first_touch_ns", "ns", 0.0,
+              "the first touch of each 4 KiB page of the reader's buffer (a page fault: the capture tool's buffer "
+              "is malloc'd and never written before its first read); a read call touches the pages its copy "
+              "fills, up to read_bytes", 0, 1e9,
+              "0: a warm buffer (the replay's default); the fit set's same-CPU TCP readers show 13-44 us per page, "
+              "median 33 (docs/replay.md)");
   r.add_int("stack.rcvbuf_bytes", "bytes", 212992, "socket receive buffer (SO_RCVBUF; net.core.rmem_default)", 1, 1ll << 40);
   r.add_int("stack.skb_overhead_bytes", "bytes", 256,
             "skb->truesize beyond the buffer: SKB_DATA_ALIGN(sizeof(struct sk_buff)) (build_skb buffers already hold "
@@ -82,6 +88,7 @@ StackConfig stack_config_from(const sim::Params& p) {
   c.reader_copy_ps_per_byte = p.get_double("stack.reader_copy_ns_per_kib") * 1000.0 / 1024.0;
   c.read_batch = static_cast<std::uint32_t>(p.get_int("stack.read_batch_skbs"));
   c.read_bytes = static_cast<std::uint64_t>(p.get_int("stack.read_bytes"));
+  c.first_touch = sim::from_ns(p.get_double("stack.reader_first_touch_ns"));
   c.rcvbuf_bytes = static_cast<std::uint64_t>(p.get_int("stack.rcvbuf_bytes"));
   c.skb_overhead_bytes = static_cast<std::uint32_t>(p.get_int("stack.skb_overhead_bytes"));
   c.defer_free = p.get_bool("stack.defer_free");
@@ -129,6 +136,9 @@ Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>&
     stats.reader("stack.coalesced", "skbs", "skbs coalesced into the tail skb of the socket queue", [this] { return coalesced_; });
   stats.reader("stack.rcvbuf_drops", "packets", "packets dropped because the socket receive buffer was full",
                [this] { return rcvbuf_drops_; });
+  if (cfg_.first_touch > 0)
+    stats.reader("stack.reader_buffer_faults", "pages", "pages of the reader's buffer faulted in by its first touch",
+                 [this] { return buf_faults_; });
   stats.reader("stack.reads", "skbs", "skbs read and freed by the socket reader", [this] { return reads_; });
   stats.reader("stack.deferred", "skbs", "skbs queued on the allocating CPU's defer list", [this] { return deferred_; });
   stats.reader("stack.defer_full", "skbs", "skbs freed locally because the defer list was full", [this] { return defer_full_; });
@@ -372,6 +382,16 @@ sim::Picos Stack::reader_take() {
     emit_skb_event(world_, PageEv::kSockDequeue, s, c.ctx, &cost, s.bytes);
     if (on_read) on_read(s);
     queue_.pop_front();
+  }
+  // copy_to_user faults in each page of the buffer it reaches for the first time.
+  if (cfg_.first_touch > 0 && copied > 0) {
+    const std::uint64_t filled = cfg_.read_bytes > 0 ? std::min(copied, cfg_.read_bytes) : copied;
+    const std::uint64_t pages = (filled + page_pool::kPageSize - 1) / page_pool::kPageSize;
+    if (pages > buf_touched_pages_) {
+      buf_faults_ += pages - buf_touched_pages_;
+      cost += static_cast<sim::Picos>(pages - buf_touched_pages_) * cfg_.first_touch;
+      buf_touched_pages_ = pages;
+    }
   }
   if (!reading_.empty() && on_read_call_end) on_read_call_end();
   return cost;

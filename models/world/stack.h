@@ -49,6 +49,7 @@ struct StackConfig {
   double reader_copy_ps_per_byte = 0;
   std::uint32_t read_batch = 1;      // skbs read per wakeup before yielding
   std::uint64_t read_bytes = 0;      // bytes a read call copies at most (whole skbs; 0: no limit)
+  sim::Picos first_touch = 0;        // per 4 KiB page of the read buffer the copy touches first (a fault)
   std::uint64_t rcvbuf_bytes = 212992;
   std::uint32_t skb_overhead_bytes = 256;  // truesize beyond the buffer: SKB_DATA_ALIGN(sizeof(struct sk_buff))
   bool defer_free = true;
@@ -141,6 +142,7 @@ class Stack : public nic::PacketSink {
   std::uint64_t delivered_ = 0, rcvbuf_drops_ = 0, reads_ = 0, deferred_ = 0, defer_full_ = 0, flushes_ = 0,
                 ipis_ = 0, extra_refs_ = 0, reader_frees_ = 0;
   std::uint64_t max_queue_ = 0;
+  std::uint64_t buf_touched_pages_ = 0, buf_faults_ = 0;  // pages of the reader's buffer touched so far
 };
 
 }  // namespace ppsim::world
