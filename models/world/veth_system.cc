@@ -15,6 +15,8 @@ namespace {
 constexpr std::uint32_t kHeadroom = 256;         // XDP_PACKET_HEADROOM, the headroom veth asks for
 constexpr std::uint32_t kShinfo = 320;           // SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86_64
 constexpr std::uint32_t kUdpHeaders = 14 + 20 + 8;
+// TCP_ATO_MIN (HZ/25): the shortest delayed-ACK timeout.
+constexpr Picos kTcpAtoMin = 40 * sim::kPicosPerMs;
 constexpr std::uint32_t kTcpHeaders = 14 + 20 + 32;  // with timestamps
 constexpr std::uint32_t kSkbStructBytes = 256;       // SKB_DATA_ALIGN(sizeof(struct sk_buff)): part of truesize
 std::uint32_t data_align(std::uint32_t x) { return (x + 63) & ~63u; }  // SKB_DATA_ALIGN
@@ -203,10 +205,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
       tcp_read(pay, sk.buf_bytes + kSkbStructBytes);
       if (kernel_acks_) return;
       tcp_advertise();  // the window update goes out with the ACK (tcp_ack_delay later)
-      if (sndq_ > 0 && !ack_pending_) {
-        ack_pending_ = true;
-        ack_proc_.wake_at(kernel_.now() + tcp_ack_delay_);
-      }
+      if (sndq_ > 0) schedule_ack();
     };
     // tcp_recvmsg → tcp_cleanup_rbuf once the call has copied what it takes; an ACK it sends
     // reaches the sender's socket in NET_RX softirq on the reader's CPU.
@@ -214,10 +213,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
       if (!kernel_acks_) return;
       const std::uint64_t acks = rx_.acks;
       tcp_cleanup_rbuf();
-      if (rx_.acks != acks && (sndq_ > 0 || sender_blocked_) && !ack_pending_) {
-        ack_pending_ = true;
-        ack_proc_.wake_at(kernel_.now() + tcp_ack_delay_);
-      }
+      if (rx_.acks != acks && (sndq_ > 0 || sender_blocked_)) schedule_ack();
     };
   }
   const Picos reader_start = reader_hold_ > 0 ? sim::kNever : start_ + sim::from_us(p.get_double("veth.reader_delay_us"));
@@ -237,6 +233,23 @@ page_pool::ExecCtx VethSystem::delete_ctx() const {
 
 void VethSystem::open(Picos) { send_proc_.wake_at(start_); }
 
+// An ACK that reaches the sender's socket tcp_ack_delay from now (unless one is on its way).
+void VethSystem::schedule_ack() {
+  if (ack_pending_) return;
+  ack_pending_ = true;
+  ack_proc_.wake_at(kernel_.now() + tcp_ack_delay_);
+}
+
+// tcp_space(): the free receive buffer in window units (tp->scaling_ratio).
+std::uint64_t VethSystem::tcp_space() const {
+  return rx_.rcvbuf > rx_.rmem ? (rx_.rcvbuf - rx_.rmem) * rx_.scaling / 256 : 0;
+}
+
+// tcp_receive_window(): what is left of the window the receiver last advertised.
+std::uint64_t VethSystem::tcp_receive_window() const {
+  return rx_.rcv_wup + rx_.rcv_wnd > rx_.rcv_nxt ? rx_.rcv_wup + rx_.rcv_wnd - rx_.rcv_nxt : 0;
+}
+
 // The sender may fill the receive window up to the right edge the receiver last advertised.
 std::uint32_t VethSystem::window_room() const {
   return rx_.edge <= rx_.rcv_nxt ? 0 : static_cast<std::uint32_t>(std::min<std::uint64_t>(rx_.edge - rx_.rcv_nxt, UINT32_MAX));
@@ -245,7 +258,7 @@ std::uint32_t VethSystem::window_room() const {
 // __tcp_select_window(): the free receive space, in window units (tp->scaling_ratio), bounded by
 // rcv_ssthresh. Below half the full space it leaves quickack mode (icsk_ack.quick = 0).
 std::uint64_t VethSystem::tcp_select_window() {
-  const std::uint64_t free_space = rx_.rcvbuf > rx_.rmem ? (rx_.rcvbuf - rx_.rmem) * rx_.scaling / 256 : 0;
+  const std::uint64_t free_space = tcp_space();
   const std::uint64_t full_space = std::min<std::uint64_t>(rx_.window_clamp, rx_.rcvbuf * rx_.scaling / 256);
   if (free_space < full_space / 2) {
     rx_.quick = 0;
@@ -259,12 +272,11 @@ std::uint64_t VethSystem::tcp_select_window() {
 // and cancels the delayed-ACK timer.
 void VethSystem::tcp_advertise() {
   if (!kernel_acks_) {
-    const std::uint64_t free_mem = rx_.rcvbuf > rx_.rmem ? rx_.rcvbuf - rx_.rmem : 0;
-    const std::uint64_t win = std::min<std::uint64_t>(free_mem * rx_.scaling / 256, rx_.rcv_ssthresh);
+    const std::uint64_t win = std::min(tcp_space(), rx_.rcv_ssthresh);
     rx_.edge = std::max(rx_.edge, rx_.rcv_nxt + win);
     return;
   }
-  const std::uint64_t cur = rx_.rcv_wup + rx_.rcv_wnd > rx_.rcv_nxt ? rx_.rcv_wup + rx_.rcv_wnd - rx_.rcv_nxt : 0;
+  const std::uint64_t cur = tcp_receive_window();
   const std::uint64_t win = std::max(tcp_select_window(), cur);
   rx_.rcv_wnd = win;
   rx_.rcv_wup = rx_.rcv_nxt;
@@ -286,7 +298,7 @@ void VethSystem::tcp_cleanup_rbuf() {
   const bool unacked = rx_.rcv_nxt > rx_.rcv_wup;
   bool time_to_ack = unacked && (rx_.rcv_nxt - rx_.rcv_wup > rx_.rcv_mss || rx_.rmem == 0);
   if (!time_to_ack) {
-    const std::uint64_t now_win = rx_.rcv_wup + rx_.rcv_wnd > rx_.rcv_nxt ? rx_.rcv_wup + rx_.rcv_wnd - rx_.rcv_nxt : 0;
+    const std::uint64_t now_win = tcp_receive_window();
     if (2 * now_win <= rx_.window_clamp) {
       const std::uint64_t w = tcp_select_window();
       time_to_ack = w && w >= 2 * now_win;
@@ -301,10 +313,7 @@ void VethSystem::on_delack() {
   delack_pending_ = false;
   if (deleted_ || rx_.rcv_nxt <= rx_.rcv_wup) return;
   tcp_advertise();
-  if ((sndq_ > 0 || sender_blocked_) && !ack_pending_) {
-    ack_pending_ = true;
-    ack_proc_.wake_at(kernel_.now() + tcp_ack_delay_);
-  }
+  if (sndq_ > 0 || sender_blocked_) schedule_ack();
 }
 
 // A segment queued on the receiving socket: the receiver's accounting and its ACK, which the
@@ -328,7 +337,7 @@ void VethSystem::tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize) {
   }
   // tcp_grow_window(): two MSS more per segment whose truesize the window can cover, while there
   // is free space, up to the window clamp.
-  const std::uint64_t free_space = rx_.rcvbuf > rx_.rmem ? (rx_.rcvbuf - rx_.rmem) * rx_.scaling / 256 : 0;
+  const std::uint64_t free_space = tcp_space();
   // tcp_event_data_recv(): the first data segment enters quickack mode (tcp_incr_quickack with
   // TCP_MAX_QUICKACKS 16: rcv_wnd / (2 rcv_mss) ACKs at most, at least 2).
   if (!rx_.data_seen) {
@@ -378,7 +387,7 @@ void VethSystem::tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize) {
     ++rx_.delayed;
     if (!delack_pending_) {
       delack_pending_ = true;
-      delack_proc_.wake_at(now + 40 * sim::kPicosPerMs);
+      delack_proc_.wake_at(now + kTcpAtoMin);
     }
   }
 }

@@ -72,6 +72,9 @@ class VethSystem {
   void check_reader_done();
   std::uint32_t window_room() const;
   void tcp_advertise();
+  void schedule_ack();
+  std::uint64_t tcp_space() const;
+  std::uint64_t tcp_receive_window() const;
   std::uint64_t tcp_select_window();
   void tcp_cleanup_rbuf();
   void tcp_sndbuf_expand();
