@@ -108,7 +108,7 @@ StackConfig stack_config_from(const sim::Params& p) {
 Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>& cpus, page_pool::PageWorld& world,
              sim::Rng rng, sim::Stats& stats, page_pool::MutantSet mutants)
     : kernel_(kernel), cfg_(cfg), cpus_(cpus), world_(world), rng_(rng), defer_(cpus.size()),
-      defer_count_(cpus.size(), 0), kick_pending_(cpus.size(), false), mutants_(mutants) {
+      defer_count_(cpus.size(), 0), kick_pending_(cpus.size(), false), mutants_(mutants), buf_(cfg.first_touch) {
   reader_ = std::make_unique<sim::Process>(kernel, "stack.reader", [this] { reader_run(); });
   if (cfg_.reader_cpu >= 0 && cfg_.reader_cpu < static_cast<int>(cpus.size())) {
     cpus[static_cast<std::size_t>(cfg_.reader_cpu)].name_task(this, "reader");
@@ -136,9 +136,9 @@ Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>&
     stats.reader("stack.coalesced", "skbs", "skbs coalesced into the tail skb of the socket queue", [this] { return coalesced_; });
   stats.reader("stack.rcvbuf_drops", "packets", "packets dropped because the socket receive buffer was full",
                [this] { return rcvbuf_drops_; });
-  if (cfg_.first_touch > 0)
+  if (buf_.on())
     stats.reader("stack.reader_buffer_faults", "pages", "pages of the reader's buffer faulted in by its first touch",
-                 [this] { return buf_faults_; });
+                 [this] { return buf_.faults(); });
   stats.reader("stack.reads", "skbs", "skbs read and freed by the socket reader", [this] { return reads_; });
   stats.reader("stack.deferred", "skbs", "skbs queued on the allocating CPU's defer list", [this] { return deferred_; });
   stats.reader("stack.defer_full", "skbs", "skbs freed locally because the defer list was full", [this] { return defer_full_; });
@@ -384,15 +384,7 @@ sim::Picos Stack::reader_take() {
     queue_.pop_front();
   }
   // copy_to_user faults in each page of the buffer it reaches for the first time.
-  if (cfg_.first_touch > 0 && copied > 0) {
-    const std::uint64_t filled = cfg_.read_bytes > 0 ? std::min(copied, cfg_.read_bytes) : copied;
-    const std::uint64_t pages = (filled + page_pool::kPageSize - 1) / page_pool::kPageSize;
-    if (pages > buf_touched_pages_) {
-      buf_faults_ += pages - buf_touched_pages_;
-      cost += static_cast<sim::Picos>(pages - buf_touched_pages_) * cfg_.first_touch;
-      buf_touched_pages_ = pages;
-    }
-  }
+  if (buf_.on()) cost += buf_.touch(cfg_.read_bytes > 0 ? std::min(copied, cfg_.read_bytes) : copied);
   if (!reading_.empty() && on_read_call_end) on_read_call_end();
   return cost;
 }

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "models/nic/rx_queue.h"
+#include "models/world/first_touch.h"
 #include "sim/cpu.h"
 #include "sim/kernel.h"
 #include "sim/params.h"
@@ -142,7 +143,7 @@ class Stack : public nic::PacketSink {
   std::uint64_t delivered_ = 0, rcvbuf_drops_ = 0, reads_ = 0, deferred_ = 0, defer_full_ = 0, flushes_ = 0,
                 ipis_ = 0, extra_refs_ = 0, reader_frees_ = 0;
   std::uint64_t max_queue_ = 0;
-  std::uint64_t buf_touched_pages_ = 0, buf_faults_ = 0;  // pages of the reader's buffer touched so far
+  FirstTouch buf_;  // the reader's buffer (stack.reader_first_touch_ns)
 };
 
 }  // namespace ppsim::world

@@ -161,7 +161,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   tcp_sndbuf_expand();  // tcp_init_buffer_space()
   send_cost_seg_ = sim::from_ns(p.get_double("veth.xmit_ns"));
   tcp_write_cost_ = sim::from_ns(p.get_double("veth.tcp_write_ns"));
-  frag_first_touch_ = sim::from_ns(p.get_double("veth.tcp_frag_first_touch_ns"));
+  frag_ = FirstTouch(sim::from_ns(p.get_double("veth.tcp_frag_first_touch_ns")));
   tcp_deliver_cost_ = sim::from_ns(p.get_double("veth.tcp_deliver_ns"));
   tcp_xmit_cost_ = sim::from_ns(p.get_double("veth.tcp_xmit_ns"));
   tcp_ack_cost_ = sim::from_ns(p.get_double("veth.tcp_ack_ns"));
@@ -514,7 +514,15 @@ void VethSystem::send_next() {
   }
   sending_ = true;
   Picos cost = (tcp_ ? tcp_write_cost_ : send_cost_) + static_cast<Picos>(copy_ps_per_byte_ * payload_);
-  if (tcp_ && frag_first_touch_ > 0) cost += frag_first_touch();
+  if (tcp_ && frag_.on()) {
+    // The copy goes into the task's page_frag (tcp_sendmsg_locked → skb_page_frag_refill): a
+    // 32 KiB page whose offset goes back to 0 only once every skb on it is freed, so the first
+    // writes walk through a fresh one. Later frags come from the per-CPU lists, where the freed
+    // ones went: warm.
+    constexpr std::uint64_t kFragBytes = 32768;  // SKB_FRAG_PAGE_ORDER 3
+    written_ = std::min(written_ + payload_, kFragBytes);
+    cost += frag_.touch(written_);
+  }
   cpus_[sender_cpu_].run_work(now, cost, this, [this] {
     Caller c = softirq_caller(sender_cpu_, "ppsim_send", 3000);
     ++sent_;
@@ -529,21 +537,6 @@ void VethSystem::send_next() {
     // its end (a schedule point).
     cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { send_done(); });
   }, /*schedule_point=*/false);
-}
-
-// The pages of the send queue's memory this write copies into for the first time. The copy goes
-// into the task's page_frag (tcp_sendmsg_locked → skb_page_frag_refill): a 32 KiB page whose offset
-// goes back to 0 only once every skb on it is freed, so the first writes walk through a fresh one.
-// Later frags come from the per-CPU lists, where the freed ones went: warm.
-Picos VethSystem::frag_first_touch() {
-  constexpr std::uint64_t kFragBytes = 32768;  // SKB_FRAG_PAGE_ORDER 3
-  written_ = std::min(written_ + payload_, kFragBytes);
-  const std::uint64_t pages = (written_ + page_pool::kPageSize - 1) / page_pool::kPageSize;
-  if (pages <= frag_pages_) return 0;
-  const std::uint64_t fresh = pages - frag_pages_;
-  frag_pages_ = pages;
-  frag_faults_ += fresh;
-  return static_cast<Picos>(fresh) * frag_first_touch_;
 }
 
 Caller VethSystem::softirq_caller(int cpu, const char* task, int pid) const {
@@ -867,9 +860,9 @@ void VethSystem::register_stats() {
              [this] { return rx_.ts_samples; });
     if (kernel_acks_) s.reader("veth0.tcp.rtt_samples_window", "samples", "receiver RTT samples from one window's arrival",
              [this] { return rx_.win_samples; });
-    if (frag_first_touch_ > 0)
+    if (frag_.on())
       s.reader("veth0.tcp.sndq_faults", "pages", "pages of the send queue's memory faulted in by a write's first touch",
-               [this] { return frag_faults_; });
+               [this] { return frag_.faults(); });
     s.reader("veth0.tcp.rcv_rtt_us", "us", "the receiver's RTT estimate at the end",
              [this] { return static_cast<std::int64_t>(rx_.rtt / sim::kPicosPerUs); });
   }

@@ -83,7 +83,6 @@ class VethSystem {
   void tcp_ack(std::uint64_t ack);
   void tcp_check_space();
   std::uint64_t send_queue_mem(std::uint64_t bytes) const;
-  sim::Picos frag_first_touch();
   void tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize);
   void tcp_read(std::uint32_t pay, std::uint32_t truesize);
   void tcp_rcv_rtt_update(std::uint64_t sample_us, bool win_dep);
@@ -144,8 +143,8 @@ class VethSystem {
   sim::Picos ts_phase_ = 0;
   std::int64_t ts_recent_ = 0;
   sim::Picos tcp_deliver_cost_ = 0, tcp_xmit_cost_ = 0;
-  sim::Picos frag_first_touch_ = 0;   // veth.tcp_frag_first_touch_ns
-  std::uint64_t written_ = 0, frag_pages_ = 0, frag_faults_ = 0;  // the send queue's memory touched so far
+  FirstTouch frag_;  // the sender's first page_frag (veth.tcp_frag_first_touch_ns)
+  std::uint64_t written_ = 0;  // bytes the writes copied into it
   sim::Picos send_cost_seg_ = 0, tcp_write_cost_ = 0, tcp_ack_cost_ = 0, tcp_ack_delay_ = 0;
   std::uint32_t budget_ = 64;
 
