@@ -345,7 +345,9 @@ void Nic::rx_head(Picos t) {
     h.wb_timer = true;
     push(t + h.cfg.wb_timeout, Ev::kRxWbTimer, p.q, ++h.wb_timer_gen);
   }
-  fetch(h, t, false);
+  // A prefetch needs fetch_threshold descriptors visible and room for them (fetch checks again).
+  if (h.tail - h.fetched >= h.cfg.fetch_threshold && h.cfg.desc_cache - (h.fetched - h.head) >= h.cfg.fetch_threshold)
+    fetch(h, t, false);
 }
 
 // Descriptor fetch: reads of up to fetch_batch contiguous descriptors while the device's cache

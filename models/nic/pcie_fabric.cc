@@ -17,6 +17,7 @@ int PcieFabric::add_requester(const std::string& name, std::vector<int> route) {
   Requester r;
   r.name = name;
   r.route = std::move(route);
+  if (r.route.size() == 1) r.link0 = r.route[0];
   const cost::PcieConfig& c = links_.at(static_cast<std::size_t>(r.route.at(0))).model.config();
   r.tag_release.assign(static_cast<std::size_t>(c.max_tags), 0);
   r.rtt = c.latency ? sim::from_ns(c.read_rtt_ns) : 0;
@@ -32,23 +33,10 @@ void PcieFabric::set_window(Picos start, Picos end) {
 }
 
 // The ACK/UpdateFC DLLPs a transaction provokes travel the other way. They are a few bytes; they
-// are charged to the reverse direction from the transaction's issue time.
-PcieTiming PcieFabric::write_up(int req, PcieOp op, std::int64_t bytes, Picos t) {
+// are charged to the reverse direction from the transaction's issue time. (write_up, in the
+// header, takes a one-link route itself.)
+PcieTiming PcieFabric::write_up_route(Requester& r, PcieOp op, std::int64_t bytes, Picos t) {
   PcieTiming tm;
-  Requester& r = reqs_[static_cast<std::size_t>(req)];
-  if (op == PcieOp::kMsix) ++r.msix;
-  else ++r.dma_writes;
-  if (r.route.size() == 1) {  // the device's own link to the root port: the loop below, unrolled
-    Link& l = links_[static_cast<std::size_t>(r.route[0])];
-    const cost::PcieCost& c = cost_of(l, op, bytes);
-    tm.start = reserve(l.up, t, c.up.serialization_ps);
-    count(l.up, c.up);
-    tm.sent = tm.start + c.up.serialization_ps;
-    if (c.down.serialization_ps > 0) reserve(l.down, t, c.down.serialization_ps);
-    count(l.down, c.down);
-    tm.done = std::max(t, tm.sent) + l.switch_ps + r.write_latency;
-    return tm;
-  }
   Picos s = t, end = t;
   for (std::size_t i = 0; i < r.route.size(); ++i) {
     Link& l = links_[static_cast<std::size_t>(r.route[i])];

@@ -56,7 +56,23 @@ class PcieFabric {
   int add_requester(const std::string& name, std::vector<int> route);
   void set_window(sim::Picos start, sim::Picos end);
 
-  PcieTiming write_up(int req, cost::PcieOp op, std::int64_t bytes, sim::Picos t);
+  // Inline: the device's own link to the root port is the per-packet case (two writes a packet).
+  PcieTiming write_up(int req, cost::PcieOp op, std::int64_t bytes, sim::Picos t) {
+    Requester& r = reqs_[static_cast<std::size_t>(req)];
+    if (op == cost::PcieOp::kMsix) ++r.msix;
+    else ++r.dma_writes;
+    if (r.link0 < 0) return write_up_route(r, op, bytes, t);
+    Link& l = links_[static_cast<std::size_t>(r.link0)];
+    const cost::PcieCost& c = cost_of(l, op, bytes);
+    PcieTiming tm;
+    tm.start = reserve(l.up, t, c.up.serialization_ps);
+    count(l.up, c.up);
+    tm.sent = tm.start + c.up.serialization_ps;
+    if (c.down.serialization_ps > 0) reserve(l.down, t, c.down.serialization_ps);
+    count(l.down, c.down);
+    tm.done = std::max(t, tm.sent) + l.switch_ps + r.write_latency;
+    return tm;
+  }
   PcieTiming read(int req, std::int64_t bytes, sim::Picos t);
   PcieTiming write_down(int req, std::int64_t bytes, sim::Picos t);
   // Earliest time the requester's next read request can get a tag.
@@ -98,6 +114,7 @@ class PcieFabric {
   struct Requester {
     std::string name;
     std::vector<int> route;
+    int link0 = -1;  // route[0] when the route is that one link, else -1
     std::vector<sim::Picos> tag_release;  // in request order: tags are reused first in, first out
     std::size_t next_tag = 0;
     sim::Picos rtt = 0, write_latency = 0;
@@ -105,6 +122,7 @@ class PcieFabric {
     double tag_busy_ps = 0;
     std::int64_t dma_writes = 0, dma_reads = 0, read_requests = 0, mmio_writes = 0, msix = 0;
   };
+  PcieTiming write_up_route(Requester& r, cost::PcieOp op, std::int64_t bytes, sim::Picos t);
   const cost::PcieCost& cost_of(Link& l, cost::PcieOp op, std::int64_t bytes) {
     const std::int64_t key = bytes * 8 + static_cast<int>(op);
     auto& slot = l.cache.e[(static_cast<std::uint64_t>(key) * 0x9E3779B97F4A7C15ULL) >> 58];

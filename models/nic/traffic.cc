@@ -11,33 +11,45 @@ TrafficSource::TrafficSource(const Config& cfg, sim::Rng rng)
   if (cfg_.flows == 0) cfg_.flows = 1;
 }
 
-bool TrafficSource::generate() {
-  if (exhausted_) return false;
-  if (cfg_.packets && generated_ >= cfg_.packets) {
-    exhausted_ = true;
-    return false;
+// Draws arrivals until `want` are ahead or the source ends. Each packet's draws come from the
+// source's own streams in packet order, so how far ahead they are drawn does not change them.
+void TrafficSource::fill(std::size_t want) {
+  if (exhausted_) return;
+  const std::uint64_t limit = cfg_.packets ? cfg_.packets : ~std::uint64_t{0};
+  double offered = offered_, line = line_;
+  std::uint64_t n = generated_;
+  while (ahead_.size() < want) {
+    if (n >= limit) {
+      exhausted_ = true;
+      break;
+    }
+    double at;
+    if (n == 0) {
+      if (cfg_.poisson) offered += rng_.exponential(gap_);
+      at = offered;
+    } else {
+      offered += cfg_.poisson ? rng_.exponential(gap_) : gap_;
+      at = std::max(offered, line + cfg_.min_gap_ps);  // a frame cannot start before the previous one left the line
+    }
+    // At a tiny rate the next offer lies past what Picos can hold: never, so the source ends.
+    const sim::Picos ti = sim::ps_or_never(at);
+    if (ti >= cfg_.stop) {
+      exhausted_ = true;
+      break;
+    }
+    line = at;
+    ++n;
+    const std::uint32_t f = cfg_.flows > 1 ? static_cast<std::uint32_t>(flow_rng_.below(cfg_.flows)) : 0;
+    ahead_.push_back({ti, f});
   }
-  const bool first = generated_ == 0;
-  offered_ = first && !cfg_.poisson ? offered_ : offered_ + (cfg_.poisson ? rng_.exponential(gap_) : gap_);
-  // A frame cannot start on the line before the previous one has left it.
-  const double at = first ? offered_ : std::max(offered_, line_ + cfg_.min_gap_ps);
-  // At a tiny rate the next offer lies past what Picos can hold: never, so the source ends.
-  const sim::Picos ti = sim::ps_or_never(at);
-  if (ti >= cfg_.stop) {
-    exhausted_ = true;
-    return false;
-  }
-  line_ = at;
-  ++generated_;
-  const std::uint32_t f = cfg_.flows > 1 ? static_cast<std::uint32_t>(flow_rng_.below(cfg_.flows)) : 0;
-  ahead_.push_back({ti, f});
-  return true;
+  offered_ = offered;
+  line_ = line;
+  generated_ = n;
 }
 
 sim::Picos TrafficSource::peek_slow(std::size_t k) {
-  while (ahead_.size() <= k)
-    if (!generate()) return sim::kNever;
-  return ahead_[k].t;
+  fill(k + 1 + kBatch);
+  return ahead_.size() > k ? ahead_[k].t : sim::kNever;
 }
 
 void TrafficSource::pop() {

@@ -34,17 +34,16 @@ class TrafficSource {
   std::uint32_t flow() { return peek() == sim::kNever ? 0 : ahead_.front().flow; }  // of the next packet
   void pop();
   std::uint32_t packet_bytes() const { return cfg_.packet_bytes; }
-  std::uint64_t generated() const { return generated_; }
   const Config& config() const { return cfg_; }
-  void stop_at(sim::Picos t) { cfg_.stop = t; }
 
  private:
   struct Arrival {
     sim::Picos t;
     std::uint32_t flow;
   };
+  static constexpr std::size_t kBatch = 31;
   sim::Picos peek_slow(std::size_t k);
-  bool generate();
+  void fill(std::size_t want);
   Config cfg_;
   sim::Rng rng_, flow_rng_;
   Fifo<Arrival> ahead_;
