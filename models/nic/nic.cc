@@ -254,7 +254,7 @@ void Nic::wire_arrival() {
   rx_admit(t, frame, wire_fn_, flow);
 }
 
-void Nic::rx_admit(Picos t, std::uint32_t frame, int fn, std::uint32_t flow) {
+inline void Nic::rx_admit(Picos t, std::uint32_t frame, int fn, std::uint32_t flow) {
   const std::uint64_t in_flight = sending_until_ > t ? sending_bytes_ : 0;
   if (fifo_bytes_ + in_flight + frame > cfg_.rx_fifo_bytes) {
     ++rx_fifo_drops_;
@@ -283,7 +283,7 @@ Picos Nic::fetch_ready(RingHw& h, std::uint64_t index) {
 // packet (it issues the next write once the previous one started on the link, so the link never
 // queues more than a packet ahead of descriptor fetches), the packet has arrived, and its
 // descriptor has been fetched.
-Picos Nic::rx_head_time() {
+inline Picos Nic::rx_head_time() {
   const Packet& p = fifo_.front();
   RxHw& h = *rx_[p.q];
   const Picos base = std::max(p.t, engine_free_);

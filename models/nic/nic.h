@@ -233,8 +233,8 @@ class Nic {
   void push(sim::Picos t, Ev kind, std::uint32_t q, std::uint64_t a = 0);
   void handle(const Item& it);
   void wire_arrival();
-  void rx_admit(sim::Picos t, std::uint32_t frame, int fn, std::uint32_t flow);
-  sim::Picos rx_head_time();
+  [[gnu::always_inline]] inline void rx_admit(sim::Picos t, std::uint32_t frame, int fn, std::uint32_t flow);
+  [[gnu::always_inline]] inline sim::Picos rx_head_time();
   void rx_head(sim::Picos t);
   void fetch(RingHw& h, sim::Picos t, bool any_size);
   sim::Picos fetch_ready(RingHw& h, std::uint64_t index);

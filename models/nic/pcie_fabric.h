@@ -57,7 +57,7 @@ class PcieFabric {
   void set_window(sim::Picos start, sim::Picos end);
 
   // Inline: the device's own link to the root port is the per-packet case (two writes a packet).
-  PcieTiming write_up(int req, cost::PcieOp op, std::int64_t bytes, sim::Picos t) {
+  [[gnu::always_inline]] PcieTiming write_up(int req, cost::PcieOp op, std::int64_t bytes, sim::Picos t) {
     Requester& r = reqs_[static_cast<std::size_t>(req)];
     if (op == cost::PcieOp::kMsix) ++r.msix;
     else ++r.dma_writes;
@@ -135,7 +135,7 @@ class PcieFabric {
   // First come, first served, except that a transaction fits into the idle interval left before
   // the latest booking when it can (a read's completions are booked a round trip ahead, and what
   // is issued meanwhile may go first).
-  sim::Picos reserve(Direction& d, sim::Picos t, sim::Picos ser) {
+  [[gnu::always_inline]] sim::Picos reserve(Direction& d, sim::Picos t, sim::Picos ser) {
     sim::Picos start;
     if (t < d.gap_end && std::max(t, d.gap_start) + ser <= d.gap_end) {
       start = std::max(t, d.gap_start);
