@@ -210,10 +210,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
     // tcp_recvmsg → tcp_cleanup_rbuf once the call has copied what it takes; an ACK it sends
     // reaches the sender's socket in NET_RX softirq on the reader's CPU.
     stack_.on_read_call_end = [this] {
-      if (!kernel_acks_) return;
-      const std::uint64_t acks = rx_.acks;
-      tcp_cleanup_rbuf();
-      if (rx_.acks != acks && (sndq_ > 0 || sender_blocked_)) schedule_ack();
+      if (kernel_acks_) tcp_cleanup_rbuf();
     };
   }
   const Picos reader_start = reader_hold_ > 0 ? sim::kNever : start_ + sim::from_us(p.get_double("veth.reader_delay_us"));
@@ -270,7 +267,7 @@ std::uint64_t VethSystem::tcp_select_window() {
 // tcp_send_ack() → tcp_select_window(): the offered window never shrinks (the right edge never
 // moves back); the ACK counts against quickack mode (tcp_event_ack_sent → tcp_dec_quickack_mode)
 // and cancels the delayed-ACK timer.
-void VethSystem::tcp_advertise() {
+void VethSystem::tcp_advertise(bool at_once) {
   if (!kernel_acks_) {
     const std::uint64_t win = std::min(tcp_space(), rx_.rcv_ssthresh);
     rx_.edge = std::max(rx_.edge, rx_.rcv_nxt + win);
@@ -280,15 +277,28 @@ void VethSystem::tcp_advertise() {
   const std::uint64_t win = std::max(tcp_select_window(), cur);
   rx_.rcv_wnd = win;
   rx_.rcv_wup = rx_.rcv_nxt;
-  rx_.edge = std::max(rx_.edge, rx_.rcv_nxt + win);
   if (rx_.quick > 0) --rx_.quick;
   ++rx_.acks;
-  ts_recent_ = tcp_clock_ms(kernel_.now());  // the ACK's TSval becomes the sender's ts_recent
-  tcp_ack(rx_.rcv_nxt);
   if (delack_pending_) {
     delack_pending_ = false;
     delack_proc_.cancel();
   }
+  const Picos now = kernel_.now();
+  // The ACK's TSval becomes the sender's ts_recent once its socket has processed the ACK.
+  const AckInFlight a{now + tcp_ack_delay_, rx_.rcv_nxt, rx_.rcv_nxt + win, tcp_clock_ms(now)};
+  if (at_once) {
+    sender_rcv_ack(a);
+    return;
+  }
+  acks_in_flight_.push_back(a);
+  ack_proc_.wake_at(a.due);
+}
+
+// The sender's socket processes an ACK: the window's new right edge, the TS echo, tcp_ack().
+void VethSystem::sender_rcv_ack(const AckInFlight& a) {
+  rx_.edge = std::max(rx_.edge, a.edge);
+  ts_recent_ = a.tsval;
+  tcp_ack(a.ack);
 }
 
 // net/ipv4/tcp.c __tcp_cleanup_rbuf(), after a read call: an ACK when more than one MSS arrived
@@ -304,7 +314,7 @@ void VethSystem::tcp_cleanup_rbuf() {
       time_to_ack = w && w >= 2 * now_win;
     }
   }
-  if (time_to_ack) tcp_advertise();
+  if (time_to_ack) tcp_advertise(false);  // from the reader's context: the sender sees it later
 }
 
 // The delayed-ACK timer (tcp_delack_timer, at least TCP_ATO_MIN = HZ/25 after the ACK was held
@@ -312,8 +322,7 @@ void VethSystem::tcp_cleanup_rbuf() {
 void VethSystem::on_delack() {
   delack_pending_ = false;
   if (deleted_ || rx_.rcv_nxt <= rx_.rcv_wup) return;
-  tcp_advertise();
-  if (sndq_ > 0 || sender_blocked_) schedule_ack();
+  tcp_advertise(false);
 }
 
 // A segment queued on the receiving socket: the receiver's accounting and its ACK, which the
@@ -643,7 +652,11 @@ std::uint64_t VethSystem::send_queue_mem(std::uint64_t bytes) const { return (by
 // softirq on the reader's CPU, which transmits more of the send queue from there.
 void VethSystem::on_ack() {
   ack_pending_ = false;
-  if (deleted_ || (sndq_ == 0 && !(kernel_acks_ && sender_blocked_))) return;
+  if (kernel_acks_) {
+    on_ack_kernel();
+    return;
+  }
+  if (deleted_ || sndq_ == 0) return;
   const Picos now = kernel_.now();
   sim::Cpu& cpu = cpus_[receiver_cpu_];
   const Picos start = cpu.softirq_start(now);
@@ -652,6 +665,30 @@ void VethSystem::on_ack() {
     ack_proc_.wake_at(start);
     return;
   }
+  Caller c = softirq_caller(receiver_cpu_, "ppsim_recv", 3001);
+  c.cost += tcp_ack_cost_;
+  push(c);
+  cpu.run_softirq(now, c.cost, "tcp ack");
+}
+
+// With veth.tcp_kernel_acks: the ACKs due by now reach the sender's socket in NET_RX softirq on
+// the reader's CPU (once that CPU can run it), which processes them in order (tcp_ack) and then
+// transmits what they allow and wakes a writer waiting for send buffer (tcp_data_snd_check).
+void VethSystem::on_ack_kernel() {
+  if (deleted_) return;
+  const Picos now = kernel_.now();
+  sim::Cpu& cpu = cpus_[receiver_cpu_];
+  const Picos start = cpu.softirq_start(now);
+  if (start > now) {
+    ack_proc_.wake_at(start);
+    return;
+  }
+  while (!acks_in_flight_.empty() && acks_in_flight_.front().due <= now) {
+    sender_rcv_ack(acks_in_flight_.front());
+    acks_in_flight_.pop_front();
+  }
+  if (!acks_in_flight_.empty()) ack_proc_.wake_at(acks_in_flight_.front().due);
+  if (sndq_ == 0 && !sender_blocked_) return;
   Caller c = softirq_caller(receiver_cpu_, "ppsim_recv", 3001);
   c.cost += tcp_ack_cost_;
   push(c);

@@ -9,6 +9,7 @@
 // directly: every return goes through the ptr_ring.
 // Teardown is the veth deletion: the pool is destroyed with whatever is still inflight.
 #pragma once
+#include <deque>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -71,7 +72,9 @@ class VethSystem {
   void segment_lost(std::uint32_t frame);
   void check_reader_done();
   std::uint32_t window_room() const;
-  void tcp_advertise();
+  // An ACK the receiver sends: `at_once` when the sender's socket processes it in the same softirq
+  // (NAPI context); otherwise it reaches the sender tcp_ack_delay later (veth.tcp_kernel_acks).
+  void tcp_advertise(bool at_once = true);
   void schedule_ack();
   std::uint64_t tcp_space() const;
   std::uint64_t tcp_receive_window() const;
@@ -81,6 +84,9 @@ class VethSystem {
   std::uint64_t packets_out() const;
   std::uint64_t wmem_queued() const;
   void tcp_ack(std::uint64_t ack);
+  struct AckInFlight;
+  void sender_rcv_ack(const AckInFlight& a);
+  void on_ack_kernel();
   void tcp_check_space();
   std::uint64_t send_queue_mem(std::uint64_t bytes) const;
   void tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize);
@@ -158,6 +164,15 @@ class VethSystem {
   bool kernel_acks_ = false;          // veth.tcp_kernel_acks
   int unacked_ = 0;                   // without it: segments since the last (every-second-segment) ACK
   bool ack_pending_ = false, delack_pending_ = false;
+  // With veth.tcp_kernel_acks: ACKs sent from the reader's tcp_cleanup_rbuf or the delayed-ACK
+  // timer, on their way to the sender's socket (it processes each at `due`): the new right edge of
+  // the window, the cumulative ACK and the TSval the sender's next segments echo.
+  struct AckInFlight {
+    sim::Picos due;
+    std::uint64_t ack, edge;
+    std::int64_t tsval;
+  };
+  std::deque<AckInFlight> acks_in_flight_;
   nic::Skb gro_;                      // the TCP skb GRO is merging segments into
   sim::Picos gro_cost_ = 0;
   bool gro_on_ = false;
