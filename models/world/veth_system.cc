@@ -203,7 +203,12 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
       const std::uint32_t pay = sk.bytes > kTcpHeaders ? sk.bytes - kTcpHeaders : 0;  // GRO skbs count it once
       unread_bytes_ -= std::min<std::uint64_t>(unread_bytes_, pay);
       tcp_read(pay, sk.buf_bytes + kSkbStructBytes);
-      if (kernel_acks_) return;
+      if (kernel_acks_) {
+        // The FIN (EOF): the reader closes its socket, and the FIN tcp_close sends acknowledges
+        // the sender's (the delayed ACK tcp_fin left pending goes with it).
+        if (pay == 0 && delack_pending_) tcp_advertise(false);
+        return;
+      }
       tcp_advertise();  // the window update goes out with the ACK (tcp_ack_delay later)
       if (sndq_ > 0) schedule_ack();
     };
@@ -329,6 +334,10 @@ void VethSystem::on_delack() {
 // sender processes in the same softirq (one per two segments, or as __tcp_ack_snd_check decides
 // with veth.tcp_kernel_acks).
 void VethSystem::tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize) {
+  if (kernel_acks_ && pay == 0) {
+    tcp_fin_queued(truesize);
+    return;
+  }
   if (kernel_acks_) tcp_rcv_rtt_measure_ts(pay);  // tcp_rcv_established, before tcp_queue_rcv
   rx_.rcv_nxt += pay;
   rx_.rmem += truesize;
@@ -398,6 +407,27 @@ void VethSystem::tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize) {
       delack_pending_ = true;
       delack_proc_.wake_at(now + kTcpAtoMin);
     }
+  }
+}
+
+// The sender's FIN, without data (tcp_data_queue, 6.18): queued, but a zero-length skb skips
+// tcp_event_data_recv (no RTT measure, no quickack entry, no window growth). tcp_fin schedules an
+// ACK and enters pingpong mode, so quickack no longer applies: __tcp_ack_snd_check sends it at
+// once only when more than one MSS is unacknowledged (the FIN counts one byte, and leaves the
+// queue non-empty) and the window moves on; otherwise it arms the delayed-ACK timer, and the ACK
+// goes out with the reader's own FIN when it closes the socket after reading EOF (on_read).
+void VethSystem::tcp_fin_queued(std::uint32_t truesize) {
+  tcp_rcv_rtt_measure_ts(0);  // a new TS echo is remembered; too short for a sample
+  rx_.rmem += truesize;
+  rx_.pingpong = true;
+  if (rx_.rcv_nxt + 1 - rx_.rcv_wup > rx_.rcv_mss && tcp_select_window() >= rx_.rcv_wnd) {
+    tcp_advertise();
+    return;
+  }
+  ++rx_.delayed;
+  if (!delack_pending_) {
+    delack_pending_ = true;
+    delack_proc_.wake_at(kernel_.now() + kTcpAtoMin);
   }
 }
 

@@ -90,6 +90,7 @@ class VethSystem {
   void tcp_check_space();
   std::uint64_t send_queue_mem(std::uint64_t bytes) const;
   void tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize);
+  void tcp_fin_queued(std::uint32_t truesize);
   void tcp_read(std::uint32_t pay, std::uint32_t truesize);
   void tcp_rcv_rtt_update(std::uint64_t sample_us, bool win_dep);
   void tcp_rcv_rtt_measure_ts(std::uint32_t pay);
@@ -135,6 +136,7 @@ class VethSystem {
     std::uint64_t rcv_wnd = 0, rcv_wup = 0;  // the window the last ACK advertised, and rcv_nxt then
     std::uint32_t quick = 0;           // icsk_ack.quick: ACKs still sent at once (quickack mode)
     bool data_seen = false;            // icsk_ack.ato set: the first data segment entered quickack mode
+    bool pingpong = false;             // tcp_fin: inet_csk_enter_pingpong_mode, no more quick ACKs
     std::uint64_t acks = 0, delayed = 0;
     std::uint64_t grows = 0;
     // With veth.tcp_kernel_acks, the estimate as 6.18 keeps it (tp->rcv_rtt_est): rtt_us << 3, 0
