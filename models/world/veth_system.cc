@@ -82,10 +82,15 @@ void register_veth_params(sim::ParamRegistry& r) {
              "(docs/replay.md)");
   r.add_float("veth.tcp_frag_first_touch_ns", "ns", 0.0,
               "TCP: the first touch of each 4 KiB page of the memory the sender's writes copy into (the task's "
-              "page_frag: the first of skb_page_frag_refill's 32 KiB pages, walked through before its offset resets); "
-              "the frags after it are warm", 0, 1e9,
+              "page_frag, skb_page_frag_refill's 32 KiB pages), for the first veth.tcp_frag_cold_bytes of the "
+              "connection; the frags after them are warm", 0, 1e9,
               "0: warm memory (the replay's default); a page fault on the capture VM costs 13-44 us (the fit set's "
               "same-CPU TCP readers, docs/replay.md)");
+  r.add_int("veth.tcp_frag_cold_bytes", "bytes", 32768,
+            "TCP: how much of what the sender writes first goes into cold memory (veth.tcp_frag_first_touch_ns)",
+            0, 1ll << 40,
+            "32768: one skb_page_frag_refill page (SKB_FRAG_PAGE_ORDER 3); the fit set's cross-CPU 64 KiB writes "
+            "are slow for their first 128 KiB (docs/replay.md)");
   r.add_bool("veth.gro", false,
              "generic-receive-offload on the receiving veth: TCP segments of one poll merge into skbs of up to "
              "17 frags / 64 KiB (veth's default is off)");
@@ -162,6 +167,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   send_cost_seg_ = sim::from_ns(p.get_double("veth.xmit_ns"));
   tcp_write_cost_ = sim::from_ns(p.get_double("veth.tcp_write_ns"));
   frag_ = FirstTouch(sim::from_ns(p.get_double("veth.tcp_frag_first_touch_ns")));
+  frag_cold_bytes_ = static_cast<std::uint64_t>(p.get_int("veth.tcp_frag_cold_bytes"));
   tcp_deliver_cost_ = sim::from_ns(p.get_double("veth.tcp_deliver_ns"));
   tcp_xmit_cost_ = sim::from_ns(p.get_double("veth.tcp_xmit_ns"));
   tcp_ack_cost_ = sim::from_ns(p.get_double("veth.tcp_ack_ns"));
@@ -554,12 +560,10 @@ void VethSystem::send_next() {
   sending_ = true;
   Picos cost = (tcp_ ? tcp_write_cost_ : send_cost_) + static_cast<Picos>(copy_ps_per_byte_ * payload_);
   if (tcp_ && frag_.on()) {
-    // The copy goes into the task's page_frag (tcp_sendmsg_locked → skb_page_frag_refill): a
-    // 32 KiB page whose offset goes back to 0 only once every skb on it is freed, so the first
-    // writes walk through a fresh one. Later frags come from the per-CPU lists, where the freed
-    // ones went: warm.
-    constexpr std::uint64_t kFragBytes = 32768;  // SKB_FRAG_PAGE_ORDER 3
-    written_ = std::min(written_ + payload_, kFragBytes);
+    // The copy goes into the task's page_frag (tcp_sendmsg_locked → skb_page_frag_refill): the
+    // first veth.tcp_frag_cold_bytes the connection writes land in memory touched for the first
+    // time; later frags come from the per-CPU lists, where the freed ones went: warm.
+    written_ = std::min(written_ + payload_, frag_cold_bytes_);
     cost += frag_.touch(written_);
   }
   cpus_[sender_cpu_].run_work(now, cost, this, [this] {

@@ -151,8 +151,8 @@ class VethSystem {
   sim::Picos ts_phase_ = 0;
   std::int64_t ts_recent_ = 0;
   sim::Picos tcp_deliver_cost_ = 0, tcp_xmit_cost_ = 0;
-  FirstTouch frag_;  // the sender's first page_frag (veth.tcp_frag_first_touch_ns)
-  std::uint64_t written_ = 0;  // bytes the writes copied into it
+  FirstTouch frag_;  // the sender's cold page_frag memory (veth.tcp_frag_first_touch_ns)
+  std::uint64_t written_ = 0, frag_cold_bytes_ = 32768;  // bytes the writes copied into cold memory, and its size
   sim::Picos send_cost_seg_ = 0, tcp_write_cost_ = 0, tcp_ack_cost_ = 0, tcp_ack_delay_ = 0;
   std::uint32_t budget_ = 64;
 
