@@ -82,10 +82,15 @@ void register_veth_params(sim::ParamRegistry& r) {
              "(docs/replay.md)");
   r.add_float("veth.tcp_frag_first_touch_ns", "ns", 0.0,
               "TCP: the first touch of each 4 KiB page of the memory the sender's writes copy into (the task's "
-              "page_frag: the first of skb_page_frag_refill's 32 KiB pages, walked through before its offset resets); "
-              "the frags after it are warm", 0, 1e9,
+              "page_frag, skb_page_frag_refill's 32 KiB pages), for the first veth.tcp_frag_cold_bytes of the "
+              "connection; the frags after them are warm", 0, 1e9,
               "0: warm memory (the replay's default); a page fault on the capture VM costs 13-44 us (the fit set's "
               "same-CPU TCP readers, docs/replay.md)");
+  r.add_int("veth.tcp_frag_cold_bytes", "bytes", 32768,
+            "TCP: how much of what the sender writes first goes into cold memory (veth.tcp_frag_first_touch_ns)",
+            0, 1ll << 40,
+            "32768: one skb_page_frag_refill page (SKB_FRAG_PAGE_ORDER 3); the fit set's cross-CPU 64 KiB writes "
+            "are slow for their first 128 KiB (docs/replay.md)");
   r.add_bool("veth.gro", false,
              "generic-receive-offload on the receiving veth: TCP segments of one poll merge into skbs of up to "
              "17 frags / 64 KiB (veth's default is off)");
@@ -162,6 +167,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   send_cost_seg_ = sim::from_ns(p.get_double("veth.xmit_ns"));
   tcp_write_cost_ = sim::from_ns(p.get_double("veth.tcp_write_ns"));
   frag_ = FirstTouch(sim::from_ns(p.get_double("veth.tcp_frag_first_touch_ns")));
+  frag_cold_bytes_ = static_cast<std::uint64_t>(p.get_int("veth.tcp_frag_cold_bytes"));
   tcp_deliver_cost_ = sim::from_ns(p.get_double("veth.tcp_deliver_ns"));
   tcp_xmit_cost_ = sim::from_ns(p.get_double("veth.tcp_xmit_ns"));
   tcp_ack_cost_ = sim::from_ns(p.get_double("veth.tcp_ack_ns"));
@@ -203,17 +209,19 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
       const std::uint32_t pay = sk.bytes > kTcpHeaders ? sk.bytes - kTcpHeaders : 0;  // GRO skbs count it once
       unread_bytes_ -= std::min<std::uint64_t>(unread_bytes_, pay);
       tcp_read(pay, sk.buf_bytes + kSkbStructBytes);
-      if (kernel_acks_) return;
+      if (kernel_acks_) {
+        // The FIN (EOF): the reader closes its socket, and the FIN tcp_close sends acknowledges
+        // the sender's (the delayed ACK tcp_fin left pending goes with it).
+        if (pay == 0 && delack_pending_) tcp_advertise(false);
+        return;
+      }
       tcp_advertise();  // the window update goes out with the ACK (tcp_ack_delay later)
       if (sndq_ > 0) schedule_ack();
     };
     // tcp_recvmsg → tcp_cleanup_rbuf once the call has copied what it takes; an ACK it sends
     // reaches the sender's socket in NET_RX softirq on the reader's CPU.
     stack_.on_read_call_end = [this] {
-      if (!kernel_acks_) return;
-      const std::uint64_t acks = rx_.acks;
-      tcp_cleanup_rbuf();
-      if (rx_.acks != acks && (sndq_ > 0 || sender_blocked_)) schedule_ack();
+      if (kernel_acks_) tcp_cleanup_rbuf();
     };
   }
   const Picos reader_start = reader_hold_ > 0 ? sim::kNever : start_ + sim::from_us(p.get_double("veth.reader_delay_us"));
@@ -270,7 +278,7 @@ std::uint64_t VethSystem::tcp_select_window() {
 // tcp_send_ack() → tcp_select_window(): the offered window never shrinks (the right edge never
 // moves back); the ACK counts against quickack mode (tcp_event_ack_sent → tcp_dec_quickack_mode)
 // and cancels the delayed-ACK timer.
-void VethSystem::tcp_advertise() {
+void VethSystem::tcp_advertise(bool at_once) {
   if (!kernel_acks_) {
     const std::uint64_t win = std::min(tcp_space(), rx_.rcv_ssthresh);
     rx_.edge = std::max(rx_.edge, rx_.rcv_nxt + win);
@@ -280,15 +288,28 @@ void VethSystem::tcp_advertise() {
   const std::uint64_t win = std::max(tcp_select_window(), cur);
   rx_.rcv_wnd = win;
   rx_.rcv_wup = rx_.rcv_nxt;
-  rx_.edge = std::max(rx_.edge, rx_.rcv_nxt + win);
   if (rx_.quick > 0) --rx_.quick;
   ++rx_.acks;
-  ts_recent_ = tcp_clock_ms(kernel_.now());  // the ACK's TSval becomes the sender's ts_recent
-  tcp_ack(rx_.rcv_nxt);
   if (delack_pending_) {
     delack_pending_ = false;
     delack_proc_.cancel();
   }
+  const Picos now = kernel_.now();
+  // The ACK's TSval becomes the sender's ts_recent once its socket has processed the ACK.
+  const AckInFlight a{now + tcp_ack_delay_, rx_.rcv_nxt, rx_.rcv_nxt + win, tcp_clock_ms(now)};
+  if (at_once) {
+    sender_rcv_ack(a);
+    return;
+  }
+  acks_in_flight_.push_back(a);
+  ack_proc_.wake_at(a.due);
+}
+
+// The sender's socket processes an ACK: the window's new right edge, the TS echo, tcp_ack().
+void VethSystem::sender_rcv_ack(const AckInFlight& a) {
+  rx_.edge = std::max(rx_.edge, a.edge);
+  ts_recent_ = a.tsval;
+  tcp_ack(a.ack);
 }
 
 // net/ipv4/tcp.c __tcp_cleanup_rbuf(), after a read call: an ACK when more than one MSS arrived
@@ -304,7 +325,7 @@ void VethSystem::tcp_cleanup_rbuf() {
       time_to_ack = w && w >= 2 * now_win;
     }
   }
-  if (time_to_ack) tcp_advertise();
+  if (time_to_ack) tcp_advertise(false);  // from the reader's context: the sender sees it later
 }
 
 // The delayed-ACK timer (tcp_delack_timer, at least TCP_ATO_MIN = HZ/25 after the ACK was held
@@ -312,14 +333,17 @@ void VethSystem::tcp_cleanup_rbuf() {
 void VethSystem::on_delack() {
   delack_pending_ = false;
   if (deleted_ || rx_.rcv_nxt <= rx_.rcv_wup) return;
-  tcp_advertise();
-  if (sndq_ > 0 || sender_blocked_) schedule_ack();
+  tcp_advertise(false);
 }
 
 // A segment queued on the receiving socket: the receiver's accounting and its ACK, which the
 // sender processes in the same softirq (one per two segments, or as __tcp_ack_snd_check decides
 // with veth.tcp_kernel_acks).
 void VethSystem::tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize) {
+  if (kernel_acks_ && pay == 0) {
+    tcp_fin_queued(truesize);
+    return;
+  }
   if (kernel_acks_) tcp_rcv_rtt_measure_ts(pay);  // tcp_rcv_established, before tcp_queue_rcv
   rx_.rcv_nxt += pay;
   rx_.rmem += truesize;
@@ -389,6 +413,27 @@ void VethSystem::tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize) {
       delack_pending_ = true;
       delack_proc_.wake_at(now + kTcpAtoMin);
     }
+  }
+}
+
+// The sender's FIN, without data (tcp_data_queue, 6.18): queued, but a zero-length skb skips
+// tcp_event_data_recv (no RTT measure, no quickack entry, no window growth). tcp_fin schedules an
+// ACK and enters pingpong mode, so quickack no longer applies: __tcp_ack_snd_check sends it at
+// once only when more than one MSS is unacknowledged (the FIN counts one byte, and leaves the
+// queue non-empty) and the window moves on; otherwise it arms the delayed-ACK timer, and the ACK
+// goes out with the reader's own FIN when it closes the socket after reading EOF (on_read).
+void VethSystem::tcp_fin_queued(std::uint32_t truesize) {
+  tcp_rcv_rtt_measure_ts(0);  // a new TS echo is remembered; too short for a sample
+  rx_.rmem += truesize;
+  rx_.pingpong = true;
+  if (rx_.rcv_nxt + 1 - rx_.rcv_wup > rx_.rcv_mss && tcp_select_window() >= rx_.rcv_wnd) {
+    tcp_advertise();
+    return;
+  }
+  ++rx_.delayed;
+  if (!delack_pending_) {
+    delack_pending_ = true;
+    delack_proc_.wake_at(kernel_.now() + kTcpAtoMin);
   }
 }
 
@@ -515,12 +560,10 @@ void VethSystem::send_next() {
   sending_ = true;
   Picos cost = (tcp_ ? tcp_write_cost_ : send_cost_) + static_cast<Picos>(copy_ps_per_byte_ * payload_);
   if (tcp_ && frag_.on()) {
-    // The copy goes into the task's page_frag (tcp_sendmsg_locked → skb_page_frag_refill): a
-    // 32 KiB page whose offset goes back to 0 only once every skb on it is freed, so the first
-    // writes walk through a fresh one. Later frags come from the per-CPU lists, where the freed
-    // ones went: warm.
-    constexpr std::uint64_t kFragBytes = 32768;  // SKB_FRAG_PAGE_ORDER 3
-    written_ = std::min(written_ + payload_, kFragBytes);
+    // The copy goes into the task's page_frag (tcp_sendmsg_locked → skb_page_frag_refill): the
+    // first veth.tcp_frag_cold_bytes the connection writes land in memory touched for the first
+    // time; later frags come from the per-CPU lists, where the freed ones went: warm.
+    written_ = std::min(written_ + payload_, frag_cold_bytes_);
     cost += frag_.touch(written_);
   }
   cpus_[sender_cpu_].run_work(now, cost, this, [this] {
@@ -643,7 +686,11 @@ std::uint64_t VethSystem::send_queue_mem(std::uint64_t bytes) const { return (by
 // softirq on the reader's CPU, which transmits more of the send queue from there.
 void VethSystem::on_ack() {
   ack_pending_ = false;
-  if (deleted_ || (sndq_ == 0 && !(kernel_acks_ && sender_blocked_))) return;
+  if (kernel_acks_) {
+    on_ack_kernel();
+    return;
+  }
+  if (deleted_ || sndq_ == 0) return;
   const Picos now = kernel_.now();
   sim::Cpu& cpu = cpus_[receiver_cpu_];
   const Picos start = cpu.softirq_start(now);
@@ -652,6 +699,30 @@ void VethSystem::on_ack() {
     ack_proc_.wake_at(start);
     return;
   }
+  Caller c = softirq_caller(receiver_cpu_, "ppsim_recv", 3001);
+  c.cost += tcp_ack_cost_;
+  push(c);
+  cpu.run_softirq(now, c.cost, "tcp ack");
+}
+
+// With veth.tcp_kernel_acks: the ACKs due by now reach the sender's socket in NET_RX softirq on
+// the reader's CPU (once that CPU can run it), which processes them in order (tcp_ack) and then
+// transmits what they allow and wakes a writer waiting for send buffer (tcp_data_snd_check).
+void VethSystem::on_ack_kernel() {
+  if (deleted_) return;
+  const Picos now = kernel_.now();
+  sim::Cpu& cpu = cpus_[receiver_cpu_];
+  const Picos start = cpu.softirq_start(now);
+  if (start > now) {
+    ack_proc_.wake_at(start);
+    return;
+  }
+  while (!acks_in_flight_.empty() && acks_in_flight_.front().due <= now) {
+    sender_rcv_ack(acks_in_flight_.front());
+    acks_in_flight_.pop_front();
+  }
+  if (!acks_in_flight_.empty()) ack_proc_.wake_at(acks_in_flight_.front().due);
+  if (sndq_ == 0 && !sender_blocked_) return;
   Caller c = softirq_caller(receiver_cpu_, "ppsim_recv", 3001);
   c.cost += tcp_ack_cost_;
   push(c);

@@ -9,6 +9,7 @@
 // directly: every return goes through the ptr_ring.
 // Teardown is the veth deletion: the pool is destroyed with whatever is still inflight.
 #pragma once
+#include <deque>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -71,7 +72,9 @@ class VethSystem {
   void segment_lost(std::uint32_t frame);
   void check_reader_done();
   std::uint32_t window_room() const;
-  void tcp_advertise();
+  // An ACK the receiver sends: `at_once` when the sender's socket processes it in the same softirq
+  // (NAPI context); otherwise it reaches the sender tcp_ack_delay later (veth.tcp_kernel_acks).
+  void tcp_advertise(bool at_once = true);
   void schedule_ack();
   std::uint64_t tcp_space() const;
   std::uint64_t tcp_receive_window() const;
@@ -81,9 +84,13 @@ class VethSystem {
   std::uint64_t packets_out() const;
   std::uint64_t wmem_queued() const;
   void tcp_ack(std::uint64_t ack);
+  struct AckInFlight;
+  void sender_rcv_ack(const AckInFlight& a);
+  void on_ack_kernel();
   void tcp_check_space();
   std::uint64_t send_queue_mem(std::uint64_t bytes) const;
   void tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize);
+  void tcp_fin_queued(std::uint32_t truesize);
   void tcp_read(std::uint32_t pay, std::uint32_t truesize);
   void tcp_rcv_rtt_update(std::uint64_t sample_us, bool win_dep);
   void tcp_rcv_rtt_measure_ts(std::uint32_t pay);
@@ -129,6 +136,7 @@ class VethSystem {
     std::uint64_t rcv_wnd = 0, rcv_wup = 0;  // the window the last ACK advertised, and rcv_nxt then
     std::uint32_t quick = 0;           // icsk_ack.quick: ACKs still sent at once (quickack mode)
     bool data_seen = false;            // icsk_ack.ato set: the first data segment entered quickack mode
+    bool pingpong = false;             // tcp_fin: inet_csk_enter_pingpong_mode, no more quick ACKs
     std::uint64_t acks = 0, delayed = 0;
     std::uint64_t grows = 0;
     // With veth.tcp_kernel_acks, the estimate as 6.18 keeps it (tp->rcv_rtt_est): rtt_us << 3, 0
@@ -143,8 +151,8 @@ class VethSystem {
   sim::Picos ts_phase_ = 0;
   std::int64_t ts_recent_ = 0;
   sim::Picos tcp_deliver_cost_ = 0, tcp_xmit_cost_ = 0;
-  FirstTouch frag_;  // the sender's first page_frag (veth.tcp_frag_first_touch_ns)
-  std::uint64_t written_ = 0;  // bytes the writes copied into it
+  FirstTouch frag_;  // the sender's cold page_frag memory (veth.tcp_frag_first_touch_ns)
+  std::uint64_t written_ = 0, frag_cold_bytes_ = 32768;  // bytes the writes copied into cold memory, and its size
   sim::Picos send_cost_seg_ = 0, tcp_write_cost_ = 0, tcp_ack_cost_ = 0, tcp_ack_delay_ = 0;
   std::uint32_t budget_ = 64;
 
@@ -158,6 +166,15 @@ class VethSystem {
   bool kernel_acks_ = false;          // veth.tcp_kernel_acks
   int unacked_ = 0;                   // without it: segments since the last (every-second-segment) ACK
   bool ack_pending_ = false, delack_pending_ = false;
+  // With veth.tcp_kernel_acks: ACKs sent from the reader's tcp_cleanup_rbuf or the delayed-ACK
+  // timer, on their way to the sender's socket (it processes each at `due`): the new right edge of
+  // the window, the cumulative ACK and the TSval the sender's next segments echo.
+  struct AckInFlight {
+    sim::Picos due;
+    std::uint64_t ack, edge;
+    std::int64_t tsval;
+  };
+  std::deque<AckInFlight> acks_in_flight_;
   nic::Skb gro_;                      // the TCP skb GRO is merging segments into
   sim::Picos gro_cost_ = 0;
   bool gro_on_ = false;

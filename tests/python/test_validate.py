@@ -138,13 +138,19 @@ def test_tcp_corner_cases_finish_cleanly(veth):
 
 def test_first_touch_faults_count_each_new_page_once():
     # The reader's 64 KiB buffer (read_bytes) faults in 16 pages however often it is refilled; the
-    # sender's 64 KiB writes walk the first 32 KiB page_frag (8 pages), and later frags are warm.
+    # sender's 64 KiB writes walk the first 32 KiB page_frag (8 pages: the veth.tcp_frag_cold_bytes
+    # default), and later frags are warm.
     sc = _tcp(tcp_kernel_acks=True, tcp_frag_first_touch_ns=30000)
     sc["stack"].update({"read_bytes": 65536, "read_batch_skbs": 1 << 20, "reader_first_touch_ns": 30000})
     r = ppsim.run(sc, overrides={"sim.time_limit_us": 5e6})
     assert r.ok, r.violations
     assert r.stats["stack.reader_buffer_faults"] == 16
     assert r.stats["veth0.tcp.sndq_faults"] == 8
+    # veth.tcp_frag_cold_bytes widens the sender's cold memory: 128 KiB are 32 pages.
+    wide = ppsim.run(_tcp(tcp_kernel_acks=True, tcp_frag_first_touch_ns=30000, tcp_frag_cold_bytes=131072),
+                     overrides={"sim.time_limit_us": 5e6})
+    assert wide.ok, wide.violations
+    assert wide.stats["veth0.tcp.sndq_faults"] == 32
     warm = ppsim.run(_tcp(tcp_kernel_acks=True), overrides={"sim.time_limit_us": 5e6})
     assert "stack.reader_buffer_faults" not in warm.stats and "veth0.tcp.sndq_faults" not in warm.stats
 
