@@ -20,7 +20,7 @@ def register(sub) -> None:
     p = sub.add_parser("sweep", help="run a grid of parameter values x seeds in parallel; table, plots, report.html")
     p.add_argument("scenario", help="base scenario JSON file")
     p.add_argument("--grid", action="append", default=[], metavar="PATH=V1,V2,...", required=True,
-                   help="a swept parameter and its values (each JSON when it parses, else a string); repeat for more")
+                   help="a swept parameter and its values (each JSON when it parses, else a string; PATH=[...] takes a JSON array, for values with commas); repeat for more")
     p.add_argument("--seeds", default=None, metavar="S1,S2,...", help="seeds per grid point (default: the scenario's)")
     p.add_argument("--stats", default=None, metavar="A,B,...", help="stats to keep (default: every stat)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
@@ -67,6 +67,18 @@ def parse_grid(items: list[str]) -> dict:
             raise InputError(f"--grid {item[:60]}: expected PATH=V1,V2,... with a parameter path before '='")
         if k in grid:
             raise InputError(f"--grid {k}: given twice")
+        if vs.lstrip().startswith("["):
+            # A JSON array, for values that contain commas themselves (CPU lists, say).
+            try:
+                values = strict_json.loads(vs, f"--grid {k}")
+            except strict_json.MalformedJson as e:
+                raise InputError(f"--grid {k}: expected a JSON array of values after '=': {e}") from None
+            if not isinstance(values, list) or not values:
+                raise InputError(f"--grid {k}: expected a non-empty JSON array of values, got {vs[:60]!r}")
+            if any(isinstance(v, (list, dict)) or v is None for v in values):
+                raise InputError(f"--grid {k}: expected numbers, strings or true/false in the array, got {vs[:60]!r}")
+            grid[k] = values
+            continue
         parts = vs.split(",")
         if any(not v.strip() for v in parts):
             raise InputError(f"--grid {k}: expected comma-separated values, got an empty value in {vs[:60]!r}")

@@ -266,6 +266,19 @@ def test_cli_values_parse_as_json_or_strings(cli, base, tmp_path):
     assert meta["seeds"] == [None]
 
 
+def test_cli_json_array_values(cli, base, tmp_path):
+    # The array form carries values a comma list cannot (a comma inside a string).
+    out = tmp_path / "o"
+    p = cli("sweep", base, "--grid", 'stack.mode=["socket", "napi_free"]', "--grid", "page_pool.pool_size_pages=[64, 128]",
+            "--stats", STATS[0], "--out", out)
+    assert p.returncode == 0, p.stderr
+    meta = json.loads((out / "sweep.json").read_text())
+    assert meta["grid"] == {"stack.mode": ["socket", "napi_free"], "page_pool.pool_size_pages": [64, 128]}
+    p = cli("sweep", base, "--grid", 'name=["a,b", "c"]', "--stats", STATS[0], "--out", tmp_path / "o2")
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "o2" / "sweep.json").read_text())["grid"] == {"name": ["a,b", "c"]}
+
+
 def test_cli_parquet_falls_back_to_csv_without_pyarrow(cli, base, tmp_path):
     try:
         import pyarrow  # noqa: F401
@@ -286,6 +299,9 @@ def test_cli_parquet_falls_back_to_csv_without_pyarrow(cli, base, tmp_path):
     (["--grid", "page_pool.pool_size_pages=64,x"], "ppsim sweep: grid page_pool.pool_size_pages=\"x\": "),
     (["--grid", "page_pool.pool_size_pages"], "ppsim sweep: --grid page_pool.pool_size_pages: expected PATH=V1,V2,..."),
     (["--grid", "page_pool.pool_size_pages=64,,128"], "--grid page_pool.pool_size_pages: expected comma-separated values"),
+    (["--grid", "page_pool.pool_size_pages=[64, 128"], "ppsim sweep: --grid page_pool.pool_size_pages: expected a JSON array"),
+    (["--grid", "page_pool.pool_size_pages=[]"], "--grid page_pool.pool_size_pages: expected a non-empty JSON array"),
+    (["--grid", "page_pool.pool_size_pages=[[64]]"], "--grid page_pool.pool_size_pages: expected numbers, strings or true/false"),
     (["--grid", "page_pool.pool_size_pages=64", "--workers", "0"], "argument --workers: expected an integer from 1 to 512, got '0'"),
     (["--grid", "page_pool.pool_size_pages=64", "--seeds", "1,x"], "ppsim sweep: --seeds: expected an integer from 0"),
     (["--grid", "page_pool.pool_size_pages=64", "--stats", "nope"], "ppsim sweep: stats: 'nope' is not a stat"),
@@ -321,3 +337,86 @@ def test_cli_set_changes_the_base(cli, base, tmp_path):
     df = ppsim.sweep(base, {"page_pool.pool_size_pages": [64], "traffic.rate_pps": [800000]}, seeds=[1], stats=STATS)
     got = (tmp_path / "o" / "sweep.csv").read_text().splitlines()
     assert got[1].split(",")[3:] == csv_bytes(df).decode().splitlines()[1].split(",")[4:]
+
+
+def _descendants(pid: int) -> list[int]:
+    """Processes below `pid`, read from /proc (children before grandchildren)."""
+    import os
+
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop(0)
+        kids = sorted(c for c, pp in parent.items() if pp == p)
+        out += kids
+        todo += kids
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _parents(pid: int, top: int) -> list[int]:
+    """`pid`'s ancestors below `top`."""
+    out = []
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return out
+        if pid in (top, 0, 1):
+            return out
+        out.append(pid)
+
+
+@pytest.mark.slow
+def test_cli_dead_worker_is_exit_3(base, tmp_path):
+    # A worker killed mid-sweep (the OOM killer, say) ends the sweep with one line and exit 3, not a
+    # traceback or a hang; what finished is in the cache.
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import REPO
+
+    data = json.loads(base.read_text())
+    data["sim"].update({"duration_us": 5000000, "drain_us": 100})  # seconds per point
+    slow = tmp_path / "slow.json"
+    slow.write_text(json.dumps(data))
+    p = subprocess.Popen([str(REPO / "ppsim"), "sweep", str(slow), "--grid", "page_pool.pool_size_pages=64,128,256,512",
+                          "--workers", "2", "--stats", STATS[0], "--out", str(tmp_path / "o"), "--cache",
+                          str(tmp_path / "cache")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        # Workers are the forkserver's (or, with spawn, the sweep's) children that run points.
+        deadline = time.monotonic() + 60
+        victim = None
+        while victim is None and time.monotonic() < deadline and p.poll() is None:
+            for q in _descendants(p.pid):
+                cmd = _cmdline(q)
+                if "spawn_main" in cmd or any("forkserver" in _cmdline(k) for k in _parents(q, p.pid)):
+                    victim = q
+            time.sleep(0.5)  # let it start its chunk
+        assert victim is not None, "no worker process appeared"
+        os.kill(victim, signal.SIGKILL)
+        out, err = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 3, err
+    assert "ppsim: sweep: a worker process died" in err
+    assert "Traceback" not in err
