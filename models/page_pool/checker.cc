@@ -328,20 +328,15 @@ void PageChecker::on_pool_event(PoolShadow& ps, const PageEvent& ev, const PageW
   (void)world;
 }
 
+// The fast path. Each case mirrors its case in full_event: the same conditions for raising
+// nothing, then the same updates. Whatever it does not know to pass goes to full_event before the
+// first update (a tail call, so that this function saves no registers).
 void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
-  if (fast_event(ev, world)) [[likely]]
-    return;
-  full_event(ev, world);
-}
-
-// Each case below mirrors its case in full_event: the same conditions for raising nothing, then
-// the same updates. Anything it does not know to pass returns false before the first update.
-[[gnu::always_inline]] inline bool PageChecker::fast_event(const PageEvent& ev, const PageWorld& world) {
-  if (ev.page >= npages_ || static_cast<std::uint32_t>(ev.pool) >= npools_) return false;
+  if (ev.page >= npages_ || static_cast<std::uint32_t>(ev.pool) >= npools_) return full_event(ev, world);
   PoolShadow& ps = pools_[static_cast<std::uint32_t>(ev.pool)];
-  if (!ps.pool || ps.freed || ps.refilling) return false;
+  if (!ps.pool || ps.freed || ps.refilling) return full_event(ev, world);
   // None of these events moves a page into or out of the pool's world.
-  if (ps.pool->inflight() != ps.in_world) return false;
+  if (ps.pool->inflight() != ps.in_world) return full_event(ev, world);
   Shadow& s = pages_[ev.page];
   auto app_has_page = [&s] { return s.user_held || s.user_mapped || s.tlb_stale; };
   auto needs_sync_after = [&ps] { return ps.pool->params().dma_sync && ps.pool->params().dma_need_sync; };
@@ -349,7 +344,7 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
     case PageEv::kCachePop:
       // alloc_in_poll can only raise for a pool whose NAPI link was cleared.
       if (s.s != S::kAllocCache || ev.to == PageLoc::kBuddy || ps.napi < 0 || !napi_context(ps, ev, world))
-        return false;
+        return full_event(ev, world);
       --ps.cache;
       s.s = S::kOut;
       s.bufs.assign_one({0, BufLoc::kDriver});
@@ -360,7 +355,7 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       if (s.s != S::kReturning || s.pfmemalloc || ps.destroyed ||
           ps.cache + 1 > static_cast<std::int64_t>(kAllocCacheSize) || !napi_context(ps, ev, world) ||
           pg.refcount != 1 || pg.pp_ref_count != 1)
-        return false;
+        return full_event(ev, world);
       s.s = S::kAllocCache;
       if (s.direct_eligible) ++ps.d_eligible;
       s.decision = s.direct_eligible = false;
@@ -371,28 +366,28 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
     case PageEv::kFragCarve:
       if (!(s.s == S::kOut && s.bufs.size() == 1 && s.bufs[0].loc == BufLoc::kDriver && s.bufs[0].offset == 0) &&
           !(s.s == S::kCarving && s.bufs.empty()))
-        return false;
+        return full_event(ev, world);
       s.bufs.clear();
       s.s = S::kCarving;
       break;
 
     case PageEv::kFragHandOut:
-      if (s.s != S::kCarving || find_buf(s, ev.offset) || !s.bufs.has_room()) return false;
+      if (s.s != S::kCarving || find_buf(s, ev.offset) || !s.bufs.has_room()) return full_event(ev, world);
       s.bufs.push_back_in_room({ev.offset, BufLoc::kDriver});
       break;
 
     case PageEv::kFragDrain:
-      if (s.s != S::kCarving || ev.value < 0) return false;
+      if (s.s != S::kCarving || ev.value < 0) return full_event(ev, world);
       if (ev.to == PageLoc::kCarving) {
-        if (!s.bufs.empty() || s.pfmemalloc) return false;
+        if (!s.bufs.empty() || s.pfmemalloc) return full_event(ev, world);
         s.needs_sync = needs_sync_after();
       } else if (ev.value == 0) {
-        if (!s.bufs.empty()) return false;
+        if (!s.bufs.empty()) return full_event(ev, world);
         s.s = S::kReturning;
         s.decision = true;
         s.direct_eligible = false;
       } else {
-        if (ev.value != static_cast<std::int64_t>(s.bufs.size())) return false;
+        if (ev.value != static_cast<std::int64_t>(s.bufs.size())) return full_event(ev, world);
         s.s = S::kOut;
       }
       break;
@@ -401,16 +396,16 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
     case PageEv::kPut: return fast_put(ev, world, s, ps);
 
     case PageEv::kDmaSyncForDevice:
-      if (ps.pool->params().dma_map && !s.mapped) return false;
+      if (ps.pool->params().dma_map && !s.mapped) return full_event(ev, world);
       s.needs_sync = false;
       break;
 
     case PageEv::kPostToNic: {
       Buf* b = find_buf(s, ev.offset);
-      if (!b || b->loc != BufLoc::kDriver || app_has_page() || (ps.pool->params().dma_map && !s.mapped)) return false;
+      if (!b || b->loc != BufLoc::kDriver || app_has_page() || (ps.pool->params().dma_map && !s.mapped)) return full_event(ev, world);
       if (ev.value > 0 && s.s == S::kOut && s.bufs.size() == 1) {
         const double page_bytes = static_cast<double>(std::uint64_t{kPageSize} << world.page(ev.page).order);
-        if (page_bytes >= limits_.max_pinned_per_buffer_ratio * static_cast<double>(ev.value)) return false;
+        if (page_bytes >= limits_.max_pinned_per_buffer_ratio * static_cast<double>(ev.value)) return full_event(ev, world);
       }
       b->loc = BufLoc::kNicRing;
       b->filled = b->accounted = false;
@@ -419,18 +414,18 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
 
     case PageEv::kDmaWrite: {
       Buf* b = find_buf(s, ev.offset);
-      if (!b || b->loc != BufLoc::kNicRing || s.needs_sync || app_has_page()) return false;
+      if (!b || b->loc != BufLoc::kNicRing || s.needs_sync || app_has_page()) return full_event(ev, world);
       const Page& pg = world.page(ev.page);
-      if (ps.pool->params().dma_map && (!s.mapped || pg.dma_addr == 0)) return false;
+      if (ps.pool->params().dma_map && (!s.mapped || pg.dma_addr == 0)) return full_event(ev, world);
       packet_content(s, b, ev, pg);
       break;
     }
 
     case PageEv::kToStack: {
       Buf* b = find_buf(s, ev.offset);
-      if (!b || b->loc == BufLoc::kStack) return false;
+      if (!b || b->loc == BufLoc::kStack) return full_event(ev, world);
       // A window closes on this packet: count_window decides in full_event.
-      if (limits_.window_packets && ps.win_packets + 1 >= limits_.window_packets) return false;
+      if (limits_.window_packets && ps.win_packets + 1 >= limits_.window_packets) return full_event(ev, world);
       b->loc = BufLoc::kStack;
       b->accounted = true;
       if (ev.holder) b->holder = ev.holder;
@@ -438,18 +433,18 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       break;
     }
 
-    default: return false;
+    default: return full_event(ev, world);
   }
-  return accept(s, ev);
+  accept(s, ev);
 }
 
-bool PageChecker::fast_put(const PageEvent& ev, const PageWorld& world, Shadow& s, PoolShadow& ps) {
+void PageChecker::fast_put(const PageEvent& ev, const PageWorld& world, Shadow& s, PoolShadow& ps) {
   if ((s.s != S::kOut && s.s != S::kCarving) || s.user_held || s.user_mapped || s.tlb_stale || ev.value < 0)
-    return false;
+    return full_event(ev, world);
   Buf* b = find_holder_buf(s, ev.offset, ev.holder);
-  if (!b || (b->filled && !b->accounted)) return false;
+  if (!b || (b->filled && !b->accounted)) return full_event(ev, world);
   const std::int64_t left = s.bufs.size() - 1;
-  if (s.s == S::kCarving ? ev.value == 0 : ev.value != left) return false;
+  if (s.s == S::kCarving ? ev.value == 0 : ev.value != left) return full_event(ev, world);
   *b = s.bufs.back();
   s.bufs.pop_back();
   if (s.s == S::kOut && ev.value == 0) {
@@ -458,7 +453,7 @@ bool PageChecker::fast_put(const PageEvent& ev, const PageWorld& world, Shadow& 
     s.decision = true;
     s.direct_eligible = napi_local(ps, ev, world) && ps.cache < static_cast<std::int64_t>(kAllocCacheSize);
   }
-  return accept(s, ev);
+  accept(s, ev);
 }
 
 void PageChecker::full_event(const PageEvent& ev, const PageWorld& world) {

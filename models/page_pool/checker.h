@@ -203,19 +203,17 @@ class PageChecker : public PageObserver {
   };
 
   static const char* sname(S s);
-  // The common transitions (alloc-cache pop and push, frag carving, posting, device DMA, handing
-  // to the stack, puts, syncs) when every check on them passes, without a call. Returns false,
-  // having changed nothing, when full_event must run: a check fails, or a rarely set state is
-  // involved. full_event is the reference; this only repeats what it does on the success path.
-  [[gnu::always_inline]] bool fast_event(const PageEvent& ev, const PageWorld& world);
+  // on_event handles the common transitions (alloc-cache pop and push, frag carving, posting,
+  // device DMA, handing to the stack, puts, syncs) itself when every check on them passes, without
+  // a call. Anything else (a check fails, a rarely set state is involved) goes, before any update,
+  // to full_event: the reference, which checks every event and reports.
   void full_event(const PageEvent& ev, const PageWorld& world);
-  [[gnu::noinline]] bool fast_put(const PageEvent& ev, const PageWorld& world, Shadow& s, PoolShadow& ps);
-  // An event fast_event passed: counted and recorded as full_event does.
-  [[gnu::always_inline]] bool accept(Shadow& s, const PageEvent& ev) {
+  [[gnu::noinline]] void fast_put(const PageEvent& ev, const PageWorld& world, Shadow& s, PoolShadow& ps);
+  // An event the fast path passed: counted and recorded as full_event does.
+  [[gnu::always_inline]] void accept(Shadow& s, const PageEvent& ev) {
     ++events_;
     verdicts_.count_check();
     record(s, ev);
-    return true;
   }
   // The per-event helpers are inline with their failure paths out of line: each event runs
   // several, and the checker is most of the cost of a checked run.
