@@ -334,7 +334,10 @@ void PageChecker::on_pool_event(PoolShadow& ps, const PageEvent& ev, const PageW
 void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
   if (ev.page >= npages_ || static_cast<std::uint32_t>(ev.pool) >= npools_) return full_event(ev, world);
   PoolShadow& ps = pools_[static_cast<std::uint32_t>(ev.pool)];
-  if (!ps.pool || ps.freed || ps.refilling) return full_event(ev, world);
+  if (!ps.pool || ps.freed) return full_event(ev, world);
+  // A refill in progress lets only its next ring-to-cache move through (full_event ends it).
+  if (ps.refilling && !(ev.kind == PageEv::kRingConsume && ev.to == PageLoc::kAllocCache))
+    return full_event(ev, world);
   // None of these events moves a page into or out of the pool's world.
   if (ps.pool->inflight() != ps.in_world) return full_event(ev, world);
   Shadow& s = pages_[ev.page];
@@ -395,6 +398,36 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
     // The longest case, out of line: its registers would be saved on every event.
     case PageEv::kPut: return fast_put(ev, world, s, ps);
 
+    case PageEv::kProducerLock:
+      if (ev.ctx && (ev.ctx->hardirq || (ev.value == 0 && !ev.ctx->softirq && !ev.ctx->bh_disabled)))
+        return full_event(ev, world);
+      ++ps.producers;
+      ps.lock_variant = ev.value;
+      break;
+
+    case PageEv::kProducerUnlock:
+      if (ps.lock_variant >= 0 && ev.value != ps.lock_variant) return full_event(ev, world);
+      --ps.producers;
+      break;
+
+    case PageEv::kRingProduce: {
+      const Page& pg = world.page(ev.page);
+      // A direct_recycle_efficiency window that closes here is decided in full_event.
+      if (s.s != S::kReturning || s.pfmemalloc || pg.refcount != 1 || pg.pp_ref_count != 1 ||
+          (limits_.window_packets && ps.d_eligible + s.direct_eligible >= limits_.window_packets))
+        return full_event(ev, world);
+      s.s = S::kRing;
+      ++ps.ring;
+      if (s.direct_eligible) {
+        ++ps.d_eligible;
+        ++ps.d_missed;
+      }
+      s.decision = s.direct_eligible = false;
+      break;
+    }
+
+    case PageEv::kRingConsume: return fast_ring_consume(ev, world, s, ps);
+
     case PageEv::kDmaSyncForDevice:
       if (ps.pool->params().dma_map && !s.mapped) return full_event(ev, world);
       s.needs_sync = false;
@@ -453,6 +486,25 @@ void PageChecker::fast_put(const PageEvent& ev, const PageWorld& world, Shadow& 
     s.decision = true;
     s.direct_eligible = napi_local(ps, ev, world) && ps.cache < static_cast<std::int64_t>(kAllocCacheSize);
   }
+  accept(s, ev);
+}
+
+void PageChecker::fast_ring_consume(const PageEvent& ev, const PageWorld& world, Shadow& s, PoolShadow& ps) {
+  if (s.s != S::kRing) return full_event(ev, world);
+  if (ev.to != PageLoc::kAllocCache) {
+    --ps.ring;
+    s.s = S::kReturning;
+    s.decision = false;
+    return accept(s, ev);
+  }
+  const int want = ps.nid >= 0 ? ps.nid : world.node_of_cpu(ev.ctx ? ev.ctx->cpu : 0);
+  if ((!ps.refilling && ps.cache > 0) || world.page(ev.page).nid != want ||
+      ps.cache + 1 > static_cast<std::int64_t>(kAllocCacheSize) || !napi_context(ps, ev, world) || ps.napi < 0)
+    return full_event(ev, world);
+  --ps.ring;
+  s.s = S::kAllocCache;
+  ps.refilling = true;
+  ++ps.cache;
   accept(s, ev);
 }
 

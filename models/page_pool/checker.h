@@ -209,6 +209,7 @@ class PageChecker : public PageObserver {
   // to full_event: the reference, which checks every event and reports.
   void full_event(const PageEvent& ev, const PageWorld& world);
   [[gnu::noinline]] void fast_put(const PageEvent& ev, const PageWorld& world, Shadow& s, PoolShadow& ps);
+  [[gnu::noinline]] void fast_ring_consume(const PageEvent& ev, const PageWorld& world, Shadow& s, PoolShadow& ps);
   // An event the fast path passed: counted and recorded as full_event does.
   [[gnu::always_inline]] void accept(Shadow& s, const PageEvent& ev) {
     ++events_;
