@@ -189,18 +189,17 @@ class PageWorld {
             sim::Picos* cost, sim::Picos time = -1, std::uint32_t flow = 0, std::uint32_t holder = 0,
             PageLoc to = PageLoc::kOut) const {
     if (observers_.empty()) return;
-    // Every field named once: no zeroing followed by a second store (this runs per event).
-    const PageEvent ev{.kind = kind,
-                       .page = page,
-                       .pool = pool,
-                       .offset = offset,
-                       .value = value,
-                       .to = to,
-                       .ctx = ctx,
-                       .time = time < 0 ? now : time,
-                       .cost = cost,
-                       .flow = flow,
-                       .holder = holder};
+    PageEvent ev{kind};
+    ev.page = page;
+    ev.pool = pool;
+    ev.offset = offset;
+    ev.value = value;
+    ev.ctx = ctx;
+    ev.cost = cost;
+    ev.time = time < 0 ? now : time;
+    ev.flow = flow;
+    ev.holder = holder;
+    ev.to = to;
     emit(ev);
   }
   bool observed() const { return !observers_.empty(); }
