@@ -19,7 +19,10 @@ const char* PageChecker::sname(S s) {
 }
 
 void PageChecker::add_pool(const PagePool* pool) {
-  if (static_cast<int>(pools_.size()) <= pool->id()) pools_.resize(pool->id() + 1);
+  if (static_cast<int>(pools_.size()) <= pool->id()) {
+    pools_.resize(pool->id() + 1);
+    npools_ = static_cast<std::uint32_t>(pools_.size());
+  }
   PoolShadow& ps = pools_[pool->id()];
   if (ps.pool == pool) return;
   // Only the pool's configuration is read here (what page_pool_create was given); its state is
@@ -55,8 +58,33 @@ void PageChecker::set_owner_napi(const PagePool* pool, const int* list_owner) {
   pools_[pool->id()].owner_napi = list_owner;
 }
 
+void PageChecker::BufList::grow() {
+  auto bigger = std::make_unique<Buf[]>(2 * cap_);
+  std::copy(data_, data_ + n_, bigger.get());
+  heap_ = std::move(bigger);
+  data_ = heap_.get();
+  cap_ *= 2;
+}
+
+// A moved list keeps its heap block; an inline one is copied (data_ points into the object).
+void PageChecker::BufList::take(BufList& o) {
+  n_ = o.n_;
+  cap_ = o.cap_;
+  heap_ = std::move(o.heap_);
+  if (heap_) {
+    data_ = heap_.get();
+  } else {
+    data_ = inline_;
+    std::copy(o.inline_, o.inline_ + n_, inline_);
+  }
+  o.data_ = o.inline_;
+  o.n_ = 0;
+  o.cap_ = kInline;
+}
+
 PageChecker::Shadow& PageChecker::grow(PageId p) {
   pages_.resize(static_cast<std::size_t>(p) + 1024);
+  npages_ = static_cast<std::uint32_t>(pages_.size());
   return pages_[p];
 }
 
@@ -77,11 +105,12 @@ void PageChecker::fail(const char* invariant, const PageEvent& ev, const std::st
     std::snprintf(subj, sizeof subj, "page %u (pool %d)", ev.page, ev.pool);
     v.subject = subj;
     Shadow& s = sh(ev.page);
-    for (int i = 0; i < s.nhist; ++i) {
-      const Hist& h = s.hist[(s.hpos + kHistory - s.nhist + i) % kHistory];
+    const std::uint32_t n = std::min<std::uint32_t>(s.nrec, kHistory);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const Hist& h = s.hist[(s.nrec - n + i) % kHistory];
       char line[160];
       std::snprintf(line, sizeof line, "t=%.6f us  %-20s -> %-11s cpu %d%s off %u", sim::to_us(h.t), ev_name(h.ev),
-                    sname(h.to), h.cpu, h.softirq ? " softirq" : "", h.offset);
+                    sname(h.to), h.ctx >> 1, (h.ctx & 1) ? " softirq" : "", h.offset);
       v.history.push_back(line);
     }
   } else {
@@ -203,6 +232,12 @@ void PageChecker::with_user(Shadow& s, const PageEvent& ev, const char* what) {
 
 // A packet landed in buffer `b` (device DMA or a software copy): whose bytes the page now holds.
 [[gnu::always_inline]] inline void PageChecker::packet_written(Shadow& s, Buf* b, const PageEvent& ev, const Page& pg) {
+  const std::uint8_t cls = packet_content(s, b, ev, pg);
+  if (s.user_mapped && s.persistent && cls != kAppFlow)
+    fail("user_page_foreign_data", ev, "another flow's packet was written into a page the application keeps mapped");
+}
+
+[[gnu::always_inline]] inline std::uint8_t PageChecker::packet_content(Shadow& s, Buf* b, const PageEvent& ev, const Page& pg) {
   const std::uint8_t cls = content_class(ev.flow);
   const std::uint64_t page_bytes = std::uint64_t{kPageSize} << pg.order;
   if (ev.offset == 0 && static_cast<std::uint64_t>(ev.value) >= page_bytes)
@@ -214,8 +249,7 @@ void PageChecker::with_user(Shadow& s, const PageEvent& ev, const char* what) {
     b->filled = true;
     b->accounted = false;
   }
-  if (s.user_mapped && s.persistent && cls != kAppFlow)
-    fail("user_page_foreign_data", ev, "another flow's packet was written into a page the application keeps mapped");
+  return cls;
 }
 
 void PageChecker::conservation_failed(const PoolShadow& ps, const PageEvent& ev) {
@@ -294,7 +328,187 @@ void PageChecker::on_pool_event(PoolShadow& ps, const PageEvent& ev, const PageW
   (void)world;
 }
 
+// The fast path. Each case mirrors its case in full_event: the same conditions for raising
+// nothing, then the same updates. Whatever it does not know to pass goes to full_event before the
+// first update (a tail call, so that this function saves no registers).
 void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
+  if (ev.page >= npages_ || static_cast<std::uint32_t>(ev.pool) >= npools_) return full_event(ev, world);
+  PoolShadow& ps = pools_[static_cast<std::uint32_t>(ev.pool)];
+  if (!ps.pool || ps.freed) return full_event(ev, world);
+  // A refill in progress lets only its next ring-to-cache move through (full_event ends it).
+  if (ps.refilling && !(ev.kind == PageEv::kRingConsume && ev.to == PageLoc::kAllocCache))
+    return full_event(ev, world);
+  // None of these events moves a page into or out of the pool's world.
+  if (ps.pool->inflight() != ps.in_world) return full_event(ev, world);
+  Shadow& s = pages_[ev.page];
+  auto app_has_page = [&s] { return s.user_held || s.user_mapped || s.tlb_stale; };
+  auto needs_sync_after = [&ps] { return ps.pool->params().dma_sync && ps.pool->params().dma_need_sync; };
+  switch (ev.kind) {
+    case PageEv::kCachePop:
+      // alloc_in_poll can only raise for a pool whose NAPI link was cleared.
+      if (s.s != S::kAllocCache || ev.to == PageLoc::kBuddy || ps.napi < 0 || !napi_context(ps, ev, world))
+        return full_event(ev, world);
+      --ps.cache;
+      s.s = S::kOut;
+      s.bufs.assign_one({0, BufLoc::kDriver});
+      break;
+
+    case PageEv::kCachePush: {
+      const Page& pg = world.page(ev.page);
+      if (s.s != S::kReturning || s.pfmemalloc || ps.destroyed ||
+          ps.cache + 1 > static_cast<std::int64_t>(kAllocCacheSize) || !napi_context(ps, ev, world) ||
+          pg.refcount != 1 || pg.pp_ref_count != 1)
+        return full_event(ev, world);
+      s.s = S::kAllocCache;
+      if (s.direct_eligible) ++ps.d_eligible;
+      s.decision = s.direct_eligible = false;
+      ++ps.cache;
+      break;
+    }
+
+    case PageEv::kFragCarve:
+      if (!(s.s == S::kOut && s.bufs.size() == 1 && s.bufs[0].loc == BufLoc::kDriver && s.bufs[0].offset == 0) &&
+          !(s.s == S::kCarving && s.bufs.empty()))
+        return full_event(ev, world);
+      s.bufs.clear();
+      s.s = S::kCarving;
+      break;
+
+    case PageEv::kFragHandOut:
+      if (s.s != S::kCarving || find_buf(s, ev.offset) || !s.bufs.has_room()) return full_event(ev, world);
+      s.bufs.push_back_in_room({ev.offset, BufLoc::kDriver});
+      break;
+
+    case PageEv::kFragDrain:
+      if (s.s != S::kCarving || ev.value < 0) return full_event(ev, world);
+      if (ev.to == PageLoc::kCarving) {
+        if (!s.bufs.empty() || s.pfmemalloc) return full_event(ev, world);
+        s.needs_sync = needs_sync_after();
+      } else if (ev.value == 0) {
+        if (!s.bufs.empty()) return full_event(ev, world);
+        s.s = S::kReturning;
+        s.decision = true;
+        s.direct_eligible = false;
+      } else {
+        if (ev.value != static_cast<std::int64_t>(s.bufs.size())) return full_event(ev, world);
+        s.s = S::kOut;
+      }
+      break;
+
+    // The longest case, out of line: its registers would be saved on every event.
+    case PageEv::kPut: return fast_put(ev, world, s, ps);
+
+    case PageEv::kProducerLock:
+      if (ev.ctx && (ev.ctx->hardirq || (ev.value == 0 && !ev.ctx->softirq && !ev.ctx->bh_disabled)))
+        return full_event(ev, world);
+      ++ps.producers;
+      ps.lock_variant = ev.value;
+      break;
+
+    case PageEv::kProducerUnlock:
+      if (ps.lock_variant >= 0 && ev.value != ps.lock_variant) return full_event(ev, world);
+      --ps.producers;
+      break;
+
+    case PageEv::kRingProduce: {
+      const Page& pg = world.page(ev.page);
+      // A direct_recycle_efficiency window that closes here is decided in full_event.
+      if (s.s != S::kReturning || s.pfmemalloc || pg.refcount != 1 || pg.pp_ref_count != 1 ||
+          (limits_.window_packets && ps.d_eligible + s.direct_eligible >= limits_.window_packets))
+        return full_event(ev, world);
+      s.s = S::kRing;
+      ++ps.ring;
+      if (s.direct_eligible) {
+        ++ps.d_eligible;
+        ++ps.d_missed;
+      }
+      s.decision = s.direct_eligible = false;
+      break;
+    }
+
+    case PageEv::kRingConsume: return fast_ring_consume(ev, world, s, ps);
+
+    case PageEv::kDmaSyncForDevice:
+      if (ps.pool->params().dma_map && !s.mapped) return full_event(ev, world);
+      s.needs_sync = false;
+      break;
+
+    case PageEv::kPostToNic: {
+      Buf* b = find_buf(s, ev.offset);
+      if (!b || b->loc != BufLoc::kDriver || app_has_page() || (ps.pool->params().dma_map && !s.mapped)) return full_event(ev, world);
+      if (ev.value > 0 && s.s == S::kOut && s.bufs.size() == 1) {
+        const double page_bytes = static_cast<double>(std::uint64_t{kPageSize} << world.page(ev.page).order);
+        if (page_bytes >= limits_.max_pinned_per_buffer_ratio * static_cast<double>(ev.value)) return full_event(ev, world);
+      }
+      b->loc = BufLoc::kNicRing;
+      b->filled = b->accounted = false;
+      break;
+    }
+
+    case PageEv::kDmaWrite: {
+      Buf* b = find_buf(s, ev.offset);
+      if (!b || b->loc != BufLoc::kNicRing || s.needs_sync || app_has_page()) return full_event(ev, world);
+      const Page& pg = world.page(ev.page);
+      if (ps.pool->params().dma_map && (!s.mapped || pg.dma_addr == 0)) return full_event(ev, world);
+      packet_content(s, b, ev, pg);
+      break;
+    }
+
+    case PageEv::kToStack: {
+      Buf* b = find_buf(s, ev.offset);
+      if (!b || b->loc == BufLoc::kStack) return full_event(ev, world);
+      // A window closes on this packet: count_window decides in full_event.
+      if (limits_.window_packets && ps.win_packets + 1 >= limits_.window_packets) return full_event(ev, world);
+      b->loc = BufLoc::kStack;
+      b->accounted = true;
+      if (ev.holder) b->holder = ev.holder;
+      if (limits_.window_packets) ++ps.win_packets;
+      break;
+    }
+
+    default: return full_event(ev, world);
+  }
+  accept(s, ev);
+}
+
+void PageChecker::fast_put(const PageEvent& ev, const PageWorld& world, Shadow& s, PoolShadow& ps) {
+  if ((s.s != S::kOut && s.s != S::kCarving) || s.user_held || s.user_mapped || s.tlb_stale || ev.value < 0)
+    return full_event(ev, world);
+  Buf* b = find_holder_buf(s, ev.offset, ev.holder);
+  if (!b || (b->filled && !b->accounted)) return full_event(ev, world);
+  const std::int64_t left = s.bufs.size() - 1;
+  if (s.s == S::kCarving ? ev.value == 0 : ev.value != left) return full_event(ev, world);
+  *b = s.bufs.back();
+  s.bufs.pop_back();
+  if (s.s == S::kOut && ev.value == 0) {
+    s.s = S::kReturning;
+    s.needs_sync = ps.pool->params().dma_sync && ps.pool->params().dma_need_sync;
+    s.decision = true;
+    s.direct_eligible = napi_local(ps, ev, world) && ps.cache < static_cast<std::int64_t>(kAllocCacheSize);
+  }
+  accept(s, ev);
+}
+
+void PageChecker::fast_ring_consume(const PageEvent& ev, const PageWorld& world, Shadow& s, PoolShadow& ps) {
+  if (s.s != S::kRing) return full_event(ev, world);
+  if (ev.to != PageLoc::kAllocCache) {
+    --ps.ring;
+    s.s = S::kReturning;
+    s.decision = false;
+    return accept(s, ev);
+  }
+  const int want = ps.nid >= 0 ? ps.nid : world.node_of_cpu(ev.ctx ? ev.ctx->cpu : 0);
+  if ((!ps.refilling && ps.cache > 0) || world.page(ev.page).nid != want ||
+      ps.cache + 1 > static_cast<std::int64_t>(kAllocCacheSize) || !napi_context(ps, ev, world) || ps.napi < 0)
+    return full_event(ev, world);
+  --ps.ring;
+  s.s = S::kAllocCache;
+  ps.refilling = true;
+  ++ps.cache;
+  accept(s, ev);
+}
+
+void PageChecker::full_event(const PageEvent& ev, const PageWorld& world) {
   ++events_;
   verdicts_.count_check();
   PoolShadow* ps = ev.pool >= 0 && ev.pool < static_cast<int>(pools_.size()) && pools_[ev.pool].pool
@@ -366,7 +580,7 @@ void PageChecker::on_event(const PageEvent& ev, const PageWorld& world) {
       } else {
         alloc_in_poll();
         s.s = S::kOut;
-        s.bufs.assign(1, {0, BufLoc::kDriver});
+        s.bufs.assign_one({0, BufLoc::kDriver});
       }
       break;
 

@@ -65,6 +65,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -107,11 +108,10 @@ class PageChecker : public PageObserver {
   enum class S : std::uint8_t { kBuddy, kAllocCache, kRing, kCarving, kOut, kReturning, kDetached };
   struct Hist {
     sim::Picos t;
+    std::uint32_t offset;
     PageEv ev;
     S to;
-    std::int16_t cpu;
-    bool softirq;
-    std::uint32_t offset;
+    std::int16_t ctx;  // cpu * 2 + 1 in softirq; -2 without a context (cpu -1)
   };
   struct Buf {
     std::uint32_t offset;
@@ -119,6 +119,48 @@ class PageChecker : public PageObserver {
     bool filled = false;     // holds a received packet (DMA or software write)
     bool accounted = false;  // that packet was delivered to the stack or counted as dropped
     std::uint32_t holder = 0;  // who holds this pp reference (an skb's data area; 0: driver/unnamed)
+  };
+  // The pp references out on one page, in the order a std::vector would keep them: inline for
+  // the usual one or two (a whole page, or a page split in two buffers), on the heap beyond.
+  class BufList {
+   public:
+    static constexpr std::uint32_t kInline = 2;
+    BufList() = default;
+    BufList(BufList&& o) noexcept { take(o); }
+    BufList& operator=(BufList&& o) noexcept {
+      if (this != &o) take(o);
+      return *this;
+    }
+    std::uint32_t size() const { return n_; }
+    bool empty() const { return n_ == 0; }
+    Buf* begin() { return data_; }
+    Buf* end() { return data_ + n_; }
+    const Buf* begin() const { return data_; }
+    const Buf* end() const { return data_ + n_; }
+    Buf& operator[](std::uint32_t i) { return data_[i]; }
+    const Buf& operator[](std::uint32_t i) const { return data_[i]; }
+    Buf& back() { return data_[n_ - 1]; }
+    void clear() { n_ = 0; }
+    bool has_room() const { return n_ < cap_; }
+    void pop_back() { --n_; }
+    void push_back(const Buf& b) {
+      if (n_ == cap_) grow();
+      data_[n_++] = b;
+    }
+    // Without the growth check (and so without a call): the list has room (has_room(), or one).
+    void push_back_in_room(const Buf& b) { data_[n_++] = b; }
+    void assign_one(const Buf& b) {
+      n_ = 1;
+      data_[0] = b;
+    }
+
+   private:
+    void grow();
+    void take(BufList& o);
+    Buf* data_ = inline_;
+    std::uint32_t n_ = 0, cap_ = kInline;
+    Buf inline_[kInline];
+    std::unique_ptr<Buf[]> heap_;
   };
   // Whose bytes a page may hold (bits): stale kernel data, other flows' packets, the application's.
   enum Content : std::uint8_t { kKernelData = 1, kOtherFlow = 2, kAppFlow = 4 };
@@ -133,9 +175,9 @@ class PageChecker : public PageObserver {
     bool decision = false;        // in kReturning because its last pp reference was dropped
     bool direct_eligible = false; // that drop was napi-local with room in the alloc cache
     std::vector<std::uint32_t> page_refs;  // holders of page references (get_page)
-    std::vector<Buf> bufs;        // pp references out (driver buffers, skb frags, extra pp refs)
+    BufList bufs;                 // pp references out (driver buffers, skb frags, extra pp refs)
+    std::uint32_t nrec = 0;       // events recorded; the last min(nrec, kHistory) are in hist
     std::array<Hist, kHistory> hist{};
-    std::uint8_t nhist = 0, hpos = 0;
   };
   struct PoolShadow {
     const PagePool* pool = nullptr;
@@ -161,15 +203,26 @@ class PageChecker : public PageObserver {
   };
 
   static const char* sname(S s);
+  // on_event handles the common transitions (alloc-cache pop and push, frag carving, posting,
+  // device DMA, handing to the stack, puts, syncs) itself when every check on them passes, without
+  // a call. Anything else (a check fails, a rarely set state is involved) goes, before any update,
+  // to full_event: the reference, which checks every event and reports.
+  void full_event(const PageEvent& ev, const PageWorld& world);
+  [[gnu::noinline]] void fast_put(const PageEvent& ev, const PageWorld& world, Shadow& s, PoolShadow& ps);
+  [[gnu::noinline]] void fast_ring_consume(const PageEvent& ev, const PageWorld& world, Shadow& s, PoolShadow& ps);
+  // An event the fast path passed: counted and recorded as full_event does.
+  [[gnu::always_inline]] void accept(Shadow& s, const PageEvent& ev) {
+    ++events_;
+    verdicts_.count_check();
+    record(s, ev);
+  }
   // The per-event helpers are inline with their failure paths out of line: each event runs
   // several, and the checker is most of the cost of a checked run.
   [[gnu::always_inline]] Shadow& sh(PageId p) { return p < pages_.size() ? pages_[p] : grow(p); }
   Shadow& grow(PageId p);
   [[gnu::always_inline]] void record(Shadow& s, const PageEvent& ev) {
-    s.hist[s.hpos] = Hist{ev.time, ev.kind, s.s, static_cast<std::int16_t>(ev.ctx ? ev.ctx->cpu : -1),
-                          ev.ctx ? ev.ctx->softirq : false, ev.offset};
-    s.hpos = static_cast<std::uint8_t>((s.hpos + 1) % kHistory);
-    if (s.nhist < kHistory) ++s.nhist;
+    const auto ctx = static_cast<std::int16_t>(ev.ctx ? ev.ctx->cpu * 2 + ev.ctx->softirq : -2);
+    s.hist[s.nrec++ % kHistory] = Hist{ev.time, ev.offset, ev.kind, s.s, ctx};
   }
   void fail(const char* invariant, const PageEvent& ev, const std::string& detail);
   bool napi_context(const PoolShadow& ps, const PageEvent& ev, const PageWorld& world) const;
@@ -191,6 +244,8 @@ class PageChecker : public PageObserver {
   void on_pool_event(PoolShadow& ps, const PageEvent& ev, const PageWorld& world);
   std::uint8_t content_class(std::uint32_t flow) const { return flow < app_flows_ ? kAppFlow : kOtherFlow; }
   void packet_written(Shadow& s, Buf* b, const PageEvent& ev, const Page& pg);
+  // What packet_written records (whose bytes the page holds), without its check; returns the class.
+  std::uint8_t packet_content(Shadow& s, Buf* b, const PageEvent& ev, const Page& pg);
   // The page must not be reused (recycled, posted, written, freed) while the application has it.
   [[gnu::always_inline]] void check_not_with_user(Shadow& s, const PageEvent& ev, const char* what) {
     if (s.user_held || s.user_mapped || s.tlb_stale) with_user(s, ev, what);
@@ -201,6 +256,7 @@ class PageChecker : public PageObserver {
   sim::Verdicts& verdicts_;
   std::vector<Shadow> pages_;
   std::vector<PoolShadow> pools_;
+  std::uint32_t npages_ = 0, npools_ = 0;  // pages_.size() and pools_.size(), read on every event
   std::vector<std::pair<int, NapiShadow>> napis_;  // by NAPI id (a handful)
   Limits limits_;
   std::uint64_t events_ = 0;
