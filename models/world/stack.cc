@@ -1,5 +1,7 @@
 #include "models/world/stack.h"
 
+#include <algorithm>
+
 #include "sim/error.h"
 
 namespace ppsim::world {
@@ -249,6 +251,10 @@ void Stack::expand_head(Caller& c, nic::Skb& clone) {
 // skb_try_coalesce() as tcp_try_coalesce calls it (6.18): `from`'s buffers become frags of `to`.
 bool Stack::try_coalesce(Caller& c, nic::Skb& to, const nic::Skb& from) {
   if (to.cloned || to.pp_recycle != from.pp_recycle) return false;
+  // The replay's FIN carries no payload; the reader recognises EOF by an skb of its own (in the
+  // kernel a zero-length FIN is copied into the tail's tailroom and its flag merged).
+  const std::uint32_t pulled = cfg_.coalesce_pulled_bytes;
+  if (pulled && from.bytes <= pulled) return false;
   const bool head_in_pool = from.head_bytes == 0;  // writable layout: from's head is a pool buffer
   if (head_in_pool && from.cloned) return false;   // skb_head_is_locked: the clone shares that head
   if (to.nfrags + 1 + from.nfrags > nic::Skb::kMaxFrags) return false;
@@ -268,7 +274,7 @@ bool Stack::try_coalesce(Caller& c, nic::Skb& to, const nic::Skb& from) {
   };
   take(from.page, from.offset);
   for (int i = 0; i < from.nfrags; ++i) take(from.frag_page[i], from.frag_off[i]);
-  to.bytes += from.bytes;
+  to.bytes += from.bytes - std::min(from.bytes, pulled);  // from->len: TCP pulled its headers
   to.buf_bytes += from.buf_bytes;
   ++coalesced_;
   // kfree_skb_partial(from): a clone still shares from's data area, so only its user count drops.

@@ -64,6 +64,8 @@ struct StackConfig {
   sim::Picos tap_hold = 0;           // how long the tap keeps its clone
   bool tap_expand = false;           // the tap gives its clone a private head (pskb_expand_head)
   bool coalesce = false;             // socket mode: coalesce into the queue's tail skb (tcp_try_coalesce)
+  std::uint32_t coalesce_pulled_bytes = 0;  // headers pulled before queueing: a coalesced skb adds only
+                                            // the rest; an skb with nothing more (a FIN) stays separate
 };
 
 void register_stack_params(sim::ParamRegistry& r);
@@ -94,6 +96,13 @@ class Stack : public nic::PacketSink {
   std::uint64_t outstanding() const;
   std::uint64_t deferred_outstanding() const;
   std::uint64_t socket_queue_len() const { return queue_.size(); }
+  // TCP receive: coalesce in-order skbs into the queue's tail (tcp_queue_rcv), each without its
+  // `pulled_bytes` of headers. Called before the run; the caller reports coalesced() itself.
+  void enable_coalesce(std::uint32_t pulled_bytes) {
+    cfg_.coalesce = true;
+    cfg_.coalesce_pulled_bytes = pulled_bytes;
+  }
+  std::uint64_t coalesced() const { return coalesced_; }
   std::uint64_t extra_refs_outstanding() const { return extra_->size() + tap_->size(); }
 
  private:

@@ -91,6 +91,11 @@ void register_veth_params(sim::ParamRegistry& r) {
             0, 1ll << 40,
             "32768: one skb_page_frag_refill page (SKB_FRAG_PAGE_ORDER 3); the fit set's cross-CPU 64 KiB writes "
             "are slow for their first 128 KiB (docs/replay.md)");
+  r.add_bool("veth.tcp_coalesce", false,
+             "TCP: an in-order segment's payload is appended to the receive queue's tail skb when it can be "
+             "(tcp_queue_rcv → tcp_try_coalesce → skb_try_coalesce: up to MAX_SKB_FRAGS frags, same pp_recycle, "
+             "the tail not cloned); the reader then pays stack.reader_per_skb_ns per merged skb. Off: one skb per "
+             "segment (net/ipv4/tcp_input.c, net/core/skbuff.c, 6.18)");
   r.add_bool("veth.gro", false,
              "generic-receive-offload on the receiving veth: TCP segments of one poll merge into skbs of up to "
              "17 frags / 64 KiB (veth's default is off)");
@@ -175,6 +180,8 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   gro_cost_ = sim::from_ns(p.get_double("veth.gro_ns"));
   gro_on_ = p.get_bool("veth.gro");
   kernel_acks_ = p.get_bool("veth.tcp_kernel_acks");
+  tcp_coalesce_ = tcp_ && p.get_bool("veth.tcp_coalesce");
+  if (tcp_coalesce_) stack_.enable_coalesce(kTcpHeaders);
   // The receiver's millisecond clock (tcp_clock_ms) ticks at a phase the capture leaves to chance.
   ts_phase_ = static_cast<Picos>(root.stream("veth.tcp_ts_clock").uniform() * static_cast<double>(sim::kPicosPerMs));
   // The SYN-ACK's TSval, which the first data segments echo: the connection is established at
@@ -818,10 +825,18 @@ bool VethSystem::deliver_one(Caller& c, std::uint32_t frame) {
   }
   pages_.now = kernel_.now() + c.cost;  // the poll's clock when the skb goes up the stack
   if (tcp_)
-    stack_.deliver_costing(c, skb, tcp_deliver_cost_);
+    tcp_deliver(c, skb);
   else
     stack_.deliver(c, skb);
   return true;
+}
+
+// tcp_queue_rcv: a segment coalesced into the tail skb is charged its truesize less the sk_buff
+// that kfree_skb_partial frees (skb_try_coalesce's delta when it steals the head).
+void VethSystem::tcp_deliver(Caller& c, const nic::Skb& skb) {
+  const std::uint64_t before = stack_.coalesced();
+  stack_.deliver_costing(c, skb, tcp_deliver_cost_);
+  if (stack_.coalesced() != before) rx_.rmem -= std::min<std::uint64_t>(rx_.rmem, kSkbStructBytes);
 }
 
 // The held GRO skb goes up the stack (napi_gro_flush / the end of the poll).
@@ -831,7 +846,7 @@ void VethSystem::gro_flush(Caller& c) {
   gro_ = nic::Skb{};
   if (tcp_) tcp_segment_queued(skb.bytes > kTcpHeaders ? skb.bytes - kTcpHeaders : 0, skb.buf_bytes + kSkbStructBytes);
   pages_.now = kernel_.now() + c.cost;
-  stack_.deliver_costing(c, skb, tcp_deliver_cost_);
+  tcp_deliver(c, skb);
 }
 
 // A TCP segment that never reaches the socket no longer occupies the window (the model has no
@@ -931,6 +946,9 @@ void VethSystem::register_stats() {
              [this] { return rx_.ts_samples; });
     if (kernel_acks_) s.reader("veth0.tcp.rtt_samples_window", "samples", "receiver RTT samples from one window's arrival",
              [this] { return rx_.win_samples; });
+    if (tcp_coalesce_)
+      s.reader("veth0.tcp.coalesced", "segments", "segments whose payload joined the receive queue's tail skb",
+               [this] { return stack_.coalesced(); });
     if (frag_.on())
       s.reader("veth0.tcp.sndq_faults", "pages", "pages of the send queue's memory faulted in by a write's first touch",
                [this] { return frag_.faults(); });

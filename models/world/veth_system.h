@@ -91,6 +91,7 @@ class VethSystem {
   std::uint64_t send_queue_mem(std::uint64_t bytes) const;
   void tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize);
   void tcp_fin_queued(std::uint32_t truesize);
+  void tcp_deliver(page_pool::Caller& c, const nic::Skb& skb);
   void tcp_read(std::uint32_t pay, std::uint32_t truesize);
   void tcp_rcv_rtt_update(std::uint64_t sample_us, bool win_dep);
   void tcp_rcv_rtt_measure_ts(std::uint32_t pay);
@@ -164,6 +165,7 @@ class VethSystem {
   std::uint64_t snd_nxt_ = 0, snd_una_ = 0, cwnd_usage_seq_ = 0, max_packets_out_ = 0;
   bool cwnd_limited_ = false, nospace_ = false;
   bool kernel_acks_ = false;          // veth.tcp_kernel_acks
+  bool tcp_coalesce_ = false;         // veth.tcp_coalesce
   int unacked_ = 0;                   // without it: segments since the last (every-second-segment) ACK
   bool ack_pending_ = false, delack_pending_ = false;
   // With veth.tcp_kernel_acks: ACKs sent from the reader's tcp_cleanup_rbuf or the delayed-ACK

@@ -16,7 +16,8 @@ costs a datagram, a read call, a turn on the CPU pays) defines what is fitted:
    sender's runtime beyond what the model charges for its datagrams, per turn, is the context
    switch (unpaced UDP); the reader's runtime beyond the model's own copies and frees is turns x
    (the switch and its sleep/wake-up around poll()) + read calls x a call's cost + skbs x a cost
-   per skb, fitted by non-negative least squares over UDP and TCP groups:
+   per skb (TCP: per segment, or per merged skb with veth.tcp_coalesce), fitted by non-negative
+   least squares over UDP and TCP groups:
    cpus.context_switch_ns, stack.reader_wake_ns, stack.reader_call_ns, stack.reader_per_skb_ns.
 
 4. The reader's lag when the traffic starts: in the captures the reader has run its setup and
@@ -118,6 +119,10 @@ def _group_score(caps: list[tuple[Path, dict]], vals: dict, overrides: dict, wor
 
 def _task_stat(stats: dict, role: str, what: str):
     return next((v for k, v in stats.items() if k.endswith(f".task.{role}.{what}")), None)
+
+
+def _stat(stats: dict, suffix: str):
+    return next((v for k, v in stats.items() if k.endswith("." + suffix)), None)
 
 
 def fit_observations(dirs: list[Path]) -> tuple[list[Obs], list[str]]:
@@ -254,7 +259,10 @@ def fit(dirs: list[Path], defaults: dict | None = None) -> dict:
                 per_turn.append((t["sender"]["slices"]["total_ms"] * 1e6 - _task_stat(r.stats, "sender", "runtime_ns"))
                                 / t["sender"]["slices"]["count"])
             calls = int(o.meta["receiver"]["received"])  # read calls that returned data
-            skbs = calls if o.meta["params"]["proto"] == "udp" else sent * _segments(o.meta)
+            # TCP: one skb per segment, less those whose payload joined the queue's tail skb
+            # (veth.tcp_coalesce; the count is the model's own, from this run).
+            skbs = calls if o.meta["params"]["proto"] == "udp" else (
+                sent * _segments(o.meta) - (_stat(r.stats, "tcp.coalesced") or 0))
             rx.append([float(t["reader"]["slices"]["count"]), float(calls), float(skbs)])
             ry.append(t["reader"]["slices"]["total_ms"] * 1e6 - _task_stat(r.stats, "reader", "runtime_ns"))
         cs = max(0.0, statistics.median(per_turn))
