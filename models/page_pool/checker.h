@@ -206,7 +206,9 @@ class PageChecker : public PageObserver {
   // on_event handles the common transitions (alloc-cache pop and push, frag carving, posting,
   // device DMA, handing to the stack, puts, syncs) itself when every check on them passes, without
   // a call. Anything else (a check fails, a rarely set state is involved) goes, before any update,
-  // to full_event: the reference, which checks every event and reports.
+  // to full_event: the reference, which checks every event and reports. A check added to or
+  // changed in full_event must be added to the fast path's case too (or that case must send the
+  // event on): `./ppsim mutants` and the collect-mode mutant results are the test that they agree.
   void full_event(const PageEvent& ev, const PageWorld& world);
   [[gnu::noinline]] void fast_put(const PageEvent& ev, const PageWorld& world, Shadow& s, PoolShadow& ps);
   [[gnu::noinline]] void fast_ring_consume(const PageEvent& ev, const PageWorld& world, Shadow& s, PoolShadow& ps);
