@@ -2,14 +2,18 @@
 
 Reads only the captures whose group the fixed split marks "fit" (traces/README.md); prints each
 fitted value, the kernel's and the model's figure per capture after the fit, and with --write
-updates the defaults file. See ppsim/fit.py for what is fitted to what."""
+updates the defaults file. See ppsim/fit.py for what is fitted to what. One run is one step:
+each cost is fitted with the others at the values the defaults file holds when it starts."""
 from __future__ import annotations
 
 from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("fit", help="fit traces/replay_defaults.json on the fit set of the captures")
+    p = sub.add_parser("fit", help="fit traces/replay_defaults.json on the fit set of the captures",
+                       description="Fits the replay's costs on the fit set. One run is one step: each cost is "
+                                   "fitted with the others at the values traces/replay_defaults.json holds when "
+                                   "it starts, so a second run from its own output can move them on.")
     p.add_argument("dirs", nargs="+", help="capture directories (each with trace.txt and meta.json)")
     p.add_argument("--write", action="store_true", help="write the fitted values to traces/replay_defaults.json")
     p.set_defaults(func=run)
