@@ -693,43 +693,26 @@ std::uint64_t VethSystem::send_queue_mem(std::uint64_t bytes) const { return (by
 // softirq on the reader's CPU, which transmits more of the send queue from there.
 void VethSystem::on_ack() {
   ack_pending_ = false;
+  if (deleted_ || (!kernel_acks_ && sndq_ == 0)) return;
+  const Picos now = kernel_.now();
+  sim::Cpu& cpu = cpus_[receiver_cpu_];
+  const Picos start = cpu.softirq_start(now);
+  if (start > now) {
+    ack_pending_ = !kernel_acks_;  // the kernel-ACK path keeps its ACKs in acks_in_flight_ instead
+    ack_proc_.wake_at(start);
+    return;
+  }
   if (kernel_acks_) {
-    on_ack_kernel();
-    return;
+    // With veth.tcp_kernel_acks: the ACKs due by now reach the sender's socket, which processes
+    // them in order (tcp_ack), then transmits what they allow and wakes a writer waiting for send
+    // buffer (tcp_data_snd_check).
+    while (!acks_in_flight_.empty() && acks_in_flight_.front().due <= now) {
+      sender_rcv_ack(acks_in_flight_.front());
+      acks_in_flight_.pop_front();
+    }
+    if (!acks_in_flight_.empty()) ack_proc_.wake_at(acks_in_flight_.front().due);
+    if (sndq_ == 0 && !sender_blocked_) return;
   }
-  if (deleted_ || sndq_ == 0) return;
-  const Picos now = kernel_.now();
-  sim::Cpu& cpu = cpus_[receiver_cpu_];
-  const Picos start = cpu.softirq_start(now);
-  if (start > now) {
-    ack_pending_ = true;
-    ack_proc_.wake_at(start);
-    return;
-  }
-  Caller c = softirq_caller(receiver_cpu_, "ppsim_recv", 3001);
-  c.cost += tcp_ack_cost_;
-  push(c);
-  cpu.run_softirq(now, c.cost, "tcp ack");
-}
-
-// With veth.tcp_kernel_acks: the ACKs due by now reach the sender's socket in NET_RX softirq on
-// the reader's CPU (once that CPU can run it), which processes them in order (tcp_ack) and then
-// transmits what they allow and wakes a writer waiting for send buffer (tcp_data_snd_check).
-void VethSystem::on_ack_kernel() {
-  if (deleted_) return;
-  const Picos now = kernel_.now();
-  sim::Cpu& cpu = cpus_[receiver_cpu_];
-  const Picos start = cpu.softirq_start(now);
-  if (start > now) {
-    ack_proc_.wake_at(start);
-    return;
-  }
-  while (!acks_in_flight_.empty() && acks_in_flight_.front().due <= now) {
-    sender_rcv_ack(acks_in_flight_.front());
-    acks_in_flight_.pop_front();
-  }
-  if (!acks_in_flight_.empty()) ack_proc_.wake_at(acks_in_flight_.front().due);
-  if (sndq_ == 0 && !sender_blocked_) return;
   Caller c = softirq_caller(receiver_cpu_, "ppsim_recv", 3001);
   c.cost += tcp_ack_cost_;
   push(c);

@@ -86,7 +86,6 @@ class VethSystem {
   void tcp_ack(std::uint64_t ack);
   struct AckInFlight;
   void sender_rcv_ack(const AckInFlight& a);
-  void on_ack_kernel();
   void tcp_check_space();
   std::uint64_t send_queue_mem(std::uint64_t bytes) const;
   void tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize);

@@ -118,7 +118,7 @@ def _group_score(caps: list[tuple[Path, dict]], vals: dict, overrides: dict, wor
 
 
 def _task_stat(stats: dict, role: str, what: str):
-    return next((v for k, v in stats.items() if k.endswith(f".task.{role}.{what}")), None)
+    return _stat(stats, f"task.{role}.{what}")
 
 
 def _stat(stats: dict, suffix: str):
