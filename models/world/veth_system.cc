@@ -91,6 +91,12 @@ void register_veth_params(sim::ParamRegistry& r) {
             0, 1ll << 40,
             "32768: one skb_page_frag_refill page (SKB_FRAG_PAGE_ORDER 3); the fit set's cross-CPU 64 KiB writes "
             "are slow for their first 128 KiB (docs/replay.md)");
+  r.add_bool("veth.tcp_push_per_skb", false,
+             "TCP: a write is copied one skb at a time and each full skb goes out as soon as it is filled "
+             "(tcp_sendmsg_locked → tcp_push_one); an skb holds size_goal bytes, half the largest window the "
+             "receiver has offered in whole segments, at most the device's GSO size (tcp_xmit_size_goal → "
+             "tcp_bound_to_half_wnd), from TCP_INIT_CWND segments at the start. Off: the whole write is copied, "
+             "then transmitted (net/ipv4/tcp.c, tcp_output.c, 6.18)");
   r.add_bool("veth.tcp_coalesce", false,
              "TCP: an in-order segment's payload is appended to the receive queue's tail skb when it can be "
              "(tcp_queue_rcv → tcp_try_coalesce → skb_try_coalesce: up to MAX_SKB_FRAGS frags, same pp_recycle, "
@@ -173,6 +179,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   tcp_write_cost_ = sim::from_ns(p.get_double("veth.tcp_write_ns"));
   frag_ = FirstTouch(sim::from_ns(p.get_double("veth.tcp_frag_first_touch_ns")));
   frag_cold_bytes_ = static_cast<std::uint64_t>(p.get_int("veth.tcp_frag_cold_bytes"));
+  push_per_skb_ = p.get_bool("veth.tcp_push_per_skb");
   tcp_deliver_cost_ = sim::from_ns(p.get_double("veth.tcp_deliver_ns"));
   tcp_xmit_cost_ = sim::from_ns(p.get_double("veth.tcp_xmit_ns"));
   tcp_ack_cost_ = sim::from_ns(p.get_double("veth.tcp_ack_ns"));
@@ -212,6 +219,9 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
     rx_.rcv_ssthresh = std::min<std::uint64_t>(rx_.window_clamp, 65535);
     rx_.edge = rx_.rcv_ssthresh;
     rx_.rcv_wnd = rx_.edge;
+    // The sender's tp->max_window starts at the SYN-ACK's window: TCP_INIT_CWND segments (the
+    // captures' first skbs are half of that, tcp_bound_to_half_wnd).
+    max_window_ = 10 * mss_;
     stack_.on_read = [this](const nic::Skb& sk) {
       const std::uint32_t pay = sk.bytes > kTcpHeaders ? sk.bytes - kTcpHeaders : 0;  // GRO skbs count it once
       unread_bytes_ -= std::min<std::uint64_t>(unread_bytes_, pay);
@@ -289,6 +299,7 @@ void VethSystem::tcp_advertise(bool at_once) {
   if (!kernel_acks_) {
     const std::uint64_t win = std::min(tcp_space(), rx_.rcv_ssthresh);
     rx_.edge = std::max(rx_.edge, rx_.rcv_nxt + win);
+    max_window_ = std::max(max_window_, win);
     return;
   }
   const std::uint64_t cur = tcp_receive_window();
@@ -315,6 +326,7 @@ void VethSystem::tcp_advertise(bool at_once) {
 // The sender's socket processes an ACK: the window's new right edge, the TS echo, tcp_ack().
 void VethSystem::sender_rcv_ack(const AckInFlight& a) {
   rx_.edge = std::max(rx_.edge, a.edge);
+  if (a.edge > a.ack) max_window_ = std::max(max_window_, a.edge - a.ack);
   ts_recent_ = a.tsval;
   tcp_ack(a.ack);
 }
@@ -565,6 +577,11 @@ void VethSystem::send_next() {
     return;
   }
   sending_ = true;
+  if (tcp_ && push_per_skb_) {
+    write_left_ = payload_;
+    cpus_[sender_cpu_].run_work(now, tcp_write_cost_, this, [this] { write_skb(); }, /*schedule_point=*/false);
+    return;
+  }
   Picos cost = (tcp_ ? tcp_write_cost_ : send_cost_) + static_cast<Picos>(copy_ps_per_byte_ * payload_);
   if (tcp_ && frag_.on()) {
     // The copy goes into the task's page_frag (tcp_sendmsg_locked → skb_page_frag_refill): the
@@ -587,6 +604,43 @@ void VethSystem::send_next() {
     // its end (a schedule point).
     cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { send_done(); });
   }, /*schedule_point=*/false);
+}
+
+// With veth.tcp_push_per_skb, one skb of the write: the copy into it (and its cold pages), then,
+// once it holds size_goal bytes, tcp_push_one: it is transmitted at once if the windows allow
+// (otherwise it waits like the rest of the send queue; __tcp_push_pending_frames' forced push
+// would send nothing more). The write's last skb is pushed by tcp_push at the end of sendmsg,
+// which returns there (a schedule point); until then the sender cannot be switched out.
+void VethSystem::write_skb() {
+  const std::uint64_t goal = size_goal();
+  const std::uint64_t bytes = std::min<std::uint64_t>(write_left_, goal);
+  Picos cost = static_cast<Picos>(copy_ps_per_byte_ * static_cast<double>(bytes));
+  if (frag_.on()) {
+    written_ = std::min(written_ + bytes, frag_cold_bytes_);
+    cost += frag_.touch(written_);
+  }
+  cpus_[sender_cpu_].run_work(kernel_.now(), cost, this, [this, bytes] {
+    Caller c = softirq_caller(sender_cpu_, "ppsim_send", 3000);
+    write_left_ -= bytes;
+    sndq_ += bytes;
+    if (write_left_ == 0) {
+      ++sent_;
+      push(c);
+      cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { send_done(); });
+      return;
+    }
+    push(c);
+    cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { write_skb(); }, /*schedule_point=*/false);
+  }, /*schedule_point=*/false);
+}
+
+// tcp_xmit_size_goal(): tcp_bound_to_half_wnd(sk_gso_max_size) in whole segments, at least one.
+// veth's GSO size is GSO_LEGACY_MAX_SIZE; sk_setup_caps leaves MAX_TCP_HEADER + 1 of it out.
+std::uint64_t VethSystem::size_goal() const {
+  constexpr std::uint64_t kGsoMax = 65536 - (320 + 1);
+  const std::uint64_t cutoff = max_window_ > 536 ? max_window_ / 2 : max_window_;
+  const std::uint64_t goal = cutoff > 0 && kGsoMax > cutoff ? std::max<std::uint64_t>(cutoff, 68 - 32) : kGsoMax;
+  return std::max<std::uint64_t>(goal / mss_ * mss_, mss_);
 }
 
 Caller VethSystem::softirq_caller(int cpu, const char* task, int pid) const {

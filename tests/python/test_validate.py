@@ -127,6 +127,8 @@ def _tcp(**veth):
     {"tcp_rcvbuf_bytes": 2000, "tcp_rcvbuf_locked": True},  # a window below one MSS: partial segments
     {"xdp": "drop"},                  # dropped segments free their window space
     {"delete_after_sender_us": 0},    # the FIN goes out before the deletion, never after it
+    {"tcp_push_per_skb": True, "tcp_rcvbuf_bytes": 2000, "tcp_rcvbuf_locked": True},
+    {"tcp_push_per_skb": True, "delete_after_sender_us": 0},
 ])
 def test_tcp_corner_cases_finish_cleanly(veth):
     r = ppsim.run(_tcp(**veth), overrides={"sim.time_limit_us": 5e6})
@@ -161,6 +163,9 @@ def test_first_touch_faults_count_each_new_page_once():
     {"xdp": "drop"},
     {"delete_after_sender_us": 0},
     {"payload_bytes": 4096, "sends": 300, "sender_cpu": 1},  # same CPU: delayed ACKs stall the sender
+    {"tcp_push_per_skb": True},
+    {"tcp_push_per_skb": True, "xdp": "drop"},
+    {"tcp_push_per_skb": True, "payload_bytes": 32768, "sends": 100, "sender_cpu": 1},
 ])
 def test_tcp_kernel_acks_finish_cleanly(veth):
     r = ppsim.run(_tcp(tcp_kernel_acks=True, **veth), overrides={"sim.time_limit_us": 5e6})
@@ -203,6 +208,26 @@ def test_tcp_kernel_acks_sample_the_receivers_rtt_as_the_kernel_does(tmp_path):
     for ln in grows:
         f = dict(kv.split("=") for kv in ln.split("tcp_rcvbuf_grow: ")[1].split())
         assert 0 < int(f["rtt_us"]) <= int(f["time"])
+
+
+@pytest.mark.parametrize("acks", [False, True])
+def test_tcp_push_per_skb_sends_each_skb_once_it_is_full(tmp_path, acks):
+    # tcp_sendmsg_locked → tcp_push_one: each skb goes out once it holds size_goal bytes, half the
+    # largest window offered (the SYN-ACK's 10 segments at first: 5-segment skbs, as in the
+    # captures' first polls). Without the option a 32 KiB write reaches the receiver as one burst
+    # (with kernel ACKs, as much of it as the initial cwnd of 10 allows).
+    def polls(**veth):
+        trace = tmp_path / "t.txt"
+        r = ppsim.run(_tcp(sends=4, payload_bytes=32768, tcp_kernel_acks=acks, **veth), seed=1, trace=trace)
+        assert r.ok, r.violations
+        assert r.stats["veth0.writes"] == 4
+        return [int(ln.split(" work ")[1].split()[0]) for ln in trace.read_text().splitlines() if "napi_poll:" in ln]
+    off, on = polls(), polls(tcp_push_per_skb=True)
+    assert off[0] == (10 if acks else 23)
+    assert on[0] == 5
+    assert sum(on) == sum(off) == 4 * 23 + 1  # and the FIN
+    # The window grows with the receiver's ACKs, and so do the skbs.
+    assert max(on) > 5
 
 
 def test_tcp_reader_held_over_the_deletion_must_fit_the_window():
