@@ -343,6 +343,41 @@ def _kconfig() -> dict:
     return out
 
 
+def _virtualized() -> bool | None:
+    """The CPU's `hypervisor` flag: the capture runs in a virtual machine."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return "hypervisor" in line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return None
+
+
+def _page_reporting() -> dict | None:
+    """Free page reporting's settings (a guest returning free memory to its host), if the kernel
+    has it: memory it reported costs the host a fault when it is touched again."""
+    d = Path("/sys/module/page_reporting/parameters")
+    if not d.is_dir():
+        return None
+    out = {}
+    for f in sorted(d.iterdir()):
+        try:
+            out[f.name] = f.read_text().strip()
+        except OSError:
+            continue
+    return out
+
+
+def _page_fault_cost(cpu: int) -> dict:
+    """What a user page fault costs here (`ppsim_traffic faults`): the capture's reader takes one
+    per page of its buffer on its first reads (stack.reader_first_touch_ns in the model)."""
+    out = _run([str(tool_path("ppsim_traffic")), "faults", "--cpu", str(cpu)], "measure page faults")
+    r = json.loads(out.strip().splitlines()[-1])
+    runs = [float(x) for x in r["us_per_page"]]
+    return {"cpu": r["cpu"], "pages": r["pages"], "us_per_page": runs, "median_us": sorted(runs)[len(runs) // 2]}
+
+
 def _cpu_model() -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -888,6 +923,8 @@ def run_capture(p: CaptureParams, out_dir: Path, group: str, index: int,
         if stale:
             log("removed leftovers of a killed capture: " + ", ".join(stale))
         meta["load"] = {"wait": waited, "at_start": loadavg()}
+        meta["machine"].update({"virtualized": _virtualized(), "page_reporting": _page_reporting(),
+                                "user_page_fault": _page_fault_cost(p.receiver_cpu)})
         # the pid in the name lets a later capture tell a killed capture's mount from a live one's
         workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         cleanup.push("remove work directory", lambda: shutil.rmtree(workdir, ignore_errors=True))

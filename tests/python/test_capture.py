@@ -244,6 +244,11 @@ def test_real_capture_holds_destroy_and_cleanup(tmp_path):
         assert pool.inflight_at_release[-1] == 0 and pool.destroyed
         assert pool.holds == pool.releases
     assert meta["sender"]["sent"] == 300
+    # The machine's price of a user page fault, measured on the reader's CPU before the capture.
+    fault = meta["machine"]["user_page_fault"]
+    assert fault["cpu"] == p.receiver_cpu and fault["pages"] == 4096
+    assert len(fault["us_per_page"]) == 3 and 0 < fault["median_us"] < 1000
+    assert isinstance(meta["machine"]["virtualized"], bool)
     assert meta["cleanup"] == {"failures": [], "leftovers": [], "ok": True}
     assert meta["replay"]["frame_layout"]["heads_per_page"] == 2
     phases = [x["phase"] for x in meta["replay"]["phases"]]

@@ -18,6 +18,10 @@
 //   ppsim_traffic kick --cpu C [--count N] [--marker-fd FD]
 //       Sends N one-byte datagrams to itself over loopback from CPU C, so NET_RX softirq runs
 //       on C (and flushes C's deferred skb frees); waits for them to arrive.
+//   ppsim_traffic faults --cpu C [--count PAGES]
+//       What a user page fault costs on this machine: maps PAGES (default 4096) pages of fresh
+//       anonymous memory (no huge pages), writes one byte to each, and unmaps them, three times.
+//       The capture's reader faults its buffer in this way on its first reads.
 //
 // The roles name themselves ppsim_send, ppsim_recv and ppsim_kick (the trace's TASK column).
 // Exit codes: 0 done, 2 bad arguments, 3 the system refused (socket, affinity, timeout).
@@ -35,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -547,18 +552,43 @@ static int cmd_kick(const struct Options* o) {
   return got == sent ? kExitOk : kExitSystem;
 }
 
+// ---- faults ----------------------------------------------------------------------------
+
+static int cmd_faults(const struct Options* o) {
+  if (o->cpu < 0) die_usage("--cpu is required");
+  const long pages = o->count > 0 ? o->count : 4096;
+  const long page = sysconf(_SC_PAGESIZE);
+  const size_t len = (size_t)pages * (size_t)page;
+  pin_cpu(o->cpu);
+  double us[3];
+  for (int r = 0; r < 3; r++) {
+    char* m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) die_system("mmap");
+    madvise(m, len, MADV_NOHUGEPAGE);  // one fault per base page, as a malloc'd buffer takes them
+    const int64_t t0 = now_ns();
+    for (size_t i = 0; i < len; i += (size_t)page) ((volatile char*)m)[i] = 1;
+    const int64_t t1 = now_ns();
+    munmap(m, len);
+    us[r] = (double)(t1 - t0) / 1e3 / (double)pages;
+  }
+  printf("{\"role\":\"faults\",\"cpu\":%d,\"pages\":%ld,\"page_bytes\":%ld,"
+         "\"us_per_page\":[%.3f,%.3f,%.3f]}\n",
+         sched_getcpu(), pages, page, us[0], us[1], us[2]);
+  return kExitOk;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: ppsim_traffic send|recv|kick [options] (see the header of traffic.c)\n");
+    fprintf(stderr, "usage: ppsim_traffic send|recv|kick|faults [options] (see the header of traffic.c)\n");
     return kExitUsage;
   }
   signal(SIGPIPE, SIG_IGN);
   setvbuf(stdout, NULL, _IOLBF, 0);
   struct Options o;
   g_role = argv[1];
-  if (strcmp(argv[1], "send") && strcmp(argv[1], "recv") && strcmp(argv[1], "kick")) {
+  if (strcmp(argv[1], "send") && strcmp(argv[1], "recv") && strcmp(argv[1], "kick") && strcmp(argv[1], "faults")) {
     g_role = "ppsim_traffic";
-    die_usage("unknown role '%s': expected send, recv or kick", argv[1]);
+    die_usage("unknown role '%s': expected send, recv, kick or faults", argv[1]);
   }
   parse_options(argc, argv, &o);
   // Distinct task names, so the trace's TASK column tells the roles apart.
@@ -567,5 +597,6 @@ int main(int argc, char** argv) {
   prctl(PR_SET_NAME, comm, 0, 0, 0);
   if (!strcmp(argv[1], "send")) return cmd_send(&o);
   if (!strcmp(argv[1], "recv")) return cmd_recv(&o);
+  if (!strcmp(argv[1], "faults")) return cmd_faults(&o);
   return cmd_kick(&o);
 }
