@@ -256,27 +256,27 @@ def test_cli_sweep_writes_table_meta_plots_report(cli, base, reference, tmp_path
     assert (tmp_path / "o2" / "sweep.csv").read_bytes() == (out / "sweep.csv").read_bytes()
 
 
-def test_cli_values_parse_as_json_or_strings(cli, base, tmp_path):
-    out = tmp_path / "o"
-    p = cli("sweep", base, "--grid", "stack.mode=socket,napi_free", "--grid", "stack.defer_free=true,false",
-            "--stats", STATS[0], "--out", out)
+def _sweep_meta(cli, base, out, *grids) -> dict:
+    """`ppsim sweep` over `grids` (each a --grid argument) with one stat; its sweep.json."""
+    args = [a for g in grids for a in ("--grid", g)]
+    p = cli("sweep", base, *args, "--stats", STATS[0], "--out", out)
     assert p.returncode == 0, p.stderr
-    meta = json.loads((out / "sweep.json").read_text())
+    return json.loads((out / "sweep.json").read_text())
+
+
+def test_cli_values_parse_as_json_or_strings(cli, base, tmp_path):
+    meta = _sweep_meta(cli, base, tmp_path / "o", "stack.mode=socket,napi_free", "stack.defer_free=true,false")
     assert meta["grid"] == {"stack.mode": ["socket", "napi_free"], "stack.defer_free": [True, False]}
     assert meta["seeds"] == [None]
 
 
 def test_cli_json_array_values(cli, base, tmp_path):
     # The array form carries values a comma list cannot (a comma inside a string).
-    out = tmp_path / "o"
-    p = cli("sweep", base, "--grid", 'stack.mode=["socket", "napi_free"]', "--grid", "page_pool.pool_size_pages=[64, 128]",
-            "--stats", STATS[0], "--out", out)
-    assert p.returncode == 0, p.stderr
-    meta = json.loads((out / "sweep.json").read_text())
+    meta = _sweep_meta(cli, base, tmp_path / "o", 'stack.mode=["socket", "napi_free"]',
+                       "page_pool.pool_size_pages=[64, 128]")
     assert meta["grid"] == {"stack.mode": ["socket", "napi_free"], "page_pool.pool_size_pages": [64, 128]}
-    p = cli("sweep", base, "--grid", 'name=["a,b", "c"]', "--stats", STATS[0], "--out", tmp_path / "o2")
-    assert p.returncode == 0, p.stderr
-    assert json.loads((tmp_path / "o2" / "sweep.json").read_text())["grid"] == {"name": ["a,b", "c"]}
+    meta = _sweep_meta(cli, base, tmp_path / "o2", 'name=["a,b", "c"]')
+    assert meta["grid"] == {"name": ["a,b", "c"]}
 
 
 def test_cli_parquet_falls_back_to_csv_without_pyarrow(cli, base, tmp_path):
