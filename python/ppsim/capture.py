@@ -358,10 +358,14 @@ def _page_reporting() -> dict | None:
     """Free page reporting's settings (a guest returning free memory to its host), if the kernel
     has it: memory it reported costs the host a fault when it is touched again."""
     d = Path("/sys/module/page_reporting/parameters")
-    if not d.is_dir():
+    try:
+        files = sorted(d.iterdir()) if d.is_dir() else None
+    except OSError:
+        return None
+    if files is None:
         return None
     out = {}
-    for f in sorted(d.iterdir()):
+    for f in files:
         try:
             out[f.name] = f.read_text().strip()
         except OSError:
@@ -371,11 +375,16 @@ def _page_reporting() -> dict | None:
 
 def _page_fault_cost(cpu: int) -> dict:
     """What a user page fault costs here (`ppsim_traffic faults`): the capture's reader takes one
-    per page of its buffer on its first reads (stack.reader_first_touch_ns in the model)."""
-    out = _run([str(tool_path("ppsim_traffic")), "faults", "--cpu", str(cpu)], "measure page faults")
-    r = json.loads(out.strip().splitlines()[-1])
-    runs = [float(x) for x in r["us_per_page"]]
-    return {"cpu": r["cpu"], "pages": r["pages"], "us_per_page": runs, "median_us": sorted(runs)[len(runs) // 2]}
+    per page of its buffer on its first reads (stack.reader_first_touch_ns in the model). A
+    measurement that fails is recorded as {"error": ...}: the capture itself is still good."""
+    try:
+        out = _run([str(tool_path("ppsim_traffic")), "faults", "--cpu", str(cpu)], "measure page faults")
+        r = json.loads(out.strip().splitlines()[-1])
+        runs = [float(x) for x in r["us_per_page"]]
+        return {"cpu": int(r["cpu"]), "pages": int(r["pages"]), "us_per_page": runs,
+                "median_us": sorted(runs)[len(runs) // 2]}
+    except (EnvironmentProblem, OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        return {"error": str(e) or type(e).__name__}
 
 
 def _cpu_model() -> str | None:
@@ -923,8 +932,6 @@ def run_capture(p: CaptureParams, out_dir: Path, group: str, index: int,
         if stale:
             log("removed leftovers of a killed capture: " + ", ".join(stale))
         meta["load"] = {"wait": waited, "at_start": loadavg()}
-        meta["machine"].update({"virtualized": _virtualized(), "page_reporting": _page_reporting(),
-                                "user_page_fault": _page_fault_cost(p.receiver_cpu)})
         # the pid in the name lets a later capture tell a killed capture's mount from a live one's
         workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         cleanup.push("remove work directory", lambda: shutil.rmtree(workdir, ignore_errors=True))
@@ -1124,6 +1131,9 @@ def _finish(p: CaptureParams, out_dir: Path, raw: str, meta: dict) -> None:
     meta["foreign_pools"] = foreign  # pools of other devices active during the capture
     meta["trace_summary"] = summary.to_dict()
     meta["replay"] = _replay_facts(p, meta, summary)
+    # After the traffic, so that its 48 MiB of page faults cannot disturb what was captured.
+    meta["machine"].update({"virtualized": _virtualized(), "page_reporting": _page_reporting(),
+                            "user_page_fault": _page_fault_cost(p.receiver_cpu)})
     if p.sched == "off":
         (out_dir / "trace.txt").write_text(text)
     else:  # scheduler lines make the trace large: stored gzipped (ppsim.trace reads either)

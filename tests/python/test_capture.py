@@ -305,3 +305,16 @@ def test_stale_private_mount_of_a_killed_capture_is_removed(tmp_path):
         for w in (work, live):
             subprocess.run(["umount", str(w / "tracefs")], capture_output=True)
             shutil.rmtree(w, ignore_errors=True)
+
+
+def test_a_failed_page_fault_measurement_is_recorded_not_raised(monkeypatch, tmp_path):
+    # The measurement is metadata: a missing or broken helper leaves an error in meta.json and the
+    # capture stands.
+    monkeypatch.setattr(C, "tool_path", lambda name: tmp_path / "no-such-helper")
+    got = C._page_fault_cost(0)
+    assert "not found" in got["error"]
+    bad = tmp_path / "bad-helper"
+    bad.write_text("#!/bin/sh\necho not json\n")
+    bad.chmod(0o755)
+    monkeypatch.setattr(C, "tool_path", lambda name: bad)
+    assert "error" in C._page_fault_cost(0)
