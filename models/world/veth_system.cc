@@ -71,15 +71,15 @@ void register_veth_params(sim::ParamRegistry& r) {
               "ppsim assumption");
   r.add_float("veth.tcp_ack_delay_ns", "ns", 2000.0, "from the reader's read to its ACK's softirq on the reader's CPU",
               0, 1e9, "ppsim assumption");
-  r.add_bool("veth.tcp_kernel_acks", false,
+  r.add_bool("veth.tcp_kernel_acks", true,
              "TCP: the receiver ACKs when __tcp_ack_snd_check and tcp_cleanup_rbuf say (delayed ACKs once the "
              "offered window stops growing), and the sender keeps at most cwnd segments in flight (cwnd grows only "
              "while the flow is cwnd-limited) with unacknowledged data counted in its send buffer. Off: every second "
              "segment is ACKed at once and only unsent data counts. From net/ipv4/tcp_input.c, tcp_output.c and tcp.c "
              "(6.18). With it the receiver's RTT estimate also follows tcp_rcv_rtt_measure (one window's arrival) and "
              "tcp_rcv_rtt_measure_ts (millisecond TCP timestamps, no sample for a delta of 0) under 6.18's "
-             "tcp_rcv_rtt_update rules. Off by default until the start of a connection matches the captures "
-             "(docs/replay.md)");
+             "tcp_rcv_rtt_update rules. On by default since 2026-12-02: with veth.tcp_push_per_skb it scores "
+             "better than neither on the captures' fit set (docs/replay.md)");
   r.add_float("veth.tcp_frag_first_touch_ns", "ns", 0.0,
               "TCP: the first touch of each 4 KiB page of the memory the sender's writes copy into (the task's "
               "page_frag, skb_page_frag_refill's 32 KiB pages), for the first veth.tcp_frag_cold_bytes of the "
@@ -91,12 +91,14 @@ void register_veth_params(sim::ParamRegistry& r) {
             0, 1ll << 40,
             "32768: one skb_page_frag_refill page (SKB_FRAG_PAGE_ORDER 3); the fit set's cross-CPU 64 KiB writes "
             "are slow for their first 128 KiB (docs/replay.md)");
-  r.add_bool("veth.tcp_push_per_skb", false,
+  r.add_bool("veth.tcp_push_per_skb", true,
              "TCP: a write is copied one skb at a time and each full skb goes out as soon as it is filled "
              "(tcp_sendmsg_locked → tcp_push_one); an skb holds size_goal bytes, half the largest window the "
              "receiver has offered in whole segments, at most the device's GSO size (tcp_xmit_size_goal → "
-             "tcp_bound_to_half_wnd), from TCP_INIT_CWND segments at the start. Off: the whole write is copied, "
-             "then transmitted (net/ipv4/tcp.c, tcp_output.c, 6.18)");
+             "tcp_bound_to_half_wnd), from TCP_INIT_CWND segments at the start; it is taken when the write "
+             "starts and again every 16 skbs (sk_flush_backlog's restart). As without it, the send buffer is "
+             "checked when a write starts, not before each skb. Off: the whole write is copied, then "
+             "transmitted (net/ipv4/tcp.c, tcp_output.c, 6.18)");
   r.add_bool("veth.tcp_coalesce", false,
              "TCP: an in-order segment's payload is appended to the receive queue's tail skb when it can be "
              "(tcp_queue_rcv → tcp_try_coalesce → skb_try_coalesce: up to MAX_SKB_FRAGS frags, same pp_recycle, "
@@ -219,9 +221,10 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
     rx_.rcv_ssthresh = std::min<std::uint64_t>(rx_.window_clamp, 65535);
     rx_.edge = rx_.rcv_ssthresh;
     rx_.rcv_wnd = rx_.edge;
-    // The sender's tp->max_window starts at the SYN-ACK's window: TCP_INIT_CWND segments (the
-    // captures' first skbs are half of that, tcp_bound_to_half_wnd).
-    max_window_ = 10 * mss_;
+    // The sender's tp->max_window starts at the SYN-ACK's window: TCP_INIT_CWND segments, or less
+    // if the receive buffer offers less (the captures' first skbs are half of it,
+    // tcp_bound_to_half_wnd).
+    max_window_ = std::min<std::uint64_t>(10 * mss_, rx_.edge);
     stack_.on_read = [this](const nic::Skb& sk) {
       const std::uint32_t pay = sk.bytes > kTcpHeaders ? sk.bytes - kTcpHeaders : 0;  // GRO skbs count it once
       unread_bytes_ -= std::min<std::uint64_t>(unread_bytes_, pay);
@@ -579,17 +582,12 @@ void VethSystem::send_next() {
   sending_ = true;
   if (tcp_ && push_per_skb_) {
     write_left_ = payload_;
+    write_skbs_ = 0;
     cpus_[sender_cpu_].run_work(now, tcp_write_cost_, this, [this] { write_skb(); }, /*schedule_point=*/false);
     return;
   }
-  Picos cost = (tcp_ ? tcp_write_cost_ : send_cost_) + static_cast<Picos>(copy_ps_per_byte_ * payload_);
-  if (tcp_ && frag_.on()) {
-    // The copy goes into the task's page_frag (tcp_sendmsg_locked → skb_page_frag_refill): the
-    // first veth.tcp_frag_cold_bytes the connection writes land in memory touched for the first
-    // time; later frags come from the per-CPU lists, where the freed ones went: warm.
-    written_ = std::min(written_ + payload_, frag_cold_bytes_);
-    cost += frag_.touch(written_);
-  }
+  const Picos cost = tcp_ ? tcp_write_cost_ + tcp_copy_cost(payload_)
+                          : send_cost_ + static_cast<Picos>(copy_ps_per_byte_ * payload_);
   cpus_[sender_cpu_].run_work(now, cost, this, [this] {
     Caller c = softirq_caller(sender_cpu_, "ppsim_send", 3000);
     ++sent_;
@@ -612,26 +610,33 @@ void VethSystem::send_next() {
 // would send nothing more). The write's last skb is pushed by tcp_push at the end of sendmsg,
 // which returns there (a schedule point); until then the sender cannot be switched out.
 void VethSystem::write_skb() {
-  const std::uint64_t goal = size_goal();
-  const std::uint64_t bytes = std::min<std::uint64_t>(write_left_, goal);
+  // tcp_send_mss() at the start of the write (restart:), and again when sk_flush_backlog, every
+  // 16 skbs, may have processed ACKs that moved the window.
+  if (write_skbs_ % 16 == 0) write_goal_ = size_goal();
+  ++write_skbs_;
+  const std::uint64_t bytes = std::min<std::uint64_t>(write_left_, write_goal_);
+  cpus_[sender_cpu_].run_work(kernel_.now(), tcp_copy_cost(bytes), this, [this, bytes] {
+    Caller c = softirq_caller(sender_cpu_, "ppsim_send", 3000);
+    write_left_ -= bytes;
+    sndq_ += bytes;
+    const bool last = write_left_ == 0;
+    if (last) ++sent_;
+    push(c);
+    if (last) cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { send_done(); });
+    else cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { write_skb(); }, /*schedule_point=*/false);
+  }, /*schedule_point=*/false);
+}
+
+// Copying `bytes` of a write into the task's page_frag (tcp_sendmsg_locked → skb_page_frag_refill):
+// the first veth.tcp_frag_cold_bytes the connection writes land in memory touched for the first
+// time; later frags come from the per-CPU lists, where the freed ones went: warm.
+Picos VethSystem::tcp_copy_cost(std::uint64_t bytes) {
   Picos cost = static_cast<Picos>(copy_ps_per_byte_ * static_cast<double>(bytes));
   if (frag_.on()) {
     written_ = std::min(written_ + bytes, frag_cold_bytes_);
     cost += frag_.touch(written_);
   }
-  cpus_[sender_cpu_].run_work(kernel_.now(), cost, this, [this, bytes] {
-    Caller c = softirq_caller(sender_cpu_, "ppsim_send", 3000);
-    write_left_ -= bytes;
-    sndq_ += bytes;
-    if (write_left_ == 0) {
-      ++sent_;
-      push(c);
-      cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { send_done(); });
-      return;
-    }
-    push(c);
-    cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { write_skb(); }, /*schedule_point=*/false);
-  }, /*schedule_point=*/false);
+  return cost;
 }
 
 // tcp_xmit_size_goal(): tcp_bound_to_half_wnd(sk_gso_max_size) in whole segments, at least one.

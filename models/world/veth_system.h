@@ -60,6 +60,7 @@ class VethSystem {
   void send_next();
   void write_skb();
   std::uint64_t size_goal() const;
+  sim::Picos tcp_copy_cost(std::uint64_t bytes);
   void send_done();
   void transmit(page_pool::Caller& c, std::uint32_t bytes);
   void push(page_pool::Caller& c);
@@ -156,7 +157,8 @@ class VethSystem {
   FirstTouch frag_;  // the sender's cold page_frag memory (veth.tcp_frag_first_touch_ns)
   std::uint64_t written_ = 0, frag_cold_bytes_ = 32768;  // bytes the writes copied into cold memory, and its size
   bool push_per_skb_ = false;         // veth.tcp_push_per_skb
-  std::uint64_t write_left_ = 0;      // with it: bytes of the current write not yet copied
+  std::uint64_t write_left_ = 0;      // with it: bytes of the current write not yet copied,
+  std::uint64_t write_goal_ = 0, write_skbs_ = 0;  // its skbs' size_goal, and skbs copied so far
   std::uint64_t max_window_ = 0;      // the sender's tp->max_window: the largest window offered
   sim::Picos send_cost_seg_ = 0, tcp_write_cost_ = 0, tcp_ack_cost_ = 0, tcp_ack_delay_ = 0;
   std::uint32_t budget_ = 64;

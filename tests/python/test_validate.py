@@ -131,7 +131,9 @@ def _tcp(**veth):
     {"tcp_push_per_skb": True, "delete_after_sender_us": 0},
 ])
 def test_tcp_corner_cases_finish_cleanly(veth):
-    r = ppsim.run(_tcp(**veth), overrides={"sim.time_limit_us": 5e6})
+    # Without the kernel's ACKs (the model before veth.tcp_kernel_acks); with them below.
+    r = ppsim.run(_tcp(**{"tcp_kernel_acks": False, "tcp_push_per_skb": False, **veth}),
+                  overrides={"sim.time_limit_us": 5e6})
     assert not r.raw["time_limit_reached"]
     assert r.ok, r.violations
     assert r.stats["veth0.writes"] == 20
@@ -181,7 +183,7 @@ def test_tcp_kernel_acks_move_transmits_to_the_readers_ack(repo, tmp_path):
     # sender's cwnd, the sender blocks in its long runs and the reader's ACKs transmit the rest.
     meta = load_meta(repo / "traces/tcp-4096-samecpu-r1")
     sc = scenario_from_meta(meta)
-    off = ppsim.run(sc, seed=1)
+    off = ppsim.run(sc, seed=1, overrides={"veth.tcp_kernel_acks": False})
     on = ppsim.run(sc, seed=1, overrides={"veth.tcp_kernel_acks": True})
     assert off.ok and on.ok
     assert "veth0.tcp.acks" not in off.stats
@@ -222,7 +224,7 @@ def test_tcp_push_per_skb_sends_each_skb_once_it_is_full(tmp_path, acks):
         assert r.ok, r.violations
         assert r.stats["veth0.writes"] == 4
         return [int(ln.split(" work ")[1].split()[0]) for ln in trace.read_text().splitlines() if "napi_poll:" in ln]
-    off, on = polls(), polls(tcp_push_per_skb=True)
+    off, on = polls(tcp_push_per_skb=False), polls(tcp_push_per_skb=True)
     assert off[0] == (10 if acks else 23)
     assert on[0] == 5
     assert sum(on) == sum(off) == 4 * 23 + 1  # and the FIN
