@@ -430,11 +430,17 @@ void VethSystem::tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize) {
   if ((more_than_one && (nothing_unread || tcp_select_window() >= rx_.rcv_wnd)) || rx_.quick > 0) {
     tcp_advertise();
   } else {
-    ++rx_.delayed;
-    if (!delack_pending_) {
-      delack_pending_ = true;
-      delack_proc_.wake_at(now + kTcpAtoMin);
-    }
+    tcp_delay_ack();
+  }
+}
+
+// tcp_send_delayed_ack(): the ACK waits for the reader's tcp_cleanup_rbuf or the delayed-ACK
+// timer (TCP_ATO_MIN), whichever comes first; an armed timer is not pushed back.
+void VethSystem::tcp_delay_ack() {
+  ++rx_.delayed;
+  if (!delack_pending_) {
+    delack_pending_ = true;
+    delack_proc_.wake_at(kernel_.now() + kTcpAtoMin);
   }
 }
 
@@ -448,15 +454,8 @@ void VethSystem::tcp_fin_queued(std::uint32_t truesize) {
   tcp_rcv_rtt_measure_ts(0);  // a new TS echo is remembered; too short for a sample
   rx_.rmem += truesize;
   rx_.pingpong = true;
-  if (rx_.rcv_nxt + 1 - rx_.rcv_wup > rx_.rcv_mss && tcp_select_window() >= rx_.rcv_wnd) {
-    tcp_advertise();
-    return;
-  }
-  ++rx_.delayed;
-  if (!delack_pending_) {
-    delack_pending_ = true;
-    delack_proc_.wake_at(kernel_.now() + kTcpAtoMin);
-  }
+  if (rx_.rcv_nxt + 1 - rx_.rcv_wup > rx_.rcv_mss && tcp_select_window() >= rx_.rcv_wnd) tcp_advertise();
+  else tcp_delay_ack();
 }
 
 // tcp_recvmsg → tcp_rcv_space_adjust(): once per receiver RTT, the bytes the reader took in that
@@ -643,8 +642,10 @@ Picos VethSystem::tcp_copy_cost(std::uint64_t bytes) {
 // veth's GSO size is GSO_LEGACY_MAX_SIZE; sk_setup_caps leaves MAX_TCP_HEADER + 1 of it out.
 std::uint64_t VethSystem::size_goal() const {
   constexpr std::uint64_t kGsoMax = 65536 - (320 + 1);
-  const std::uint64_t cutoff = max_window_ > 536 ? max_window_ / 2 : max_window_;
-  const std::uint64_t goal = cutoff > 0 && kGsoMax > cutoff ? std::max<std::uint64_t>(cutoff, 68 - 32) : kGsoMax;
+  constexpr std::uint64_t kMssDefault = 536;    // TCP_MSS_DEFAULT
+  constexpr std::uint64_t kMinCutoff = 68 - 32;  // 68 - tcp_header_len (timestamps on)
+  const std::uint64_t cutoff = max_window_ > kMssDefault ? max_window_ / 2 : max_window_;
+  const std::uint64_t goal = cutoff > 0 && kGsoMax > cutoff ? std::max(cutoff, kMinCutoff) : kGsoMax;
   return std::max<std::uint64_t>(goal / mss_ * mss_, mss_);
 }
 

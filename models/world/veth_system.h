@@ -93,6 +93,7 @@ class VethSystem {
   std::uint64_t send_queue_mem(std::uint64_t bytes) const;
   void tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize);
   void tcp_fin_queued(std::uint32_t truesize);
+  void tcp_delay_ack();
   void tcp_deliver(page_pool::Caller& c, const nic::Skb& skb);
   void tcp_read(std::uint32_t pay, std::uint32_t truesize);
   void tcp_rcv_rtt_update(std::uint64_t sample_us, bool win_dep);
