@@ -1,6 +1,7 @@
 #include "sim/cpu.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 
 namespace ppsim::sim {
@@ -15,6 +16,41 @@ void Cpu::set_sleeping_lag(const void* task, Picos lag) {
   Entity& e = entity(task);
   e.vlag = std::clamp(lag, -eevdf_.lag_limit, eevdf_.lag_limit);
   e.is_new = false;
+}
+
+void Cpu::trace_task(const void* task, const char* comm, int pid) {
+  Entity& e = entity(task);
+  e.comm = comm;
+  e.pid = pid;
+}
+
+// As the kernel prints them (sched_switch from __schedule with IRQs off, sched_wakeup from
+// try_to_wake_up in the waker's context). Every task has nice 0: prio 120.
+void Cpu::trace_switch(Picos now, const Entity* prev, char prev_state, const Entity* next) {
+  if (!tw_) return;
+  const std::string idle = "swapper/" + std::to_string(id_);
+  const char* pc = prev ? prev->comm : idle.c_str();
+  const char* nc = next ? next->comm : idle.c_str();
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "prev_comm=%s prev_pid=%d prev_prio=120 prev_state=%c ==> next_comm=%s next_pid=%d next_prio=120",
+                pc, prev ? prev->pid : 0, prev ? prev_state : 'R', nc, next ? next->pid : 0);
+  TraceCtx ctx;
+  ctx.task = pc;
+  ctx.pid = prev ? prev->pid : 0;
+  ctx.cpu = id_;
+  tw_->line(ctx, now, "sched_switch", buf);
+}
+
+void Cpu::trace_wakeup(Picos now, const Entity& e) {
+  if (!tw_) return;
+  const std::string idle = "swapper/" + std::to_string(id_);
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "comm=%s pid=%d prio=120 target_cpu=%03d", e.comm, e.pid, id_);
+  TraceCtx ctx;
+  ctx.task = curr_ ? curr_->comm : idle.c_str();
+  ctx.pid = curr_ ? curr_->pid : 0;
+  ctx.cpu = id_;
+  tw_->line(ctx, now, "sched_wakeup", buf);
 }
 
 std::vector<const TaskSchedStats*> Cpu::task_stats() const {
@@ -259,6 +295,7 @@ void Cpu::wakeup(Picos now, Entity& e) {
   update_curr(now);
   ++e.stats.wakeups;
   e.woken_at = now;
+  trace_wakeup(now, e);
   if (e.delayed) {
     // requeue_delayed_entity(): still queued; a lag that became positive restarts at lag 0,
     // placed at the average of the others (the kernel takes it off the tree to place it).
@@ -297,11 +334,12 @@ void Cpu::eevdf_start_job(Picos now, Picos extra) {
   dispatcher_->wake_at(job_end_);
 }
 
-void Cpu::eevdf_schedule(Picos now) {
+void Cpu::eevdf_schedule(Picos now, Entity* blocked) {
   update_curr(now);
   Entity* prev = curr_;
   Entity* next = pick(true);
   need_resched_ = false;
+  if (next != prev || (blocked && !next)) trace_switch(now, prev ? prev : blocked, prev ? 'R' : 'S', next);
   if (next != prev) {
     if (prev) {  // preempted with work left (a blocked task left curr_ already)
       ++prev->stats.preempted;
@@ -352,6 +390,8 @@ void Cpu::eevdf_job_end(Picos now) {
     }
     curr_ = nullptr;
     ++switches_;
+    eevdf_schedule(now, e);
+    return;
   }
   eevdf_schedule(now);
 }

@@ -33,6 +33,7 @@
 #include "sim/kernel.h"
 #include "sim/time.h"
 #include "sim/timeline.h"
+#include "sim/tracer.h"
 
 namespace ppsim::sim {
 
@@ -92,6 +93,11 @@ class Cpu {
   void run_softirq(Picos start, Picos cost, const char* what = "softirq");
   // Show this CPU's softirq work and process jobs as slices on `tl` (null: not recorded).
   void set_timeline(Timeline* tl);
+  // EEVDF: write the kernel's sched_switch and sched_wakeup lines for this CPU to `tw` (null:
+  // none), so that a replay's trace shows what ran as a capture's does. Tasks appear under the
+  // command name and pid given here (a literal); others as "task", an idle CPU as swapper/N.
+  void set_trace(TraceWriter* tw) { tw_ = tw && tw->enabled() ? tw : nullptr; }
+  void trace_task(const void* task, const char* comm, int pid);
   // The name a task's jobs get on the timeline (a literal), when name_task() did not name it.
   void label_task(const void* task, const char* label) { labels_.emplace_back(task, label); }
 
@@ -139,7 +145,11 @@ class Cpu {
     bool is_new = true;  // never placed: a forked task (PLACE_DEADLINE_INITIAL)
     Picos picked_at = 0, woken_at = -1;
     TaskSchedStats stats;
+    const char* comm = "task";  // for sched trace lines
+    int pid = 0;
   };
+  void trace_switch(Picos now, const Entity* prev, char prev_state, const Entity* next);
+  void trace_wakeup(Picos now, const Entity& e);
 
   void dispatch(Picos now);
   void on_job_end();
@@ -147,7 +157,7 @@ class Cpu {
   Entity& entity(const void* task);
   void eevdf_submit(Picos now, Job job);
   void eevdf_job_end(Picos now);
-  void eevdf_schedule(Picos now);
+  void eevdf_schedule(Picos now, Entity* blocked = nullptr);  // blocked: the task that just blocked
   void eevdf_start_job(Picos now, Picos extra);
   void update_curr(Picos now, bool check_resched = true);
   Picos avg_vruntime() const;
@@ -171,6 +181,7 @@ class Cpu {
   Picos slice_end_ = 0;
   std::uint64_t switches_ = 0;
   Timeline* tl_ = nullptr;
+  TraceWriter* tw_ = nullptr;
   std::vector<std::pair<const void*, const char*>> labels_;
   int tl_softirq_ = -1, tl_process_ = -1;
   Picos job_start_ = 0;

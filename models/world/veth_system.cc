@@ -198,6 +198,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   ts_recent_ = tcp_clock_ms(0);
   budget_ = static_cast<std::uint32_t>(p.get_int("veth.napi_budget"));
   cpus_[static_cast<std::size_t>(sender_cpu_)].name_task(this, "sender");
+  cpus_[static_cast<std::size_t>(sender_cpu_)].trace_task(this, "ppsim_send", 3000);
 
   // veth_create_page_pool(): order 0, pool_size 256 (or what the scenario says), no DMA, no NAPI.
   page_pool::PoolParams pp = page_pool::pool_params_from(p);

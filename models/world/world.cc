@@ -266,6 +266,7 @@ World::World(const sim::Params& p, const RunOptions& opts)
   if (!opts.trace_path.empty()) {
     trace_.open(opts.trace_path, ncpu);
     pages_.subscribe(&tracer_);
+    for (auto& c : cpus_) c.set_trace(&trace_);
   }
   if (p.get_bool("coherence.enabled")) {
     coherence_ = page_pool::make_coherence_observer(p);

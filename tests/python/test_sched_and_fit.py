@@ -118,3 +118,27 @@ def test_fit_with_no_fit_group_keeps_the_defaults(cli, repo):
     assert p.returncode == 0, p.stderr
     assert "fit set: 0 groups" in p.stdout
     assert "sender costs kept" in p.stdout
+
+
+def test_a_replay_trace_shows_what_ran_as_a_capture_does(tmp_path):
+    # The replay writes the kernel's sched_switch/sched_wakeup lines, so the parser that summarises
+    # a capture's scheduling reads the model's too, and finds the turns the model counted.
+    from pathlib import Path
+
+    from ppsim import replay
+
+    d = Path(__file__).resolve().parents[2] / "traces" / "udp-600-samecpu-r1"
+    trace = tmp_path / "sim.txt"
+    _, r = replay.simulate(replay.load_meta(d), str(d / "meta.json"), trace, seed=1)
+    text = trace.read_text()
+    s = schedtrace.summarise(text, {"sender": 3000, "reader": 3001})
+    for role in ("sender", "reader"):
+        turns = r.stats[f"cpu0.task.{role}.turns"]
+        assert turns > 100  # they ping-pong on the one CPU
+        got = s["tasks"][role]
+        # A turn still running at the end has no sched_switch that ends it.
+        assert got["slices"]["count"] in (turns, turns - 1)
+        assert got["wakeups"] == r.stats[f"cpu0.task.{role}.wakeups"]
+        assert sum(got["ended"].values()) == got["slices"]["count"]
+    assert s["tasks"]["reader"]["ended"].get("S", 0) == r.stats["cpu0.task.reader.blocked"]
+    assert s["tasks"]["sender"]["ended"].get("R", 0) == r.stats["cpu0.task.sender.preempted"]
