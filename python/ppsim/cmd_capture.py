@@ -62,6 +62,9 @@ def register(subparsers) -> None:
                    help="capture name, shared by the repeats (the meta.json `group`); default "
                         "derived from the parameters, e.g. udp-1400-xcpu")
     p.add_argument("--force", action="store_true", help="replace existing capture directories")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the repeats --out already holds and take only the missing ones "
+                        "(e.g. --repeat 6 after an earlier --repeat 3 takes r4..r6)")
     p.add_argument("--matrix", metavar="FILE",
                    help="take every group of a capture matrix (traces/matrix.json) that --out does not hold yet; "
                         "the other options are ignored")
@@ -155,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
         return run_matrix(args)
     params = params_from_args(args)
     params.validate()   # bad input is reported before any environment check
-    for path in capture.run_captures(params):
+    if args.resume and args.force:
+        raise InputError("--resume: give it or --force, not both")
+    for path in capture.run_captures(params, resume=args.resume):
         print(path)
     return 0

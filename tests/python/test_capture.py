@@ -95,6 +95,30 @@ def test_existing_capture_directory_is_not_overwritten(tmp_path, capsys):
     assert (other / "notes.txt").exists()
 
 
+def test_resume_takes_only_the_missing_repeats(monkeypatch, tmp_path, capsys):
+    # A second session of the same group: --repeat 6 --resume after --repeat 3 takes r4..r6 and
+    # leaves r1..r3 as they are.
+    for k in (1, 2, 3):
+        d = tmp_path / f"mine-r{k}"
+        d.mkdir()
+        (d / "meta.json").write_text("{}")
+    taken = []
+
+    def fake_capture(p, out_dir, group, index, log):
+        taken.append((out_dir.name, group, index))
+        out_dir.mkdir()
+        return {"replay": {"packets_sent": 1, "packets_received": 1},
+                "trace_summary": {"pools": []}, "our_pools": [], "load": {"at_start": {"1min": 0.0}}}
+
+    monkeypatch.setattr(C, "check_environment", lambda: None)
+    monkeypatch.setattr(C, "run_capture", fake_capture)
+    assert run_cli("--out", str(tmp_path), "--name", "mine", "--packets", "10", "--repeat", "6", "--resume") == 0
+    assert taken == [("mine-r4", "mine", 4), ("mine-r5", "mine", 5), ("mine-r6", "mine", 6)]
+    assert all((tmp_path / f"mine-r{k}" / "meta.json").read_text() == "{}" for k in (1, 2, 3))
+    assert run_cli("--out", str(tmp_path), "--name", "mine", "--resume", "--force") == 2
+    assert "--resume: give it or --force, not both" in capsys.readouterr().err
+
+
 def test_not_root_is_refused_with_exit_3(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert run_cli("--out", str(tmp_path), "--packets", "10") == 3
