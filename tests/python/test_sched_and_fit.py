@@ -142,3 +142,44 @@ def test_a_replay_trace_shows_what_ran_as_a_capture_does(tmp_path):
         assert sum(got["ended"].values()) == got["slices"]["count"]
     assert s["tasks"]["reader"]["ended"].get("S", 0) == r.stats["cpu0.task.reader.blocked"]
     assert s["tasks"]["sender"]["ended"].get("R", 0) == r.stats["cpu0.task.sender.preempted"]
+
+
+def test_sender_alone_counts_only_polls_with_no_switch_between():
+    # The sender (pid 10) polls every 5 us while alone; a switch to the reader and back makes a
+    # 30 us gap that is not the sender's time; a poll of work 2 counts 6 us over two packets.
+    lines, t = [], 1.0
+    for i in range(60):
+        t += 5e-6
+        lines.append(f"  send-10 [000] ..s1. {t:.6f}: napi_poll: napi poll on napi struct 1 for device r work 1 budget 64")
+    lines.append(_switch(t + 1e-6, 0, "send", 10, "R", "recv", 20))
+    lines.append(_switch(t + 29e-6, 0, "recv", 20, "S", "send", 10))
+    t += 30e-6
+    lines.append(f"  send-10 [000] ..s1. {t:.6f}: napi_poll: napi poll on napi struct 1 for device r work 1 budget 64")
+    t += 12e-6
+    lines.append(f"  send-10 [000] ..s1. {t:.6f}: napi_poll: napi poll on napi struct 1 for device r work 2 budget 64")
+    # The reader's own polls (its ACKs, another pid) are not the sender's.
+    lines.append(f"  recv-20 [000] ..s1. {t + 1e-6:.6f}: napi_poll: napi poll on napi struct 2 for device s work 1 budget 64")
+    a = schedtrace.sender_alone_us(lines, 10)
+    assert a["gaps"] == 60  # 59 between the first 60 polls, and the work-2 one
+    assert a["us_per_packet"] == pytest.approx(5.0, abs=0.05)
+    assert schedtrace.sender_alone_us(lines[:40], 10) is None  # too few gaps to say
+
+
+def test_validate_reports_the_senders_speed_in_kernel_and_model(tmp_path):
+    # Unpaced UDP groups get the figure (info, not gated); the kernel's from every capture with
+    # scheduler lines, the model's from its own trace.
+    from pathlib import Path
+
+    from ppsim import replay
+
+    root = Path(__file__).resolve().parents[2] / "traces"
+    caps = [(root / f"udp-600-samecpu-r{k}", replay.load_meta(root / f"udp-600-samecpu-r{k}")) for k in (1, 2, 3)]
+    trace = tmp_path / "sim.txt"
+    replay.simulate(caps[0][1], "meta.json", trace, seed=1)
+    (row,) = replay.alone_rows("udp-600-samecpu", caps, trace)
+    assert row["metric"] == "sender.alone_us_per_datagram" and not row["gated"]
+    lo, hi = row["kernel_range"]
+    assert 3.5 < lo <= row["kernel_median"] <= hi < 6.5
+    assert 3.5 < row["ppsim"] < 6.5
+    paced = [(d, {**m, "params": {**m["params"], "rate": 20000}}) for d, m in caps]
+    assert replay.alone_rows("x", paced, trace) == []
