@@ -91,6 +91,11 @@ void register_veth_params(sim::ParamRegistry& r) {
             0, 1ll << 40,
             "32768: one skb_page_frag_refill page (SKB_FRAG_PAGE_ORDER 3); the fit set's cross-CPU 64 KiB writes "
             "are slow for their first 128 KiB (docs/replay.md)");
+  r.add_bool("veth.tcp_ack_backlog", false,
+             "TCP, with veth.tcp_kernel_acks and veth.tcp_push_per_skb: ACKs that reach the writer's socket while "
+             "it is inside sendmsg wait in its backlog (sk_add_backlog) and act when sk_flush_backlog runs (every 16 "
+             "new skbs) or at release_sock, the write's end; the ACK's softirq sends nothing meanwhile. Without it "
+             "they act at once");
   r.add_bool("veth.tcp_push_per_skb", true,
              "TCP: a write is copied one skb at a time and each full skb goes out as soon as it is filled "
              "(tcp_sendmsg_locked → tcp_push_one); an skb holds size_goal bytes, half the largest window the "
@@ -189,6 +194,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   gro_cost_ = sim::from_ns(p.get_double("veth.gro_ns"));
   gro_on_ = p.get_bool("veth.gro");
   kernel_acks_ = p.get_bool("veth.tcp_kernel_acks");
+  ack_backlog_ = p.get_bool("veth.tcp_ack_backlog");
   tcp_coalesce_ = tcp_ && p.get_bool("veth.tcp_coalesce");
   if (tcp_coalesce_) stack_.enable_coalesce(kTcpHeaders);
   // The receiver's millisecond clock (tcp_clock_ms) ticks at a phase the capture leaves to chance.
@@ -329,10 +335,31 @@ void VethSystem::tcp_advertise(bool at_once) {
 
 // The sender's socket processes an ACK: the window's new right edge, the TS echo, tcp_ack().
 void VethSystem::sender_rcv_ack(const AckInFlight& a) {
+  if (in_write_) {
+    backlog_.push_back(a);
+    ++backlogged_;
+    return;
+  }
   rx_.edge = std::max(rx_.edge, a.edge);
   if (a.edge > a.ack) max_window_ = std::max(max_window_, a.edge - a.ack);
   ts_recent_ = a.tsval;
   tcp_ack(a.ack);
+}
+
+// The writer's socket processes the ACKs its backlog holds (__release_sock / sk_flush_backlog →
+// tcp_v4_do_rcv → tcp_rcv_established): tcp_ack for each, then tcp_data_snd_check sends what they
+// allow.
+void VethSystem::flush_backlog(Caller& c) {
+  if (backlog_.empty()) return;
+  const bool was = in_write_;
+  in_write_ = false;
+  while (!backlog_.empty()) {
+    sender_rcv_ack(backlog_.front());
+    backlog_.pop_front();
+    c.cost += tcp_ack_cost_;
+  }
+  push(c);
+  in_write_ = was;
 }
 
 // net/ipv4/tcp.c __tcp_cleanup_rbuf(), after a read call: an ACK when more than one MSS arrived
@@ -583,6 +610,7 @@ void VethSystem::send_next() {
   if (tcp_ && push_per_skb_) {
     write_left_ = payload_;
     write_skbs_ = 0;
+    in_write_ = ack_backlog_ && kernel_acks_;  // lock_sock
     cpus_[sender_cpu_].run_work(now, tcp_write_cost_, this, [this] { write_skb(); }, /*schedule_point=*/false);
     return;
   }
@@ -612,16 +640,22 @@ void VethSystem::send_next() {
 void VethSystem::write_skb() {
   // tcp_send_mss() at the start of the write (restart:), and again when sk_flush_backlog, every
   // 16 skbs, may have processed ACKs that moved the window.
+  Caller b = softirq_caller(sender_cpu_, "ppsim_send", 3000);
+  if (write_skbs_ > 0 && write_skbs_ % 16 == 0) flush_backlog(b);  // sk_flush_backlog, then restart:
   if (write_skbs_ % 16 == 0) write_goal_ = size_goal();
   ++write_skbs_;
   const std::uint64_t bytes = std::min<std::uint64_t>(write_left_, write_goal_);
-  cpus_[sender_cpu_].run_work(kernel_.now(), tcp_copy_cost(bytes), this, [this, bytes] {
+  cpus_[sender_cpu_].run_work(kernel_.now(), b.cost + tcp_copy_cost(bytes), this, [this, bytes] {
     Caller c = softirq_caller(sender_cpu_, "ppsim_send", 3000);
     write_left_ -= bytes;
     sndq_ += bytes;
     const bool last = write_left_ == 0;
     if (last) ++sent_;
     push(c);
+    if (last && in_write_) {  // release_sock: the backlog's ACKs, then the socket is the stack's again
+      flush_backlog(c);
+      in_write_ = false;
+    }
     if (last) cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { send_done(); });
     else cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { write_skb(); }, /*schedule_point=*/false);
   }, /*schedule_point=*/false);
@@ -772,6 +806,7 @@ void VethSystem::on_ack() {
       acks_in_flight_.pop_front();
     }
     if (!acks_in_flight_.empty()) ack_proc_.wake_at(acks_in_flight_.front().due);
+    if (in_write_) return;  // they wait in the writer's backlog
     if (sndq_ == 0 && !sender_blocked_) return;
   }
   Caller c = softirq_caller(receiver_cpu_, "ppsim_recv", 3001);
@@ -990,6 +1025,9 @@ void VethSystem::register_stats() {
              [this] { return rx_.ts_samples; });
     if (kernel_acks_) s.reader("veth0.tcp.rtt_samples_window", "samples", "receiver RTT samples from one window's arrival",
              [this] { return rx_.win_samples; });
+    if (kernel_acks_ && ack_backlog_)
+      s.reader("veth0.tcp.acks_backlogged", "ACKs", "ACKs that reached the writer inside sendmsg and waited in its backlog",
+               [this] { return backlogged_; });
     if (tcp_coalesce_)
       s.reader("veth0.tcp.coalesced", "segments", "segments whose payload joined the receive queue's tail skb",
                [this] { return stack_.coalesced(); });

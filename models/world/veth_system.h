@@ -184,6 +184,13 @@ class VethSystem {
     std::int64_t tsval;
   };
   std::deque<AckInFlight> acks_in_flight_;
+  // veth.tcp_ack_backlog: while the writer is inside sendmsg it owns the socket, and ACKs reaching
+  // it wait in the socket's backlog (sk_add_backlog) until sk_flush_backlog (every 16 new skbs)
+  // or release_sock at the end of the write.
+  bool ack_backlog_ = false, in_write_ = false;
+  std::deque<AckInFlight> backlog_;
+  std::int64_t backlogged_ = 0;
+  void flush_backlog(page_pool::Caller& c);
   nic::Skb gro_;                      // the TCP skb GRO is merging segments into
   sim::Picos gro_cost_ = 0;
   bool gro_on_ = false;

@@ -178,6 +178,22 @@ def test_tcp_kernel_acks_finish_cleanly(veth):
     assert 0 < r.stats["veth0.tcp.acks"] <= r.stats["veth0.rx_packets"]
 
 
+def test_tcp_ack_backlog_holds_acks_until_the_write_releases_the_socket():
+    # veth.tcp_ack_backlog: ACKs that reach the writer inside sendmsg wait in the socket's backlog
+    # (sk_flush_backlog every 16 skbs, release_sock at the write's end). Every write still
+    # completes and every segment is still acknowledged; only when they act moves.
+    off = ppsim.run(_tcp(tcp_kernel_acks=True, tcp_push_per_skb=True), seed=1,
+                    overrides={"sim.time_limit_us": 5e6})
+    on = ppsim.run(_tcp(tcp_kernel_acks=True, tcp_push_per_skb=True, tcp_ack_backlog=True), seed=1,
+                   overrides={"sim.time_limit_us": 5e6})
+    assert off.ok and on.ok, (off.violations, on.violations)
+    assert not on.raw["time_limit_reached"]
+    assert on.stats["veth0.writes"] == off.stats["veth0.writes"] == 20
+    assert "veth0.tcp.acks_backlogged" not in off.stats
+    assert 0 < on.stats["veth0.tcp.acks_backlogged"] <= on.stats["veth0.tcp.acks"]
+    assert on.stats["veth0.rq0.pp.inflight"] == 0 and on.stats["veth0.rx_packets"] == off.stats["veth0.rx_packets"]
+
+
 def test_tcp_kernel_acks_move_transmits_to_the_readers_ack(repo, tmp_path):
     # Same-CPU TCP with 4 KiB writes (tcp-4096-samecpu): with the receiver's delayed ACKs and the
     # sender's cwnd, the sender blocks in its long runs and the reader's ACKs transmit the rest.
