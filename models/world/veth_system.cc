@@ -194,7 +194,8 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   gro_cost_ = sim::from_ns(p.get_double("veth.gro_ns"));
   gro_on_ = p.get_bool("veth.gro");
   kernel_acks_ = p.get_bool("veth.tcp_kernel_acks");
-  ack_backlog_ = p.get_bool("veth.tcp_ack_backlog");
+  // The backlog exists only where the model copies a write skb by skb with the kernel's ACKs.
+  ack_backlog_ = tcp_ && push_per_skb_ && kernel_acks_ && p.get_bool("veth.tcp_ack_backlog");
   tcp_coalesce_ = tcp_ && p.get_bool("veth.tcp_coalesce");
   if (tcp_coalesce_) stack_.enable_coalesce(kTcpHeaders);
   // The receiver's millisecond clock (tcp_clock_ms) ticks at a phase the capture leaves to chance.
@@ -204,7 +205,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   ts_recent_ = tcp_clock_ms(0);
   budget_ = static_cast<std::uint32_t>(p.get_int("veth.napi_budget"));
   cpus_[static_cast<std::size_t>(sender_cpu_)].name_task(this, "sender");
-  cpus_[static_cast<std::size_t>(sender_cpu_)].trace_task(this, "ppsim_send", 3000);
+  cpus_[static_cast<std::size_t>(sender_cpu_)].trace_task(this, kSenderComm, kSenderPid);
 
   // veth_create_page_pool(): order 0, pool_size 256 (or what the scenario says), no DMA, no NAPI.
   page_pool::PoolParams pp = page_pool::pool_params_from(p);
@@ -340,6 +341,10 @@ void VethSystem::sender_rcv_ack(const AckInFlight& a) {
     ++backlogged_;
     return;
   }
+  apply_ack(a);
+}
+
+void VethSystem::apply_ack(const AckInFlight& a) {
   rx_.edge = std::max(rx_.edge, a.edge);
   if (a.edge > a.ack) max_window_ = std::max(max_window_, a.edge - a.ack);
   ts_recent_ = a.tsval;
@@ -348,18 +353,14 @@ void VethSystem::sender_rcv_ack(const AckInFlight& a) {
 
 // The writer's socket processes the ACKs its backlog holds (__release_sock / sk_flush_backlog →
 // tcp_v4_do_rcv → tcp_rcv_established): tcp_ack for each, then tcp_data_snd_check sends what they
-// allow.
+// allow. One tcp_ack cost for the lot, as on_ack charges one for the ACKs due together.
 void VethSystem::flush_backlog(Caller& c) {
   if (backlog_.empty()) return;
-  const bool was = in_write_;
-  in_write_ = false;
-  while (!backlog_.empty()) {
-    sender_rcv_ack(backlog_.front());
-    backlog_.pop_front();
-    c.cost += tcp_ack_cost_;
-  }
+  ++backlog_flushes_;
+  for (const AckInFlight& a : backlog_) apply_ack(a);
+  backlog_.clear();
+  c.cost += tcp_ack_cost_;
   push(c);
-  in_write_ = was;
 }
 
 // net/ipv4/tcp.c __tcp_cleanup_rbuf(), after a read call: an ACK when more than one MSS arrived
@@ -515,8 +516,8 @@ void VethSystem::tcp_read(std::uint32_t pay, std::uint32_t truesize) {
                       static_cast<unsigned long long>(rx_.rcv_ssthresh), static_cast<unsigned long long>(rx_.window_clamp),
                       static_cast<unsigned long long>(rx_.rcv_wnd));
         sim::TraceCtx t;
-        t.task = "ppsim_recv";
-        t.pid = 3001;
+        t.task = kReaderComm;
+        t.pid = kReaderPid;
         t.cpu = receiver_cpu_;
         trace_->line(t, now, "tcp_rcvbuf_grow", f);
       }
@@ -610,14 +611,14 @@ void VethSystem::send_next() {
   if (tcp_ && push_per_skb_) {
     write_left_ = payload_;
     write_skbs_ = 0;
-    in_write_ = ack_backlog_ && kernel_acks_;  // lock_sock
+    in_write_ = ack_backlog_;  // lock_sock
     cpus_[sender_cpu_].run_work(now, tcp_write_cost_, this, [this] { write_skb(); }, /*schedule_point=*/false);
     return;
   }
   const Picos cost = tcp_ ? tcp_write_cost_ + tcp_copy_cost(payload_)
                           : send_cost_ + static_cast<Picos>(copy_ps_per_byte_ * payload_);
   cpus_[sender_cpu_].run_work(now, cost, this, [this] {
-    Caller c = softirq_caller(sender_cpu_, "ppsim_send", 3000);
+    Caller c = softirq_caller(sender_cpu_, kSenderComm, kSenderPid);
     ++sent_;
     if (tcp_) {
       sndq_ += payload_;
@@ -640,21 +641,25 @@ void VethSystem::send_next() {
 void VethSystem::write_skb() {
   // tcp_send_mss() at the start of the write (restart:), and again when sk_flush_backlog, every
   // 16 skbs, may have processed ACKs that moved the window.
-  Caller b = softirq_caller(sender_cpu_, "ppsim_send", 3000);
-  if (write_skbs_ > 0 && write_skbs_ % 16 == 0) flush_backlog(b);  // sk_flush_backlog, then restart:
+  Picos flushed = 0;
+  if (write_skbs_ > 0 && write_skbs_ % 16 == 0 && !backlog_.empty()) {  // sk_flush_backlog, then restart:
+    Caller b = softirq_caller(sender_cpu_, kSenderComm, kSenderPid);
+    flush_backlog(b);
+    flushed = b.cost;
+  }
   if (write_skbs_ % 16 == 0) write_goal_ = size_goal();
   ++write_skbs_;
   const std::uint64_t bytes = std::min<std::uint64_t>(write_left_, write_goal_);
-  cpus_[sender_cpu_].run_work(kernel_.now(), b.cost + tcp_copy_cost(bytes), this, [this, bytes] {
-    Caller c = softirq_caller(sender_cpu_, "ppsim_send", 3000);
+  cpus_[sender_cpu_].run_work(kernel_.now(), flushed + tcp_copy_cost(bytes), this, [this, bytes] {
+    Caller c = softirq_caller(sender_cpu_, kSenderComm, kSenderPid);
     write_left_ -= bytes;
     sndq_ += bytes;
     const bool last = write_left_ == 0;
     if (last) ++sent_;
     push(c);
-    if (last && in_write_) {  // release_sock: the backlog's ACKs, then the socket is the stack's again
-      flush_backlog(c);
+    if (last && in_write_) {  // release_sock: the socket is the stack's again, after the backlog's ACKs
       in_write_ = false;
+      flush_backlog(c);
     }
     if (last) cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { send_done(); });
     else cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { write_skb(); }, /*schedule_point=*/false);
@@ -697,8 +702,8 @@ Caller VethSystem::softirq_caller(int cpu, const char* task, int pid) const {
 // tcp_write_xmit: as much of the send queue as the receive window and the congestion window
 // allow, in MSS segments (tcp_snd_wnd_test, tcp_cwnd_test). Segments lost on the way (XDP drop)
 // give their window back at once, so the loop goes on. An ACK the receiver sends at once (in this
-// softirq) reaches the sender's socket before the write returns (release_sock processes the
-// backlog), so the loop sees it.
+// softirq) reaches the sender's socket before the write returns, so the loop sees it; with
+// veth.tcp_ack_backlog it waits in the backlog until sk_flush_backlog or release_sock instead.
 void VethSystem::push(Caller& c) {
   bool sent = false;
   while (sndq_ > 0 && !deleted_) {
@@ -809,7 +814,7 @@ void VethSystem::on_ack() {
     if (in_write_) return;  // they wait in the writer's backlog
     if (sndq_ == 0 && !sender_blocked_) return;
   }
-  Caller c = softirq_caller(receiver_cpu_, "ppsim_recv", 3001);
+  Caller c = softirq_caller(receiver_cpu_, kReaderComm, kReaderPid);
   c.cost += tcp_ack_cost_;
   push(c);
   cpu.run_softirq(now, c.cost, "tcp ack");
@@ -964,7 +969,7 @@ void VethSystem::sender_finished() {
     // also flushes that CPU's defer list; the FIN's skb is the reader's last. The deletion
     // is scheduled once the FIN is out.
     cpus_[sender_cpu_].run_work(sender_done_at_, tcp_write_cost_, this, [this] {
-      Caller c = softirq_caller(sender_cpu_, "ppsim_send", 3000);
+      Caller c = softirq_caller(sender_cpu_, kSenderComm, kSenderPid);
       c.cost += tcp_xmit_cost_;
       transmit(c, 0);
       cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { schedule_delete(); });
@@ -1025,9 +1030,12 @@ void VethSystem::register_stats() {
              [this] { return rx_.ts_samples; });
     if (kernel_acks_) s.reader("veth0.tcp.rtt_samples_window", "samples", "receiver RTT samples from one window's arrival",
              [this] { return rx_.win_samples; });
-    if (kernel_acks_ && ack_backlog_)
+    if (ack_backlog_)
       s.reader("veth0.tcp.acks_backlogged", "ACKs", "ACKs that reached the writer inside sendmsg and waited in its backlog",
                [this] { return backlogged_; });
+    if (ack_backlog_)
+      s.reader("veth0.tcp.backlog_flushes", "flushes", "times the writer processed its backlog (sk_flush_backlog, release_sock)",
+               [this] { return backlog_flushes_; });
     if (tcp_coalesce_)
       s.reader("veth0.tcp.coalesced", "segments", "segments whose payload joined the receive queue's tail skb",
                [this] { return stack_.coalesced(); });

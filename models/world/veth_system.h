@@ -88,7 +88,8 @@ class VethSystem {
   std::uint64_t wmem_queued() const;
   void tcp_ack(std::uint64_t ack);
   struct AckInFlight;
-  void sender_rcv_ack(const AckInFlight& a);
+  void sender_rcv_ack(const AckInFlight& a);  // into the backlog while the writer owns the socket
+  void apply_ack(const AckInFlight& a);
   void tcp_check_space();
   std::uint64_t send_queue_mem(std::uint64_t bytes) const;
   void tcp_segment_queued(std::uint32_t pay, std::uint32_t truesize);
@@ -189,7 +190,7 @@ class VethSystem {
   // or release_sock at the end of the write.
   bool ack_backlog_ = false, in_write_ = false;
   std::deque<AckInFlight> backlog_;
-  std::int64_t backlogged_ = 0;
+  std::int64_t backlogged_ = 0, backlog_flushes_ = 0;
   void flush_backlog(page_pool::Caller& c);
   nic::Skb gro_;                      // the TCP skb GRO is merging segments into
   sim::Picos gro_cost_ = 0;

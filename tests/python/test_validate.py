@@ -191,6 +191,12 @@ def test_tcp_ack_backlog_holds_acks_until_the_write_releases_the_socket():
     assert on.stats["veth0.writes"] == off.stats["veth0.writes"] == 20
     assert "veth0.tcp.acks_backlogged" not in off.stats
     assert 0 < on.stats["veth0.tcp.acks_backlogged"] <= on.stats["veth0.tcp.acks"]
+    # They wait: a flush takes several at once (one right after each arrival would not).
+    assert 0 < on.stats["veth0.tcp.backlog_flushes"] < on.stats["veth0.tcp.acks_backlogged"]
+    # Without per-skb pushes there is no backlog to model: the option does nothing there.
+    whole = ppsim.run(_tcp(tcp_kernel_acks=True, tcp_push_per_skb=False, tcp_ack_backlog=True), seed=1,
+                      overrides={"sim.time_limit_us": 5e6})
+    assert "veth0.tcp.acks_backlogged" not in whole.stats
     assert on.stats["veth0.rq0.pp.inflight"] == 0 and on.stats["veth0.rx_packets"] == off.stats["veth0.rx_packets"]
 
 
