@@ -1222,6 +1222,28 @@ def _replay_facts(p: CaptureParams, meta: dict, summary: pptrace.TraceSummary) -
     return facts
 
 
+# Parameters that may differ between the repeats of one group: where and how a capture is taken,
+# not the workload (the replay checks the rest are equal, ppsim.replay.group_captures).
+PER_CAPTURE_PARAMS = frozenset({"repeat", "out", "name", "force", "napi_lines", "sched", "max_load", "load_wait_s",
+                                "buffer_kb", "destroy_timeout_s", "timeout_s"})
+
+
+def _same_workload(meta_file: Path, p: CaptureParams) -> None:
+    """--resume: a repeat already taken must have this run's workload, or the group mixes two."""
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"--resume: {meta_file}: cannot read it ({e}); take that repeat again with --force") from None
+    got = meta.get("params") if isinstance(meta, dict) else None
+    if not isinstance(got, dict):
+        raise InputError(f"--resume: {meta_file}: at $.params: expected the capture's parameters (an object)")
+    want = p.to_meta()
+    diff = sorted(k for k in set(want) | set(got) if k not in PER_CAPTURE_PARAMS and want.get(k) != got.get(k))
+    if diff:
+        raise InputError(f"--resume: {meta_file}: at $.params.{diff[0]}: the kept repeat has {got.get(diff[0])!r:.60}, "
+                         f"this run asks for {want.get(diff[0])!r:.60}; a group's repeats must share the workload")
+
+
 def run_captures(p: CaptureParams, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
                  resume: bool = False) -> list[Path]:
     """All repeats of one parameter set: OUT/NAME-r1 .. OUT/NAME-rK. Returns their paths. With
@@ -1231,7 +1253,13 @@ def run_captures(p: CaptureParams, log: Callable[[str], None] = lambda s: print(
     out = Path(p.out)
     dirs = [out / f"{name}-r{k}" for k in range(1, p.repeat + 1)]
     if resume and not p.force:
-        dirs = [d for d in dirs if not (d / "meta.json").exists()]
+        kept = [d for d in dirs if (d / "meta.json").exists()]
+        for d in kept:
+            _same_workload(d / "meta.json", p)
+        dirs = [d for d in dirs if d not in kept]
+        if not dirs:
+            log(f"{out}: {name}-r1..r{p.repeat} are all there; nothing to take")
+            return []
     for d in dirs:
         if d.exists() and any(d.iterdir()):
             if not p.force:

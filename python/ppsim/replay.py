@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ppsim import schedtrace, strict_json
+from ppsim.capture import PER_CAPTURE_PARAMS
 from ppsim._native import REPO
 from ppsim.errors import InputError
-from ppsim.trace import NapiPoll, PageHold, capture_trace, read_trace
+from ppsim.trace import NapiPoll, PageHold, capture_trace, read_trace, scan_trace
 
 DEFAULTS_FILE = REPO / "traces" / "replay_defaults.json"
 MATRIX_FILE = REPO / "traces" / "matrix.json"
-# The pid the veth model gives its sender in the traces it writes (models/world/veth_system.cc).
+# The pid the veth model gives its sender in the traces it writes (kSenderPid, models/world/stack.h).
 SIM_SENDER_PID = 3000
 
 
@@ -340,19 +341,17 @@ def alone_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> lis
     scheduler lines) against the model's trace: reported, not gated. The kernel's changes from one
     capture session to the next, and the model has one set of costs, so this says how fast the
     machine was when the capture was taken."""
-    import gzip
-
     params = caps[0][1].get("params") or {}
     if params.get("proto", "udp") != "udp" or params.get("rate"):
         return []
     kv = []
     for d, meta in caps:
-        pid = (meta.get("process_ids") or {}).get("sender")
-        if not meta.get("sched") or not isinstance(pid, int):
+        src = str(d / "meta.json")
+        pid = _get(meta, "process_ids.sender", src, "int", None)
+        # A thinned capture's gaps span polls it left out: no time per datagram from it.
+        if not meta.get("sched") or pid is None or _thinned(meta, src):
             continue
-        path = capture_trace(d)
-        with (gzip.open(path, "rt") if path.suffix == ".gz" else path.open()) as f:
-            a = schedtrace.sender_alone_us(f, pid)
+        a = scan_trace(capture_trace(d), lambda lines: schedtrace.sender_alone_us(lines, pid))
         if a:
             kv.append(round(a["us_per_packet"], 2))
     if not kv:
@@ -446,11 +445,6 @@ def compare_group(name: str, kernel: list[Metrics], sim: Metrics, sim_ok: bool,
     return rows
 
 
-# Capture parameters that may differ between repeats of one group (they do not change the workload).
-_PER_CAPTURE = {"repeat", "out", "name", "force", "napi_lines", "sched", "max_load", "load_wait_s", "buffer_kb",
-                "destroy_timeout_s", "timeout_s"}
-
-
 def group_captures(dirs: list[Path]) -> dict[str, list[tuple[Path, dict]]]:
     """Captures by `group`; repeats must share every workload parameter."""
     groups: dict[str, list[tuple[Path, dict]]] = {}
@@ -466,9 +460,9 @@ def group_captures(dirs: list[Path]) -> dict[str, list[tuple[Path, dict]]]:
         groups.setdefault(meta.get("group") or meta.get("name") or Path(d).name, []).append((Path(d), meta))
     for name, caps in groups.items():
         ref_dir, ref = caps[0]
-        want = {k: v for k, v in (ref.get("params") or {}).items() if k not in _PER_CAPTURE}
+        want = {k: v for k, v in (ref.get("params") or {}).items() if k not in PER_CAPTURE_PARAMS}
         for d, meta in caps[1:]:
-            got = {k: v for k, v in (meta.get("params") or {}).items() if k not in _PER_CAPTURE}
+            got = {k: v for k, v in (meta.get("params") or {}).items() if k not in PER_CAPTURE_PARAMS}
             diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
             if diff:
                 raise InputError(f"{d / 'meta.json'}: at $.params.{diff[0]}: group {name!r} repeats must share "

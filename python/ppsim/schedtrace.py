@@ -15,8 +15,14 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-_LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+\S+\s+(?P<ts>\d+\.\d+):\s+"
-                   r"(?P<event>sched_switch|sched_wakeup|softirq_entry|softirq_exit|tcp_rcvbuf_grow):\s+(?P<body>.*)$")
+
+# A tracefs line's task, pid, CPU and timestamp, then one of `events`.
+def _line_re(events: str) -> re.Pattern:
+    return re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+\S+\s+(?P<ts>\d+\.\d+):\s+"
+                      rf"(?P<event>{events}):\s+(?P<body>.*)$")
+
+
+_LINE = _line_re("sched_switch|sched_wakeup|softirq_entry|softirq_exit|tcp_rcvbuf_grow")
 _SWITCH = re.compile(r"prev_comm=(?P<pc>.*?) prev_pid=(?P<pp>\d+) prev_prio=\d+ prev_state=(?P<ps>\S+) ==> "
                      r"next_comm=(?P<nc>.*?) next_pid=(?P<np>\d+) next_prio=\d+")
 _WAKE = re.compile(r"comm=(?P<c>.*?) pid=(?P<p>\d+) prio=\d+ target_cpu=(?P<t>\d+)")
@@ -117,8 +123,7 @@ def summarise(text: str, pids: dict[str, int], start_ns: int | None = None, end_
     return out
 
 
-_POLL_OR_SWITCH = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+\S+\s+(?P<ts>\d+\.\d+):\s+"
-                             r"(?P<event>napi_poll|sched_switch):\s+(?P<body>.*)$")
+_POLL_OR_SWITCH = _line_re("napi_poll|sched_switch")
 _WORK = re.compile(r"\bwork (\d+)")
 
 

@@ -482,8 +482,9 @@ def _file_lines(f, source: str) -> Iterator[str]:
                              "or trace-cmd report text") from None
 
 
-def read_trace(path: str | Path) -> Trace:
-    """Parses a trace file; InputError names the file (and line) when it cannot."""
+def scan_trace(path: str | Path, consume):
+    """Opens a trace file (gzipped when it ends in .gz) and returns consume(lines), the lines
+    decoded one by one; InputError names the file (and line) when it cannot be read."""
     if not isinstance(path, (str, os.PathLike)):
         raise InputError(f"trace: expected a file path, got {type(path).__name__}")
     p = Path(path)
@@ -491,8 +492,7 @@ def read_trace(path: str | Path) -> Trace:
         # Captures with many scheduler lines are stored gzipped (trace.txt.gz).
         opened = gzip.open(p, "rb") if p.suffix == ".gz" else p.open("rb")
         with opened as f:
-            parser = TraceParser(str(p))
-            events = list(parser.parse(_file_lines(f, str(p))))
+            return consume(_file_lines(f, str(p)))
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise InputError(f"{p}: not a complete gzip file ({e}): expected a gzipped tracefs trace") from None
     except FileNotFoundError:
@@ -503,7 +503,13 @@ def read_trace(path: str | Path) -> Trace:
         if isinstance(e, InputError):
             raise
         raise InputError(f"{p}: cannot read: {getattr(e, 'strerror', None) or e}") from None
-    return Trace(str(p), events, parser.skipped, parser.lost_events, parser.formats)
+
+
+def read_trace(path: str | Path) -> Trace:
+    """Parses a trace file; InputError names the file (and line) when it cannot."""
+    parser = TraceParser(str(path) if isinstance(path, (str, os.PathLike)) else "trace")
+    events = scan_trace(path, lambda lines: list(parser.parse(lines)))
+    return Trace(str(Path(path)), events, parser.skipped, parser.lost_events, parser.formats)
 
 
 # ---- summaries ---------------------------------------------------------------------------

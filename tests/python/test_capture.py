@@ -98,23 +98,36 @@ def test_existing_capture_directory_is_not_overwritten(tmp_path, capsys):
 def test_resume_takes_only_the_missing_repeats(monkeypatch, tmp_path, capsys):
     # A second session of the same group: --repeat 6 --resume after --repeat 3 takes r4..r6 and
     # leaves r1..r3 as they are.
-    for k in (1, 2, 3):
-        d = tmp_path / f"mine-r{k}"
-        d.mkdir()
-        (d / "meta.json").write_text("{}")
     taken = []
 
     def fake_capture(p, out_dir, group, index, log):
         taken.append((out_dir.name, group, index))
         out_dir.mkdir()
+        (out_dir / "meta.json").write_text(json.dumps({"params": p.to_meta(), "session": len(taken)}))
         return {"replay": {"packets_sent": 1, "packets_received": 1},
                 "trace_summary": {"pools": []}, "our_pools": [], "load": {"at_start": {"1min": 0.0}}}
 
     monkeypatch.setattr(C, "check_environment", lambda: None)
     monkeypatch.setattr(C, "run_capture", fake_capture)
+    assert run_cli("--out", str(tmp_path), "--name", "mine", "--packets", "10", "--repeat", "3") == 0
+    first = [(tmp_path / f"mine-r{k}" / "meta.json").read_text() for k in (1, 2, 3)]
+    taken.clear()
     assert run_cli("--out", str(tmp_path), "--name", "mine", "--packets", "10", "--repeat", "6", "--resume") == 0
-    assert taken == [("mine-r4", "mine", 4), ("mine-r5", "mine", 5), ("mine-r6", "mine", 6)]
-    assert all((tmp_path / f"mine-r{k}" / "meta.json").read_text() == "{}" for k in (1, 2, 3))
+    assert [t[0] for t in taken] == ["mine-r4", "mine-r5", "mine-r6"]
+    assert [(tmp_path / f"mine-r{k}" / "meta.json").read_text() for k in (1, 2, 3)] == first
+    # Nothing missing: nothing taken, and the machine is not even checked.
+    taken.clear()
+    monkeypatch.setattr(C, "check_environment", lambda: pytest.fail("checked the machine for nothing"))
+    assert run_cli("--out", str(tmp_path), "--name", "mine", "--packets", "10", "--repeat", "6", "--resume") == 0
+    assert taken == [] and "nothing to take" in capsys.readouterr().err
+    # Another workload under the same name would mix two groups: refused, naming the field.
+    assert run_cli("--out", str(tmp_path), "--name", "mine", "--packets", "20", "--repeat", "7", "--resume") == 2
+    err = capsys.readouterr().err
+    assert re.search(r"mine-r1/meta\.json: at \$\.params\.(count|packets): the kept repeat has 10, this run asks for 20", err)
+    assert taken == []
+    (tmp_path / "mine-r2" / "meta.json").write_text("{")
+    assert run_cli("--out", str(tmp_path), "--name", "mine", "--packets", "10", "--repeat", "7", "--resume") == 2
+    assert "mine-r2/meta.json: cannot read it" in capsys.readouterr().err
     assert run_cli("--out", str(tmp_path), "--name", "mine", "--resume", "--force") == 2
     assert "--resume: give it or --force, not both" in capsys.readouterr().err
 
