@@ -24,8 +24,10 @@ void Cpu::trace_task(const void* task, const char* comm, int pid) {
   e.pid = pid;
 }
 
-// As the kernel prints them (sched_switch from __schedule with IRQs off, sched_wakeup from
-// try_to_wake_up in the waker's context). Every task has nice 0: prio 120.
+// As the kernel prints them: sched_switch from __schedule with IRQs off; sched_wakeup on the CPU
+// the task wakes on, in the context of whatever runs there (a wakeup from another CPU arrives
+// there as an IPI). The idle task is swapper/N in the fields and <idle>-0 in the task column.
+// Every task has nice 0: prio 120.
 void Cpu::trace_switch(Picos now, const Entity* prev, char prev_state, const Entity* next) {
   if (!tw_) return;
   const std::string idle = "swapper/" + std::to_string(id_);
@@ -35,7 +37,7 @@ void Cpu::trace_switch(Picos now, const Entity* prev, char prev_state, const Ent
   std::snprintf(buf, sizeof buf, "prev_comm=%s prev_pid=%d prev_prio=120 prev_state=%c ==> next_comm=%s next_pid=%d next_prio=120",
                 pc, prev ? prev->pid : 0, prev ? prev_state : 'R', nc, next ? next->pid : 0);
   TraceCtx ctx;
-  ctx.task = pc;
+  ctx.task = prev ? prev->comm : "<idle>";
   ctx.pid = prev ? prev->pid : 0;
   ctx.cpu = id_;
   tw_->line(ctx, now, "sched_switch", buf);
@@ -43,11 +45,10 @@ void Cpu::trace_switch(Picos now, const Entity* prev, char prev_state, const Ent
 
 void Cpu::trace_wakeup(Picos now, const Entity& e) {
   if (!tw_) return;
-  const std::string idle = "swapper/" + std::to_string(id_);
   char buf[128];
   std::snprintf(buf, sizeof buf, "comm=%s pid=%d prio=120 target_cpu=%03d", e.comm, e.pid, id_);
   TraceCtx ctx;
-  ctx.task = curr_ ? curr_->comm : idle.c_str();
+  ctx.task = curr_ ? curr_->comm : "<idle>";
   ctx.pid = curr_ ? curr_->pid : 0;
   ctx.cpu = id_;
   tw_->line(ctx, now, "sched_wakeup", buf);
@@ -195,6 +196,8 @@ Cpu::Entity& Cpu::entity(const void* task) {
     if (e->task == task) return *e;
   entities_.push_back(std::make_unique<Entity>());
   entities_.back()->task = task;
+  // A pid of its own until trace_task names it: trace readers take pid 0 for the idle task.
+  entities_.back()->pid = 4000 + 100 * id_ + static_cast<int>(entities_.size());
   return *entities_.back();
 }
 

@@ -95,7 +95,8 @@ class Cpu {
   void set_timeline(Timeline* tl);
   // EEVDF: write the kernel's sched_switch and sched_wakeup lines for this CPU to `tw` (null:
   // none), so that a replay's trace shows what ran as a capture's does. Tasks appear under the
-  // command name and pid given here (a literal); others as "task", an idle CPU as swapper/N.
+  // command name and pid given here (a literal); others as "task" with a pid of 4000 + 100 × CPU
+  // + n, an idle CPU as swapper/N (<idle>-0 in the task column).
   void set_trace(TraceWriter* tw) { tw_ = tw && tw->enabled() ? tw : nullptr; }
   void trace_task(const void* task, const char* comm, int pid);
   // The name a task's jobs get on the timeline (a literal), when name_task() did not name it.
@@ -146,7 +147,7 @@ class Cpu {
     Picos picked_at = 0, woken_at = -1;
     TaskSchedStats stats;
     const char* comm = "task";  // for sched trace lines
-    int pid = 0;
+    int pid = 0;                // set by entity(), or by trace_task
   };
   void trace_switch(Picos now, const Entity* prev, char prev_state, const Entity* next);
   void trace_wakeup(Picos now, const Entity& e);

@@ -114,7 +114,7 @@ Stack::Stack(sim::Kernel& kernel, const StackConfig& cfg, std::vector<sim::Cpu>&
   reader_ = std::make_unique<sim::Process>(kernel, "stack.reader", [this] { reader_run(); });
   if (cfg_.reader_cpu >= 0 && cfg_.reader_cpu < static_cast<int>(cpus.size())) {
     cpus[static_cast<std::size_t>(cfg_.reader_cpu)].name_task(this, "reader");
-    cpus[static_cast<std::size_t>(cfg_.reader_cpu)].trace_task(this, "ppsim_recv", 3001);
+    cpus[static_cast<std::size_t>(cfg_.reader_cpu)].trace_task(this, kReaderComm, kReaderPid);
     // The reader has run before the traffic starts (its setup) and sleeps in poll() with a lag.
     cpus[static_cast<std::size_t>(cfg_.reader_cpu)].set_sleeping_lag(this, cfg_.reader_initial_lag);
   }

@@ -37,6 +37,13 @@
 
 namespace ppsim::world {
 
+// The veth replay's two tasks as the traces the model writes name them (sched_switch, napi_poll,
+// tcp_rcvbuf_grow lines; python/ppsim/replay.py reads the sender's pid as SIM_SENDER_PID).
+inline constexpr const char* kSenderComm = "ppsim_send";
+inline constexpr int kSenderPid = 3000;
+inline constexpr const char* kReaderComm = "ppsim_recv";
+inline constexpr int kReaderPid = 3001;
+
 struct StackConfig {
   enum class Mode { kXdpDrop, kNapiFree, kSocket } mode = Mode::kSocket;
   sim::Picos deliver_cost = 0;       // per packet in the poll (XDP program or protocol work)
