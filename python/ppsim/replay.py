@@ -336,33 +336,53 @@ def sched_rows(name: str, metas: list[dict], stats: dict) -> list[dict]:
     return rows
 
 
-def alone_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> list[dict]:
-    """Unpaced UDP: the sender's time per datagram while it runs alone, kernel (each capture with
-    scheduler lines) against the model's trace: reported, not gated. The kernel's changes from one
-    capture session to the next, and the model has one set of costs, so this says how fast the
-    machine was when the capture was taken."""
+# The sender's turns on a CPU it shares with the reader (schedtrace.sender_profile): reported rows.
+_TURN_ROWS = (("sender.one_packet_turns", "single"), ("sender.one_packet_turn_us", "single_median_us"),
+              ("sender.runs_alone", "runs"), ("sender.largest_run_alone_packets", "largest_run"))
+
+
+def sender_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> list[dict]:
+    """Unpaced UDP, kernel (each capture with scheduler lines) against the model's trace, reported
+    and not gated: the sender's time per datagram while it runs alone (the kernel's changes from
+    one capture session to the next, and the model has one set of costs, so this says how fast the
+    machine was when the capture was taken); on one CPU, also how its turns went: one datagram
+    each while it ping-pongs with the reader, and the runs in which it sent on while the reader
+    waited (each ends at a scheduler tick), which decide how many pages the socket holds."""
     params = caps[0][1].get("params") or {}
     if params.get("proto", "udp") != "udp" or params.get("rate"):
         return []
-    kv = []
+    same_cpu = params.get("sender_cpu") == params.get("receiver_cpu")
+    kernel = []
     for d, meta in caps:
         src = str(d / "meta.json")
         pid = _get(meta, "process_ids.sender", src, "int", None)
-        # A thinned capture's gaps span polls it left out: no time per datagram from it.
+        # A thinned capture's gaps span polls it left out, and its turns miss packets.
         if not meta.get("sched") or pid is None or _thinned(meta, src):
             continue
-        a = scan_trace(capture_trace(d), lambda lines: schedtrace.sender_alone_us(lines, pid))
-        if a:
-            kv.append(round(a["us_per_packet"], 2))
-    if not kv:
+        kernel.append(scan_trace(capture_trace(d), lambda lines: schedtrace.sender_profile(lines, pid)))
+    if not kernel:
         return []
     with sim_trace.open() as f:
-        a = schedtrace.sender_alone_us(f, SIM_SENDER_PID)
-    sv = round(a["us_per_packet"], 2) if a else None
-    km = statistics.median(kv)
-    return [{"group": name, "metric": "sender.alone_us_per_datagram", "kernel_median": round(km, 2),
-             "kernel_range": [min(kv), max(kv)], "ppsim": sv, "error": None if sv is None else round(sv - km, 2),
-             "limit": "info", "ok": True, "gated": False}]
+        model = schedtrace.sender_profile(f, SIM_SENDER_PID)
+    rows = []
+
+    def row(metric, kv, sv, digits):
+        if not kv:
+            return
+        km = statistics.median(kv)
+        rows.append({"group": name, "metric": metric, "kernel_median": round(km, digits),
+                     "kernel_range": [min(kv), max(kv)], "ppsim": sv,
+                     "error": None if sv is None else round(sv - km, digits),
+                     "limit": "info", "ok": True, "gated": False})
+
+    sim_alone = model["alone"]
+    row("sender.alone_us_per_datagram", [round(k["alone"]["us_per_packet"], 2) for k in kernel if k["alone"]],
+        round(sim_alone["us_per_packet"], 2) if sim_alone else None, 2)
+    if same_cpu:
+        for metric, key in _TURN_ROWS:
+            kv = [k["turns"][key] for k in kernel if k["turns"] and k["turns"][key] is not None]
+            row(metric, kv, model["turns"][key] if model["turns"] else None, 1)
+    return rows
 
 
 def compare_group(name: str, kernel: list[Metrics], sim: Metrics, sim_ok: bool,
@@ -522,7 +542,7 @@ def validate(dirs: list[Path], workdir: Path | None = None, seed: int | None = N
                                              "releases": [min(m.releases for m, _, _ in runs),
                                                           max(m.releases for m, _, _ in runs)]})
             grows += sched_rows(name, [m for _, m in caps], res.stats)
-            grows += alone_rows(name, caps, base / f"{safe}.trace.txt")
+            grows += sender_rows(name, caps, base / f"{safe}.trace.txt")
             for _, r, _ in runs:
                 if r.limit:
                     limits.append({"group": name, **r.limit})

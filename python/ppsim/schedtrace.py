@@ -13,6 +13,7 @@ figures (ppsim.replay) so the scheduler model is checked against what really ran
 from __future__ import annotations
 
 import re
+import statistics
 from collections import defaultdict
 
 
@@ -127,21 +128,40 @@ _POLL_OR_SWITCH = _line_re("napi_poll|sched_switch")
 _WORK = re.compile(r"\bwork (\d+)")
 
 
-def sender_alone_us(lines, sender_pid: int) -> dict | None:
-    """The sender's time per packet while it runs alone: the gaps between consecutive NAPI polls
-    in the sender's context (its sendmsg runs the veth poll) with no context switch on that CPU
-    in between, per packet of the later poll. Mean of the middle 80 % of the gaps (a trace's
-    clock prints whole microseconds; the tails are softirq deferrals and tick work). None when
-    fewer than 50 gaps qualify. `lines`: the trace's lines (an iterable of str)."""
+def sender_profile(lines, sender_pid: int) -> dict:
+    """How a sender whose sendmsg runs the veth NAPI poll (its packets are the `work` of the polls
+    in its context) used its CPU, from a trace's napi_poll and sched_switch lines:
+
+    - "alone": its time per packet while it runs alone, as sender_alone_us, or None;
+    - "turns": its turns, each from a sched_switch to it to the next one away from it on that
+      CPU: how many carried at most one packet (it ping-pongs with a reader it wakes) and their
+      median length, and how many carried more ("runs": it ran on while the reader waited),
+      the packets those carried and the largest. None when it was never switched in.
+
+    `lines`: the trace's lines (an iterable of str)."""
     gaps, last, cpu_of_last = [], None, None
+    turn_cpu, turn_start, turn_packets = None, None, 0
+    single_us, runs = [], []
     for line in lines:
         m = _POLL_OR_SWITCH.match(line)
         if not m:
             continue
         cpu = int(m["cpu"])
+        t = _ts(m["ts"])
         if m["event"] == "sched_switch":
             if cpu == cpu_of_last:
                 last = None
+            s = _SWITCH.search(m["body"])
+            if not s:
+                continue
+            if int(s["pp"]) == sender_pid and cpu == turn_cpu and turn_start is not None:
+                if turn_packets <= 1:
+                    single_us.append((t - turn_start) / 1e3)
+                else:
+                    runs.append(turn_packets)
+                turn_start = None
+            if int(s["np"]) == sender_pid:
+                turn_cpu, turn_start, turn_packets = cpu, t, 0
             continue
         if int(m["pid"]) != sender_pid:
             continue
@@ -149,16 +169,31 @@ def sender_alone_us(lines, sender_pid: int) -> dict | None:
         work = int(w.group(1)) if w else 0
         if work <= 0:
             continue
-        t = _ts(m["ts"])
+        if cpu == turn_cpu:
+            turn_packets += work
         if last is not None and cpu == cpu_of_last:
             gaps.append((t - last) / work)
         last, cpu_of_last = t, cpu
-    if len(gaps) < 50:
-        return None
-    g = sorted(gaps)
-    k = len(g) // 10
-    mid = g[k: len(g) - k]
-    return {"gaps": len(gaps), "us_per_packet": round(sum(mid) / len(mid) / 1e3, 3)}
+    alone = None
+    if len(gaps) >= 50:
+        g = sorted(gaps)
+        k = len(g) // 10
+        mid = g[k: len(g) - k]
+        alone = {"gaps": len(gaps), "us_per_packet": round(sum(mid) / len(mid) / 1e3, 3)}
+    turns = None
+    if single_us or runs:
+        turns = {"single": len(single_us), "single_median_us": round(statistics.median(single_us), 1) if single_us else None,
+                 "runs": len(runs), "run_packets": sum(runs), "largest_run": max(runs, default=0)}
+    return {"alone": alone, "turns": turns}
+
+
+def sender_alone_us(lines, sender_pid: int) -> dict | None:
+    """The sender's time per packet while it runs alone: the gaps between consecutive NAPI polls
+    in the sender's context (its sendmsg runs the veth poll) with no context switch on that CPU
+    in between, per packet of the later poll. Mean of the middle 80 % of the gaps (a trace's
+    clock prints whole microseconds; the tails are softirq deferrals and tick work). None when
+    fewer than 50 gaps qualify. `lines`: the trace's lines (an iterable of str)."""
+    return sender_profile(lines, sender_pid)["alone"]
 
 
 def strip_softirq_lines(text: str) -> tuple[str, int]:

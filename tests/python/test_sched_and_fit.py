@@ -176,10 +176,35 @@ def test_validate_reports_the_senders_speed_in_kernel_and_model(tmp_path):
     caps = [(root / f"udp-600-samecpu-r{k}", replay.load_meta(root / f"udp-600-samecpu-r{k}")) for k in (1, 2, 3)]
     trace = tmp_path / "sim.txt"
     replay.simulate(caps[0][1], "meta.json", trace, seed=1)
-    (row,) = replay.alone_rows("udp-600-samecpu", caps, trace)
-    assert row["metric"] == "sender.alone_us_per_datagram" and not row["gated"]
+    rows = {r["metric"]: r for r in replay.sender_rows("udp-600-samecpu", caps, trace)}
+    assert set(rows) == {"sender.alone_us_per_datagram", "sender.one_packet_turns", "sender.one_packet_turn_us",
+                         "sender.runs_alone", "sender.largest_run_alone_packets"}
+    assert not any(r["gated"] for r in rows.values())
+    row = rows["sender.alone_us_per_datagram"]
     lo, hi = row["kernel_range"]
     assert 3.5 < lo <= row["kernel_median"] <= hi < 6.5
     assert 3.5 < row["ppsim"] < 6.5
     paced = [(d, {**m, "params": {**m["params"], "rate": 20000}}) for d, m in caps]
-    assert replay.alone_rows("x", paced, trace) == []
+    assert replay.sender_rows("x", paced, trace) == []
+    # On one CPU both the kernel and the model ping-pong (one datagram a turn) between runs alone.
+    for r in (rows["sender.one_packet_turns"], rows["sender.runs_alone"]):
+        assert r["kernel_range"][0] > 0 and r["ppsim"] > 0
+    assert 5 < rows["sender.one_packet_turn_us"]["ppsim"] < 30
+
+
+def test_sender_profile_splits_turns_into_ping_pong_and_runs_alone():
+    # Switched in: one datagram, switched out after 9 us (a ping-pong turn); switched in again:
+    # five datagrams (a run alone); the reader's turn between is not the sender's.
+    lines = [_switch(1.000000, 0, "recv", 20, "S", "send", 10),
+             "  send-10 [000] ..s1. 1.000004: napi_poll: napi poll on napi struct 1 for device r work 1 budget 64",
+             _switch(1.000009, 0, "send", 10, "R", "recv", 20),
+             "  recv-20 [000] ..s1. 1.000012: napi_poll: napi poll on napi struct 2 for device s work 3 budget 64",
+             _switch(1.000019, 0, "recv", 20, "S", "send", 10)]
+    t = 1.000019
+    for _ in range(5):
+        t += 5e-6
+        lines.append(f"  send-10 [000] ..s1. {t:.6f}: napi_poll: napi poll on napi struct 1 for device r work 1 budget 64")
+    lines.append(_switch(t + 1e-6, 0, "send", 10, "R", "recv", 20))
+    turns = schedtrace.sender_profile(lines, 10)["turns"]
+    assert turns == {"single": 1, "single_median_us": 9.0, "runs": 1, "run_packets": 5, "largest_run": 5}
+    assert schedtrace.sender_profile(lines[:1], 10)["turns"] is None  # switched in, never out
