@@ -24,8 +24,10 @@ from ppsim.trace import NapiPoll, PageHold, capture_trace, read_trace, scan_trac
 
 DEFAULTS_FILE = REPO / "traces" / "replay_defaults.json"
 MATRIX_FILE = REPO / "traces" / "matrix.json"
-# The pid the veth model gives its sender in the traces it writes (kSenderPid, models/world/stack.h).
+# The pids the veth model gives its sender and reader in the traces it writes (kSenderPid,
+# kReaderPid: models/world/stack.h).
 SIM_SENDER_PID = 3000
+SIM_READER_PID = 3001
 
 
 def split_of_groups(matrix_file: Path = MATRIX_FILE) -> dict[str, str]:
@@ -338,7 +340,8 @@ def sched_rows(name: str, metas: list[dict], stats: dict) -> list[dict]:
 
 # The sender's turns on a CPU it shares with the reader (schedtrace.sender_profile): reported rows.
 _TURN_ROWS = (("sender.one_packet_turns", "single"), ("sender.one_packet_turn_us", "single_median_us"),
-              ("sender.runs_alone", "runs"), ("sender.largest_run_alone_packets", "largest_run"))
+              ("sender.runs_alone", "runs"), ("sender.largest_run_alone_packets", "largest_run"),
+              ("sched.read_after_run", "read_after_run"), ("sched.pingpong_per_lag", "pingpong_per_lag"))
 
 
 def sender_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> list[dict]:
@@ -356,14 +359,15 @@ def sender_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> li
     for d, meta in caps:
         src = str(d / "meta.json")
         pid = _get(meta, "process_ids.sender", src, "int", None)
+        reader = _get(meta, "process_ids.receiver", src, "int", None)
         # A thinned capture's gaps span polls it left out, and its turns miss packets.
         if not meta.get("sched") or pid is None or _thinned(meta, src):
             continue
-        kernel.append(scan_trace(capture_trace(d), lambda lines: schedtrace.sender_profile(lines, pid)))
+        kernel.append(scan_trace(capture_trace(d), lambda lines: schedtrace.sender_profile(lines, pid, reader)))
     if not kernel:
         return []
     with sim_trace.open() as f:
-        model = schedtrace.sender_profile(f, SIM_SENDER_PID)
+        model = schedtrace.sender_profile(f, SIM_SENDER_PID, SIM_READER_PID)
     rows = []
 
     def row(metric, kv, sv, digits):
@@ -380,8 +384,8 @@ def sender_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> li
         round(sim_alone["us_per_packet"], 2) if sim_alone else None, 2)
     if same_cpu:
         for metric, key in _TURN_ROWS:
-            kv = [k["turns"][key] for k in kernel if k["turns"] and k["turns"][key] is not None]
-            row(metric, kv, model["turns"][key] if model["turns"] else None, 1)
+            kv = [k["turns"][key] for k in kernel if k["turns"] and k["turns"].get(key) is not None]
+            row(metric, kv, model["turns"].get(key) if model["turns"] else None, 2 if metric.startswith("sched.") else 1)
     return rows
 
 

@@ -128,7 +128,7 @@ _POLL_OR_SWITCH = _line_re("napi_poll|sched_switch")
 _WORK = re.compile(r"\bwork (\d+)")
 
 
-def sender_profile(lines, sender_pid: int) -> dict:
+def sender_profile(lines, sender_pid: int, reader_pid: int | None = None) -> dict:
     """How a sender whose sendmsg runs the veth NAPI poll (its packets are the `work` of the polls
     in its context) used its CPU, from a trace's napi_poll and sched_switch lines:
 
@@ -137,11 +137,17 @@ def sender_profile(lines, sender_pid: int) -> dict:
       CPU: how many carried at most one packet (it ping-pongs with a reader it wakes) and their
       median length, and how many carried more ("runs": it ran on while the reader waited),
       the packets those carried and the largest. None when it was never switched in.
+      With `reader_pid`, also the EEVDF lag budget of the reader on the sender's CPU: after a
+      run alone of L µs the reader is owed L/2 of lag, its first turn (D µs, the backlog) spends
+      D/2, and each ping-pong turn (r µs) r/2, so the ping-pong lasts (L - D) / r cycles.
+      "read_after_run" is the median D / L, "pingpong_per_lag" the cycles counted over that
+      prediction, over the complete phases ("phases").
 
     `lines`: the trace's lines (an iterable of str)."""
     gaps, last, cpu_of_last = [], None, None
-    turn_cpu, turn_start, turn_packets = None, None, 0
-    single_us, runs = [], []
+    on_cpu: dict[int, tuple[int, int]] = {}  # cpu -> (pid, since) of what a switch put there
+    turns = []                                 # (cpu, pid, ns, packets) in order
+    packets = 0                                # the sender's, in its current turn
     for line in lines:
         m = _POLL_OR_SWITCH.match(line)
         if not m:
@@ -151,17 +157,15 @@ def sender_profile(lines, sender_pid: int) -> dict:
         if m["event"] == "sched_switch":
             if cpu == cpu_of_last:
                 last = None
-            s = _SWITCH.search(m["body"])
-            if not s:
+            sw = _SWITCH.search(m["body"])
+            if not sw:
                 continue
-            if int(s["pp"]) == sender_pid and cpu == turn_cpu and turn_start is not None:
-                if turn_packets <= 1:
-                    single_us.append((t - turn_start) / 1e3)
-                else:
-                    runs.append(turn_packets)
-                turn_start = None
-            if int(s["np"]) == sender_pid:
-                turn_cpu, turn_start, turn_packets = cpu, t, 0
+            prev, nxt = int(sw["pp"]), int(sw["np"])
+            if cpu in on_cpu and on_cpu[cpu][0] == prev:
+                turns.append((cpu, prev, t - on_cpu[cpu][1], packets if prev == sender_pid else 0))
+            on_cpu[cpu] = (nxt, t)
+            if nxt == sender_pid:
+                packets = 0
             continue
         if int(m["pid"]) != sender_pid:
             continue
@@ -169,8 +173,7 @@ def sender_profile(lines, sender_pid: int) -> dict:
         work = int(w.group(1)) if w else 0
         if work <= 0:
             continue
-        if cpu == turn_cpu:
-            turn_packets += work
+        packets += work
         if last is not None and cpu == cpu_of_last:
             gaps.append((t - last) / work)
         last, cpu_of_last = t, cpu
@@ -180,11 +183,43 @@ def sender_profile(lines, sender_pid: int) -> dict:
         k = len(g) // 10
         mid = g[k: len(g) - k]
         alone = {"gaps": len(gaps), "us_per_packet": round(sum(mid) / len(mid) / 1e3, 3)}
-    turns = None
-    if single_us or runs:
-        turns = {"single": len(single_us), "single_median_us": round(statistics.median(single_us), 1) if single_us else None,
-                 "runs": len(runs), "run_packets": sum(runs), "largest_run": max(runs, default=0)}
-    return {"alone": alone, "turns": turns}
+    mine = [x for x in turns if x[1] == sender_pid]
+    if not mine:
+        return {"alone": alone, "turns": None}
+    single_us = [ns / 1e3 for _, _, ns, n in mine if n <= 1]
+    runs = [n for _, _, _, n in mine if n > 1]
+    out = {"single": len(single_us), "single_median_us": round(statistics.median(single_us), 1) if single_us else None,
+           "runs": len(runs), "run_packets": sum(runs), "largest_run": max(runs, default=0)}
+    if reader_pid is not None:
+        out.update(_lag_budget(turns, sender_pid, reader_pid))
+    return {"alone": alone, "turns": out}
+
+
+def _lag_budget(turns, sender_pid: int, reader_pid: int) -> dict:
+    """sender_profile's phases: a run alone (L), the reader's next turn (D), then ping-pong until
+    the next run alone, on the CPU the sender ran most turns on."""
+    cpus = defaultdict(int)
+    for cpu, pid, _, _ in turns:
+        if pid == sender_pid:
+            cpus[cpu] += 1
+    home = max(cpus, key=cpus.get)
+    seq = [(pid, ns / 1e3, n) for cpu, pid, ns, n in turns if cpu == home and pid in (sender_pid, reader_pid)]
+    runs_at = [i for i, (pid, _, n) in enumerate(seq) if pid == sender_pid and n > 1]
+    ratios, cycles, predicted = [], 0, 0.0
+    for a, b in zip(runs_at, runs_at[1:]):
+        L = seq[a][1]
+        readers = [us for pid, us, _ in seq[a + 1: b] if pid == reader_pid]
+        n = sum(1 for pid, _, k in seq[a + 1: b] if pid == sender_pid and k <= 1)
+        if len(readers) < 2 or L <= readers[0]:
+            continue
+        D, r = readers[0], statistics.mean(readers[1:])
+        ratios.append(D / L)
+        cycles += n
+        predicted += (L - D) / r
+    if not ratios:
+        return {"phases": 0, "read_after_run": None, "pingpong_per_lag": None}
+    return {"phases": len(ratios), "read_after_run": round(statistics.median(ratios), 2),
+            "pingpong_per_lag": round(cycles / predicted, 2) if predicted > 0 else None}
 
 
 def sender_alone_us(lines, sender_pid: int) -> dict | None:

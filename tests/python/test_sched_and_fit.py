@@ -178,7 +178,8 @@ def test_validate_reports_the_senders_speed_in_kernel_and_model(tmp_path):
     replay.simulate(caps[0][1], "meta.json", trace, seed=1)
     rows = {r["metric"]: r for r in replay.sender_rows("udp-600-samecpu", caps, trace)}
     assert set(rows) == {"sender.alone_us_per_datagram", "sender.one_packet_turns", "sender.one_packet_turn_us",
-                         "sender.runs_alone", "sender.largest_run_alone_packets"}
+                         "sender.runs_alone", "sender.largest_run_alone_packets", "sched.read_after_run",
+                         "sched.pingpong_per_lag"}
     assert not any(r["gated"] for r in rows.values())
     row = rows["sender.alone_us_per_datagram"]
     lo, hi = row["kernel_range"]
@@ -190,6 +191,9 @@ def test_validate_reports_the_senders_speed_in_kernel_and_model(tmp_path):
     for r in (rows["sender.one_packet_turns"], rows["sender.runs_alone"]):
         assert r["kernel_range"][0] > 0 and r["ppsim"] > 0
     assert 5 < rows["sender.one_packet_turn_us"]["ppsim"] < 30
+    # The model's EEVDF spends the reader's lag as the kernel's does, within a tenth.
+    lag = rows["sched.pingpong_per_lag"]
+    assert abs(lag["ppsim"] - lag["kernel_median"]) <= 0.1
 
 
 def test_sender_profile_splits_turns_into_ping_pong_and_runs_alone():
@@ -208,3 +212,35 @@ def test_sender_profile_splits_turns_into_ping_pong_and_runs_alone():
     turns = schedtrace.sender_profile(lines, 10)["turns"]
     assert turns == {"single": 1, "single_median_us": 9.0, "runs": 1, "run_packets": 5, "largest_run": 5}
     assert schedtrace.sender_profile(lines[:1], 10)["turns"] is None  # switched in, never out
+
+
+def test_lag_budget_compares_ping_pong_with_the_lag_a_run_alone_leaves():
+    # A 100 us run alone (10 datagrams), the reader's backlog turn of 20 us, four ping-pong
+    # cycles (sender 5 us with one datagram, reader 10 us), then the next run alone. The reader is
+    # owed (100 - 20) / 2 us of lag, which lasts (100 - 20) / 10 = 8 cycles; 4 happened.
+    poll = "  send-10 [000] ..s1. {:.6f}: napi_poll: napi poll on napi struct 1 for device r work 1 budget 64"
+    lines, t = [_switch(1.0, 0, "recv", 20, "S", "send", 10)], 1.0
+
+    def run(us, datagrams):
+        nonlocal t
+        for k in range(datagrams):
+            lines.append(poll.format(t + (k + 1) * us / datagrams / 2 * 1e-6))
+        t += us * 1e-6
+        lines.append(_switch(t, 0, "send", 10, "R", "recv", 20))
+
+    def read(us):
+        nonlocal t
+        t += us * 1e-6
+        lines.append(_switch(t, 0, "recv", 20, "S", "send", 10))
+
+    run(100, 10)
+    read(20)
+    for _ in range(4):
+        run(5, 1)
+        read(10)
+    run(50, 5)
+    turns = schedtrace.sender_profile(lines, 10, 20)["turns"]
+    assert turns["phases"] == 1
+    assert turns["read_after_run"] == 0.2
+    assert turns["pingpong_per_lag"] == 0.5
+    assert "phases" not in schedtrace.sender_profile(lines, 10)["turns"]  # no reader named
