@@ -51,6 +51,7 @@ from ppsim import schedtrace
 from ppsim import trace as pptrace
 from ppsim._native import REPO, build_dir
 from ppsim.errors import EnvironmentProblem, InputError
+from ppsim.workload import workload_diff
 
 SENDER_ADDR, RECEIVER_ADDR = "198.18.0.1", "198.18.0.2"
 SENDER_MAC, RECEIVER_MAC = "02:70:70:00:00:01", "02:70:70:00:00:02"
@@ -1222,12 +1223,6 @@ def _replay_facts(p: CaptureParams, meta: dict, summary: pptrace.TraceSummary) -
     return facts
 
 
-# Parameters that may differ between the repeats of one group: where and how a capture is taken,
-# not the workload (the replay checks the rest are equal, ppsim.replay.group_captures).
-PER_CAPTURE_PARAMS = frozenset({"repeat", "out", "name", "force", "napi_lines", "sched", "max_load", "load_wait_s",
-                                "buffer_kb", "destroy_timeout_s", "timeout_s"})
-
-
 def _same_workload(meta_file: Path, p: CaptureParams) -> None:
     """--resume: a repeat already taken must have this run's workload, or the group mixes two."""
     try:
@@ -1238,10 +1233,20 @@ def _same_workload(meta_file: Path, p: CaptureParams) -> None:
     if not isinstance(got, dict):
         raise InputError(f"--resume: {meta_file}: at $.params: expected the capture's parameters (an object)")
     want = p.to_meta()
-    diff = sorted(k for k in set(want) | set(got) if k not in PER_CAPTURE_PARAMS and want.get(k) != got.get(k))
+    diff = workload_diff(got, want)
     if diff:
         raise InputError(f"--resume: {meta_file}: at $.params.{diff[0]}: the kept repeat has {got.get(diff[0])!r:.60}, "
                          f"this run asks for {want.get(diff[0])!r:.60}; a group's repeats must share the workload")
+
+
+def check_resume(p: CaptureParams) -> list[Path]:
+    """The repeats --resume keeps (those with a meta.json), each checked to have this workload."""
+    name = p.name or p.default_name()
+    kept = [Path(p.out) / f"{name}-r{k}" for k in range(1, p.repeat + 1)]
+    kept = [d for d in kept if (d / "meta.json").exists()]
+    for d in kept:
+        _same_workload(d / "meta.json", p)
+    return kept
 
 
 def run_captures(p: CaptureParams, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
@@ -1253,9 +1258,7 @@ def run_captures(p: CaptureParams, log: Callable[[str], None] = lambda s: print(
     out = Path(p.out)
     dirs = [out / f"{name}-r{k}" for k in range(1, p.repeat + 1)]
     if resume and not p.force:
-        kept = [d for d in dirs if (d / "meta.json").exists()]
-        for d in kept:
-            _same_workload(d / "meta.json", p)
+        kept = check_resume(p)
         dirs = [d for d in dirs if d not in kept]
         if not dirs:
             log(f"{out}: {name}-r1..r{p.repeat} are all there; nothing to take")

@@ -146,6 +146,9 @@ def run_matrix(args: argparse.Namespace) -> int:
             continue
         params.force = args.force
         todo.append(params)
+    for params in todo:  # a kept repeat of another workload stops the session before it starts
+        if not params.force:
+            capture.check_resume(params)
     print(f"capture matrix: {len(todo)} of {len(groups)} groups to take", flush=True)
     for params in todo:
         for path in capture.run_captures(params, resume=True):  # missing repeats only

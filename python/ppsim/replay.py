@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ppsim import schedtrace, strict_json
-from ppsim.capture import PER_CAPTURE_PARAMS
+from ppsim.workload import workload_diff
 from ppsim._native import REPO
 from ppsim.errors import InputError
 from ppsim.trace import NapiPoll, PageHold, capture_trace, read_trace, scan_trace
@@ -339,9 +339,10 @@ def sched_rows(name: str, metas: list[dict], stats: dict) -> list[dict]:
 
 
 # The sender's turns on a CPU it shares with the reader (schedtrace.sender_profile): reported rows.
-_TURN_ROWS = (("sender.one_packet_turns", "single"), ("sender.one_packet_turn_us", "single_median_us"),
-              ("sender.runs_alone", "runs"), ("sender.largest_run_alone_packets", "largest_run"),
-              ("sched.read_after_run", "read_after_run"), ("sched.pingpong_per_lag", "pingpong_per_lag"))
+# (row, key, digits)
+_TURN_ROWS = (("sender.one_packet_turns", "single", 1), ("sender.one_packet_turn_us", "single_median_us", 1),
+              ("sender.runs_alone", "runs", 1), ("sender.largest_run_alone_packets", "largest_run", 1),
+              ("sched.read_after_run", "read_after_run", 2), ("sched.pingpong_per_lag", "pingpong_per_lag", 2))
 
 
 def sender_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> list[dict]:
@@ -383,9 +384,9 @@ def sender_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> li
     row("sender.alone_us_per_datagram", [round(k["alone"]["us_per_packet"], 2) for k in kernel if k["alone"]],
         round(sim_alone["us_per_packet"], 2) if sim_alone else None, 2)
     if same_cpu:
-        for metric, key in _TURN_ROWS:
+        for metric, key, digits in _TURN_ROWS:
             kv = [k["turns"][key] for k in kernel if k["turns"] and k["turns"].get(key) is not None]
-            row(metric, kv, model["turns"].get(key) if model["turns"] else None, 2 if metric.startswith("sched.") else 1)
+            row(metric, kv, model["turns"].get(key) if model["turns"] else None, digits)
     return rows
 
 
@@ -484,10 +485,10 @@ def group_captures(dirs: list[Path]) -> dict[str, list[tuple[Path, dict]]]:
         groups.setdefault(meta.get("group") or meta.get("name") or Path(d).name, []).append((Path(d), meta))
     for name, caps in groups.items():
         ref_dir, ref = caps[0]
-        want = {k: v for k, v in (ref.get("params") or {}).items() if k not in PER_CAPTURE_PARAMS}
+        want = ref.get("params") or {}
         for d, meta in caps[1:]:
-            got = {k: v for k, v in (meta.get("params") or {}).items() if k not in PER_CAPTURE_PARAMS}
-            diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+            got = meta.get("params") or {}
+            diff = workload_diff(want, got)
             if diff:
                 raise InputError(f"{d / 'meta.json'}: at $.params.{diff[0]}: group {name!r} repeats must share "
                                  f"workload parameters, but {ref_dir} has {want.get(diff[0])!r:.60} and this has "

@@ -132,6 +132,23 @@ def test_resume_takes_only_the_missing_repeats(monkeypatch, tmp_path, capsys):
     assert "--resume: give it or --force, not both" in capsys.readouterr().err
 
 
+def test_matrix_checks_every_kept_repeat_before_taking_any(monkeypatch, tmp_path, capsys):
+    # A matrix session resumes every group; a group whose kept repeat has another workload stops
+    # the session before the first capture, not after the groups before it were taken.
+    matrix = tmp_path / "m.json"
+    matrix.write_text(json.dumps({"defaults": "--repeat 2", "groups": [
+        {"name": "a", "family": "f", "args": "--size 100 --packets 10"},
+        {"name": "b", "family": "f", "args": "--size 200 --packets 10"}]}))
+    (tmp_path / "b-r1").mkdir()
+    (tmp_path / "b-r1" / "meta.json").write_text(json.dumps({"params": {"size": 300, "packets": 10}}))
+    taken = []
+    monkeypatch.setattr(C, "check_environment", lambda: None)
+    monkeypatch.setattr(C, "run_capture", lambda *a: taken.append(a) or pytest.fail("took a capture"))
+    assert run_cli("--matrix", str(matrix), "--out", str(tmp_path)) == 2
+    assert "b-r1/meta.json: at $.params." in capsys.readouterr().err
+    assert taken == []
+
+
 def test_not_root_is_refused_with_exit_3(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert run_cli("--out", str(tmp_path), "--packets", "10") == 3
