@@ -38,7 +38,7 @@
 namespace ppsim::world {
 
 // The veth replay's two tasks as the traces the model writes name them (sched_switch, napi_poll,
-// tcp_rcvbuf_grow lines; python/ppsim/replay.py reads the sender's pid as SIM_SENDER_PID).
+// tcp_rcvbuf_grow lines; python/ppsim/replay.py reads them as SIM_SENDER_PID and SIM_READER_PID).
 inline constexpr const char* kSenderComm = "ppsim_send";
 inline constexpr int kSenderPid = 3000;
 inline constexpr const char* kReaderComm = "ppsim_recv";

@@ -1030,12 +1030,12 @@ void VethSystem::register_stats() {
              [this] { return rx_.ts_samples; });
     if (kernel_acks_) s.reader("veth0.tcp.rtt_samples_window", "samples", "receiver RTT samples from one window's arrival",
              [this] { return rx_.win_samples; });
-    if (ack_backlog_)
+    if (ack_backlog_) {
       s.reader("veth0.tcp.acks_backlogged", "ACKs", "ACKs that reached the writer inside sendmsg and waited in its backlog",
                [this] { return backlogged_; });
-    if (ack_backlog_)
       s.reader("veth0.tcp.backlog_flushes", "flushes", "times the writer processed its backlog (sk_flush_backlog, release_sock)",
                [this] { return backlog_flushes_; });
+    }
     if (tcp_coalesce_)
       s.reader("veth0.tcp.coalesced", "segments", "segments whose payload joined the receive queue's tail skb",
                [this] { return stack_.coalesced(); });

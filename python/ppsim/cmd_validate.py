@@ -83,7 +83,7 @@ def run(args) -> int:
         raise InputError(f"--out {out}: cannot create directory: {getattr(e, 'strerror', None) or e}") from None
     budgets = {k: v for k, v in (("sim.max_events", args.max_events), ("sim.max_wall_s", args.max_wall_s)) if v}
     res = validate(dirs, workdir=out / "sim", seed=args.seed, overrides=budgets)
-    hdr = (f"{'group':34s} {'set':4s} {'metric':28s} {'kernel (median [range])':26s} {'ppsim (median [range])':>22s} {'error':>8s} "
+    hdr = (f"{'group':34s} {'set':4s} {'metric':32s} {'kernel (median [range])':26s} {'ppsim (median [range])':>22s} {'error':>8s} "
            f"{'limit':>7s}")
     print(hdr)
     for r in res["rows"]:
@@ -100,7 +100,7 @@ def run(args) -> int:
             verdict = f"{verdict} (at packet {r.get('at_packets')})"
         if r.get("note"):
             verdict += f" ({r['note']})"
-        print(f"{r['group']:34s} {r.get('set', '-')[:4]:4s} {r['metric']:28s} {k:26s} {p:>22s} "
+        print(f"{r['group']:34s} {r.get('set', '-')[:4]:4s} {r['metric']:32s} {k:26s} {p:>22s} "
               f"{_fmt(r['error']):>8s} {_fmt(r['limit']):>7s} {verdict}")
     try:
         (out / "validation.json").write_text(json.dumps(res, indent=1, sort_keys=True, default=str) + "\n")

@@ -134,8 +134,8 @@ def sender_profile(lines, sender_pid: int, reader_pid: int | None = None) -> dic
 
     - "alone": its time per packet while it runs alone, as sender_alone_us, or None;
     - "turns": its turns, each from a sched_switch to it to the next one away from it on that
-      CPU: how many carried at most one packet (it ping-pongs with a reader it wakes) and their
-      median length, and how many carried more ("runs": it ran on while the reader waited),
+      CPU: how many carried one packet (it ping-pongs with a reader it wakes) and their median
+      length, and how many carried more ("runs": it ran on while the reader waited),
       the packets those carried and the largest. None when it was never switched in.
       With `reader_pid`, also the EEVDF lag budget of the reader on the sender's CPU: after a
       run alone of L µs the reader is owed L/2 of lag, its first turn (D µs, the backlog) spends
@@ -147,7 +147,7 @@ def sender_profile(lines, sender_pid: int, reader_pid: int | None = None) -> dic
     gaps, last, cpu_of_last = [], None, None
     on_cpu: dict[int, tuple[int, int]] = {}  # cpu -> (pid, since) of what a switch put there
     turns = []                                 # (cpu, pid, ns, packets) in order
-    packets = 0                                # the sender's, in its current turn
+    packets: dict[int, int] = defaultdict(int)  # cpu -> the sender's, in its turn there
     for line in lines:
         m = _POLL_OR_SWITCH.match(line)
         if not m:
@@ -162,10 +162,10 @@ def sender_profile(lines, sender_pid: int, reader_pid: int | None = None) -> dic
                 continue
             prev, nxt = int(sw["pp"]), int(sw["np"])
             if cpu in on_cpu and on_cpu[cpu][0] == prev:
-                turns.append((cpu, prev, t - on_cpu[cpu][1], packets if prev == sender_pid else 0))
+                turns.append((cpu, prev, t - on_cpu[cpu][1], packets[cpu] if prev == sender_pid else 0))
             on_cpu[cpu] = (nxt, t)
             if nxt == sender_pid:
-                packets = 0
+                packets[cpu] = 0
             continue
         if int(m["pid"]) != sender_pid:
             continue
@@ -173,7 +173,7 @@ def sender_profile(lines, sender_pid: int, reader_pid: int | None = None) -> dic
         work = int(w.group(1)) if w else 0
         if work <= 0:
             continue
-        packets += work
+        packets[cpu] += work
         if last is not None and cpu == cpu_of_last:
             gaps.append((t - last) / work)
         last, cpu_of_last = t, cpu
@@ -186,7 +186,7 @@ def sender_profile(lines, sender_pid: int, reader_pid: int | None = None) -> dic
     mine = [x for x in turns if x[1] == sender_pid]
     if not mine:
         return {"alone": alone, "turns": None}
-    single_us = [ns / 1e3 for _, _, ns, n in mine if n <= 1]
+    single_us = [ns / 1e3 for _, _, ns, n in mine if n == 1]
     runs = [n for _, _, _, n in mine if n > 1]
     out = {"single": len(single_us), "single_median_us": round(statistics.median(single_us), 1) if single_us else None,
            "runs": len(runs), "run_packets": sum(runs), "largest_run": max(runs, default=0)}
@@ -209,17 +209,19 @@ def _lag_budget(turns, sender_pid: int, reader_pid: int) -> dict:
     for a, b in zip(runs_at, runs_at[1:]):
         L = seq[a][1]
         readers = [us for pid, us, _ in seq[a + 1: b] if pid == reader_pid]
-        n = sum(1 for pid, _, k in seq[a + 1: b] if pid == sender_pid and k <= 1)
+        n = sum(1 for pid, _, k in seq[a + 1: b] if pid == sender_pid and k == 1)
         if len(readers) < 2 or L <= readers[0]:
             continue
         D, r = readers[0], statistics.mean(readers[1:])
+        if r <= 0:  # turns shorter than the trace clock's microsecond
+            continue
         ratios.append(D / L)
         cycles += n
         predicted += (L - D) / r
     if not ratios:
         return {"phases": 0, "read_after_run": None, "pingpong_per_lag": None}
     return {"phases": len(ratios), "read_after_run": round(statistics.median(ratios), 2),
-            "pingpong_per_lag": round(cycles / predicted, 2) if predicted > 0 else None}
+            "pingpong_per_lag": round(cycles / predicted, 2)}
 
 
 def sender_alone_us(lines, sender_pid: int) -> dict | None:
