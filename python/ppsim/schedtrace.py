@@ -132,7 +132,10 @@ def sender_profile(lines, sender_pid: int, reader_pid: int | None = None) -> dic
     """How a sender whose sendmsg runs the veth NAPI poll (its packets are the `work` of the polls
     in its context) used its CPU, from a trace's napi_poll and sched_switch lines:
 
-    - "alone": its time per packet while it runs alone, as sender_alone_us, or None;
+    - "alone": its time per packet while it runs alone: the gaps between consecutive NAPI polls
+      in its context with no context switch on that CPU in between, per packet of the later
+      poll; the mean of the middle 80 % of the gaps (a trace's clock prints whole microseconds;
+      the tails are softirq deferrals and tick work), or None when fewer than 50 qualify;
     - "turns": its turns, each from a sched_switch to it to the next one away from it on that
       CPU: how many carried one packet (it ping-pongs with a reader it wakes) and their median
       length, and how many carried more ("runs": it ran on while the reader waited),
@@ -222,15 +225,6 @@ def _lag_budget(turns, sender_pid: int, reader_pid: int) -> dict:
         return {"phases": 0, "read_after_run": None, "pingpong_per_lag": None}
     return {"phases": len(ratios), "read_after_run": round(statistics.median(ratios), 2),
             "pingpong_per_lag": round(cycles / predicted, 2)}
-
-
-def sender_alone_us(lines, sender_pid: int) -> dict | None:
-    """The sender's time per packet while it runs alone: the gaps between consecutive NAPI polls
-    in the sender's context (its sendmsg runs the veth poll) with no context switch on that CPU
-    in between, per packet of the later poll. Mean of the middle 80 % of the gaps (a trace's
-    clock prints whole microseconds; the tails are softirq deferrals and tick work). None when
-    fewer than 50 gaps qualify. `lines`: the trace's lines (an iterable of str)."""
-    return sender_profile(lines, sender_pid)["alone"]
 
 
 def strip_softirq_lines(text: str) -> tuple[str, int]:

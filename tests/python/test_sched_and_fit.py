@@ -159,10 +159,10 @@ def test_sender_alone_counts_only_polls_with_no_switch_between():
     lines.append(f"  send-10 [000] ..s1. {t:.6f}: napi_poll: napi poll on napi struct 1 for device r work 2 budget 64")
     # The reader's own polls (its ACKs, another pid) are not the sender's.
     lines.append(f"  recv-20 [000] ..s1. {t + 1e-6:.6f}: napi_poll: napi poll on napi struct 2 for device s work 1 budget 64")
-    a = schedtrace.sender_alone_us(lines, 10)
+    a = schedtrace.sender_profile(lines, 10)["alone"]
     assert a["gaps"] == 60  # 59 between the first 60 polls, and the work-2 one
     assert a["us_per_packet"] == pytest.approx(5.0, abs=0.05)
-    assert schedtrace.sender_alone_us(lines[:40], 10) is None  # too few gaps to say
+    assert schedtrace.sender_profile(lines[:40], 10)["alone"] is None  # too few gaps to say
 
 
 def test_validate_reports_the_senders_speed_in_kernel_and_model(tmp_path):
