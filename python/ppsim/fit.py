@@ -38,6 +38,7 @@ from pathlib import Path
 
 from ppsim.errors import InputError
 from ppsim.replay import DEFAULTS_FILE, group_captures, scenario_from_meta, split_of_groups
+from ppsim.replay import segments_per_write as _segments
 from ppsim.trace import capture_trace
 
 SENDER_COSTS = [("veth", "send_ns"), ("veth", "xmit_ns"), ("veth", "poll_ns"), ("veth", "cow_ns"), ("veth", "xdp_ns"),
@@ -142,12 +143,6 @@ def _whole_page(size: int) -> bool:
     (models/world/veth_system.cc: headroom 256 + the aligned frame + skb_shared_info 320)."""
     frame = size + UDP_HEADERS
     return 2 * (256 + (frame + 63) // 64 * 64 + 320) > 4096
-
-
-def _segments(m: dict) -> int:
-    """TCP segments per write (MSS from the MTU, timestamps on)."""
-    mss = int((m.get("replay") or {}).get("mtu", 1500)) - 52
-    return -(-int(m["params"]["size"]) // mss)
 
 
 def _sender_ns(m: dict) -> float:

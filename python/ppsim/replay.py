@@ -345,17 +345,64 @@ _TURN_ROWS = (("sender.one_packet_turns", "single", 1), ("sender.one_packet_turn
               ("sched.read_after_run", "read_after_run", 2), ("sched.pingpong_per_lag", "pingpong_per_lag", 2))
 
 
+def segments_per_write(meta: dict) -> int:
+    """TCP segments per write: the MSS from the capture's MTU, timestamps on (MTU - 52)."""
+    mss = int((meta.get("replay") or {}).get("mtu", 1500)) - 52
+    return -(-int(meta["params"]["size"]) // mss)
+
+
+_WRITE_ROWS = (("sched.one_write_cycles", "cycles", 1), ("sched.one_write_send_us", "send_us", 1),
+               ("sched.one_write_read_us", "read_us", 1))
+
+
+def _info_row(rows: list, name: str, metric: str, kv: list, sv, digits: int) -> None:
+    """A reported (not gated) row: the kernel's median and range over its captures, the model's value."""
+    if not kv:
+        return
+    km = statistics.median(kv)
+    rows.append({"group": name, "metric": metric, "kernel_median": round(km, digits),
+                 "kernel_range": [min(kv), max(kv)], "ppsim": sv,
+                 "error": None if sv is None else round(sv - km, digits),
+                 "limit": "info", "ok": True, "gated": False})
+
+
+def _write_cycle_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> list[dict]:
+    segments = segments_per_write(caps[0][1])
+    kernel = []
+    for d, meta in caps:
+        src = str(d / "meta.json")
+        pid = _get(meta, "process_ids.sender", src, "int", None)
+        reader = _get(meta, "process_ids.receiver", src, "int", None)
+        if not meta.get("sched") or pid is None or reader is None or _thinned(meta, src):
+            continue
+        k = scan_trace(capture_trace(d), lambda lines: schedtrace.write_cycles(lines, pid, reader, segments))
+        if k:
+            kernel.append(k)
+    if not kernel:
+        return []
+    with sim_trace.open() as f:
+        model = schedtrace.write_cycles(f, SIM_SENDER_PID, SIM_READER_PID, segments)
+    rows: list[dict] = []
+    for metric, key, digits in _WRITE_ROWS:
+        _info_row(rows, name, metric, [k[key] for k in kernel], model[key] if model else None, digits)
+    return rows
+
+
 def sender_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> list[dict]:
     """Unpaced UDP, kernel (each capture with scheduler lines) against the model's trace, reported
     and not gated: the sender's time per datagram while it runs alone (the kernel's changes from
     one capture session to the next, and the model has one set of costs, so this says how fast the
     machine was when the capture was taken); on one CPU, also how its turns went: one datagram
     each while it ping-pongs with the reader, and the runs in which it sent on while the reader
-    waited (each ends at a scheduler tick), which decide how many pages the socket holds."""
+    waited (each ends at a scheduler tick), which decide how many pages the socket holds.
+    TCP on one CPU: the cycles of one write and the read of it (schedtrace.write_cycles), whose
+    lengths say whether the reader stays behind the sender in vruntime and keeps preempting it."""
     params = caps[0][1].get("params") or {}
+    same_cpu = params.get("sender_cpu") == params.get("receiver_cpu")
+    if params.get("proto", "udp") == "tcp" and same_cpu:
+        return _write_cycle_rows(name, caps, sim_trace)
     if params.get("proto", "udp") != "udp" or params.get("rate"):
         return []
-    same_cpu = params.get("sender_cpu") == params.get("receiver_cpu")
     kernel = []
     for d, meta in caps:
         src = str(d / "meta.json")
@@ -372,13 +419,7 @@ def sender_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> li
     rows = []
 
     def row(metric, kv, sv, digits):
-        if not kv:
-            return
-        km = statistics.median(kv)
-        rows.append({"group": name, "metric": metric, "kernel_median": round(km, digits),
-                     "kernel_range": [min(kv), max(kv)], "ppsim": sv,
-                     "error": None if sv is None else round(sv - km, digits),
-                     "limit": "info", "ok": True, "gated": False})
+        _info_row(rows, name, metric, kv, sv, digits)
 
     sim_alone = model["alone"]
     row("sender.alone_us_per_datagram", [round(k["alone"]["us_per_packet"], 2) for k in kernel if k["alone"]],

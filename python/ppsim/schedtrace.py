@@ -128,25 +128,9 @@ _POLL_OR_SWITCH = _line_re("napi_poll|sched_switch")
 _WORK = re.compile(r"\bwork (\d+)")
 
 
-def sender_profile(lines, sender_pid: int, reader_pid: int | None = None) -> dict:
-    """How a sender whose sendmsg runs the veth NAPI poll (its packets are the `work` of the polls
-    in its context) used its CPU, from a trace's napi_poll and sched_switch lines:
-
-    - "alone": its time per packet while it runs alone: the gaps between consecutive NAPI polls
-      in its context with no context switch on that CPU in between, per packet of the later
-      poll; the mean of the middle 80 % of the gaps (a trace's clock prints whole microseconds;
-      the tails are softirq deferrals and tick work), or None when fewer than 50 qualify;
-    - "turns": its turns, each from a sched_switch to it to the next one away from it on that
-      CPU: how many carried one packet (it ping-pongs with a reader it wakes) and their median
-      length, and how many carried more ("runs": it ran on while the reader waited),
-      the packets those carried and the largest. None when it was never switched in.
-      With `reader_pid`, also the EEVDF lag budget of the reader on the sender's CPU: after a
-      run alone of L µs the reader is owed L/2 of lag, its first turn (D µs, the backlog) spends
-      D/2, and each ping-pong turn (r µs) r/2, so the ping-pong lasts (L - D) / r cycles.
-      "read_after_run" is the median D / L, "pingpong_per_lag" the cycles counted over that
-      prediction, over the complete phases ("phases").
-
-    `lines`: the trace's lines (an iterable of str)."""
+def _scan(lines, sender_pid: int):
+    """The sender's gaps between NAPI polls with no switch between (ns per packet of the later
+    poll), and every turn on every CPU as (cpu, pid, ns, packets: the sender's, in its turn)."""
     gaps, last, cpu_of_last = [], None, None
     on_cpu: dict[int, tuple[int, int]] = {}  # cpu -> (pid, since) of what a switch put there
     turns = []                                 # (cpu, pid, ns, packets) in order
@@ -180,6 +164,29 @@ def sender_profile(lines, sender_pid: int, reader_pid: int | None = None) -> dic
         if last is not None and cpu == cpu_of_last:
             gaps.append((t - last) / work)
         last, cpu_of_last = t, cpu
+    return gaps, turns
+
+
+def sender_profile(lines, sender_pid: int, reader_pid: int | None = None) -> dict:
+    """How a sender whose sendmsg runs the veth NAPI poll (its packets are the `work` of the polls
+    in its context) used its CPU, from a trace's napi_poll and sched_switch lines:
+
+    - "alone": its time per packet while it runs alone: the gaps between consecutive NAPI polls
+      in its context with no context switch on that CPU in between, per packet of the later
+      poll; the mean of the middle 80 % of the gaps (a trace's clock prints whole microseconds;
+      the tails are softirq deferrals and tick work), or None when fewer than 50 qualify;
+    - "turns": its turns, each from a sched_switch to it to the next one away from it on that
+      CPU: how many carried one packet (it ping-pongs with a reader it wakes) and their median
+      length, and how many carried more ("runs": it ran on while the reader waited),
+      the packets those carried and the largest. None when it was never switched in.
+      With `reader_pid`, also the EEVDF lag budget of the reader on the sender's CPU: after a
+      run alone of L µs the reader is owed L/2 of lag, its first turn (D µs, the backlog) spends
+      D/2, and each ping-pong turn (r µs) r/2, so the ping-pong lasts (L - D) / r cycles.
+      "read_after_run" is the median D / L, "pingpong_per_lag" the cycles counted over that
+      prediction, over the complete phases ("phases").
+
+    `lines`: the trace's lines (an iterable of str)."""
+    gaps, turns = _scan(lines, sender_pid)
     alone = None
     if len(gaps) >= 50:
         g = sorted(gaps)
@@ -198,15 +205,41 @@ def sender_profile(lines, sender_pid: int, reader_pid: int | None = None) -> dic
     return {"alone": alone, "turns": out}
 
 
-def _lag_budget(turns, sender_pid: int, reader_pid: int) -> dict:
-    """sender_profile's phases: a run alone (L), the reader's next turn (D), then ping-pong until
-    the next run alone, on the CPU the sender ran most turns on."""
+def _home_sequence(turns, sender_pid: int, reader_pid: int) -> list[tuple[int, float, int]]:
+    """The two tasks' turns, as (pid, us, packets), on the CPU the sender ran most turns on."""
     cpus = defaultdict(int)
     for cpu, pid, _, _ in turns:
         if pid == sender_pid:
             cpus[cpu] += 1
     home = max(cpus, key=cpus.get)
-    seq = [(pid, ns / 1e3, n) for cpu, pid, ns, n in turns if cpu == home and pid in (sender_pid, reader_pid)]
+    return [(pid, ns / 1e3, n) for cpu, pid, ns, n in turns if cpu == home and pid in (sender_pid, reader_pid)]
+
+
+def write_cycles(lines, sender_pid: int, reader_pid: int, segments: int) -> dict | None:
+    """TCP on one CPU: the cycles in which the sender's turn carried exactly one write (its
+    `segments` segments, the work of the NAPI polls in its context) and the reader's turn came
+    next. The sender writes, the reader it woke preempts it when the write returns, and reads
+    what it wrote: a read of a few segments just written. How many such cycles, and the median
+    length of the sender's and of the reader's turn; None when there is none."""
+    _, turns = _scan(lines, sender_pid)
+    if not any(pid == sender_pid for _, pid, _, _ in turns):
+        return None
+    seq = _home_sequence(turns, sender_pid, reader_pid)
+    send, read = [], []
+    for (p1, us1, n1), (p2, us2, _) in zip(seq, seq[1:]):
+        if p1 == sender_pid and n1 == segments and p2 == reader_pid:
+            send.append(us1)
+            read.append(us2)
+    if not send:
+        return None
+    return {"cycles": len(send), "send_us": round(statistics.median(send), 1),
+            "read_us": round(statistics.median(read), 1)}
+
+
+def _lag_budget(turns, sender_pid: int, reader_pid: int) -> dict:
+    """sender_profile's phases: a run alone (L), the reader's next turn (D), then ping-pong until
+    the next run alone, on the CPU the sender ran most turns on."""
+    seq = _home_sequence(turns, sender_pid, reader_pid)
     runs_at = [i for i, (pid, _, n) in enumerate(seq) if pid == sender_pid and n > 1]
     ratios, cycles, predicted = [], 0, 0.0
     for a, b in zip(runs_at, runs_at[1:]):

@@ -244,3 +244,43 @@ def test_lag_budget_compares_ping_pong_with_the_lag_a_run_alone_leaves():
     assert turns["read_after_run"] == 0.2
     assert turns["pingpong_per_lag"] == 0.5
     assert "phases" not in schedtrace.sender_profile(lines, 10)["turns"]  # no reader named
+
+
+def test_write_cycles_pair_a_one_write_turn_with_the_read_after_it():
+    # Three segments a write. Cycle 1: the sender's turn carries one write (3 segments, 20 us),
+    # the reader reads for 10 us. Cycle 2: 4 segments (more than a write) is not a one-write
+    # turn. Cycle 3: one write (18 us), the reader reads for 14 us.
+    poll = "  send-10 [000] ..s1. {:.6f}: napi_poll: napi poll on napi struct 1 for device r work {} budget 64"
+    lines, t = [_switch(1.0, 0, "recv", 20, "S", "send", 10)], 1.0
+    for send_us, segs, read_us in ((20, 3, 10), (30, 4, 12), (18, 3, 14)):
+        lines.append(poll.format(t + 2e-6, segs))
+        t += send_us * 1e-6
+        lines.append(_switch(t, 0, "send", 10, "R", "recv", 20))
+        t += read_us * 1e-6
+        lines.append(_switch(t, 0, "recv", 20, "S", "send", 10))
+    w = schedtrace.write_cycles(lines, 10, 20, 3)
+    assert w == {"cycles": 2, "send_us": 19.0, "read_us": 12.0}
+    assert schedtrace.write_cycles(lines, 10, 20, 5) is None  # no turn carried exactly 5
+    assert schedtrace.write_cycles(lines[:1], 10, 20, 3) is None  # switched in, never out
+
+
+def test_validate_reports_one_write_cycles_for_tcp_on_one_cpu(tmp_path):
+    # Same-CPU TCP groups get the one-write cycle rows (info, not gated), kernel and model.
+    from pathlib import Path
+
+    from ppsim import replay
+
+    root = Path(__file__).resolve().parents[2] / "traces"
+    caps = [(root / f"tcp-4096-samecpu-r{k}", replay.load_meta(root / f"tcp-4096-samecpu-r{k}")) for k in (1, 2, 3)]
+    assert replay.segments_per_write(caps[0][1]) == 3
+    trace = tmp_path / "sim.txt"
+    replay.simulate(caps[0][1], "meta.json", trace, seed=1)
+    rows = {r["metric"]: r for r in replay.sender_rows("tcp-4096-samecpu", caps, trace)}
+    assert set(rows) == {"sched.one_write_cycles", "sched.one_write_send_us", "sched.one_write_read_us"}
+    assert not any(r["gated"] for r in rows.values())
+    # The kernel alternates write and read hundreds of times; a read of one write takes 10-20 us.
+    assert rows["sched.one_write_cycles"]["kernel_range"][0] > 100
+    assert 10 <= rows["sched.one_write_read_us"]["kernel_median"] <= 20
+    assert rows["sched.one_write_cycles"]["ppsim"] > 100
+    xcpu = [(d, {**m, "params": {**m["params"], "receiver_cpu": 1}}) for d, m in caps]
+    assert replay.sender_rows("x", xcpu, trace) == []
