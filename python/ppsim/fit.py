@@ -12,13 +12,17 @@ costs a datagram, a read call, a turn on the CPU pays) defines what is fitted:
    their current proportions: the split is not observable) and the copy cost per KiB.
 2. TCP: the sender's time per write against segments per write (cross-CPU): the write call's
    cost and TCP's transmit and receive per segment.
-3. What a same-CPU turn costs, from same-CPU captures with a scheduler summary (`--sched`): the
+3. What a same-CPU turn costs, from same-CPU captures with scheduler lines (`--sched`). Each
+   task's runtime is taken from the trace's sched_switch lines over the phase the model
+   reproduces: the sender until its last write returns, the reader until its last byte (the
+   scheduler summary runs on to the helpers' exits, and a TCP reader spends 3-7 ms there). The
    sender's runtime beyond what the model charges for its datagrams, per turn, is the context
-   switch (unpaced UDP); the reader's runtime beyond the model's own copies and frees is turns x
-   (the switch and its sleep/wake-up around poll()) + read calls x a call's cost + skbs x a cost
-   per skb (TCP: per segment, or per merged skb with veth.tcp_coalesce), fitted by non-negative
-   least squares over UDP and TCP groups:
-   cpus.context_switch_ns, stack.reader_wake_ns, stack.reader_call_ns, stack.reader_per_skb_ns.
+   switch (unpaced UDP); the reader's runtime beyond the model's own frees is turns x (the switch
+   and its sleep/wake-up around poll()) + read calls x a call's cost + skbs x a cost per skb
+   (TCP: per segment, or per merged skb with veth.tcp_coalesce) + KiB read x a copy cost, fitted
+   by non-negative least squares over UDP and TCP groups: cpus.context_switch_ns,
+   stack.reader_wake_ns, stack.reader_call_ns, stack.reader_per_skb_ns,
+   stack.reader_copy_ns_per_kib.
 
 4. The reader's lag when the traffic starts: in the captures the reader has run its setup and
    sleeps in poll() when the first datagram wakes it, and in most same-CPU captures it preempts
@@ -39,7 +43,8 @@ from pathlib import Path
 from ppsim.errors import InputError
 from ppsim.replay import DEFAULTS_FILE, group_captures, scenario_from_meta, split_of_groups
 from ppsim.replay import segments_per_write as _segments
-from ppsim.trace import capture_trace
+from ppsim import schedtrace
+from ppsim.trace import capture_trace, scan_trace
 
 SENDER_COSTS = [("veth", "send_ns"), ("veth", "xmit_ns"), ("veth", "poll_ns"), ("veth", "cow_ns"), ("veth", "xdp_ns"),
                 ("stack", "deliver_ns")]
@@ -145,13 +150,38 @@ def _whole_page(size: int) -> bool:
     return 2 * (256 + (frame + 63) // 64 * 64 + 320) > 4096
 
 
-def _sender_ns(m: dict) -> float:
-    """The sender's CPU time: the scheduler summary's if there is one, else its wall time (an upper
-    bound when it waited for the window)."""
-    t = ((m.get("sched") or {}).get("tasks") or {}).get("sender")
-    if t and t["slices"]["count"]:
-        return t["slices"]["total_ms"] * 1e6
-    return float(m["sender"]["duration_s"]) * 1e9
+_PHASES: dict[tuple[str, str], dict] = {}
+
+
+def _phase(o: Obs, role: str) -> dict | None:
+    """The kernel task's turns and CPU time ({"turns", "ns"}) in the phase the model reproduces:
+    the sender from its start to its last write's return, the reader from the sender's start to
+    its last byte. The scheduler summary in meta.json covers the helpers' whole lives, and after
+    the data the reader spends milliseconds in its end of run (TCP: 3-7 ms; a spin on an empty
+    socket until the peer closes), which no cost of the model describes. None without scheduler
+    lines."""
+    key = (o.capture, role)
+    if key not in _PHASES:
+        m = o.meta
+        t = ((m.get("sched") or {}).get("tasks") or {}).get(role)
+        pid = (m.get("process_ids") or {}).get("sender" if role == "sender" else "receiver")
+        start = (m.get("sender") or {}).get("start_ns")
+        end = (m.get("sender") or {}).get("end_ns") if role == "sender" else (m.get("receiver") or {}).get("last_ns")
+        if not (t and t["slices"]["count"]) or not pid or not start or not end:
+            _PHASES[key] = None
+        else:
+            _PHASES[key] = scan_trace(capture_trace(Path(o.capture)),
+                                      lambda lines: schedtrace.task_time(lines, int(pid), int(start), int(end)))
+    return _PHASES[key]
+
+
+def _sender_ns(o: Obs) -> float:
+    """The sender's CPU time while it writes: from the scheduler lines if there are any, else its
+    wall time (an upper bound when it waited for the window)."""
+    ph = _phase(o, "sender")
+    if ph and ph["turns"]:
+        return float(ph["ns"])
+    return float(o.meta["sender"]["duration_s"]) * 1e9
 
 
 def _udp_unpaced(m: dict) -> bool:
@@ -164,6 +194,7 @@ def fit(dirs: list[Path], defaults: dict | None = None) -> dict:
     """{"values": {section: {key: value}}, "rows": [...], "used": [...], "left_out": [...], "notes": [...]}"""
     base = copy.deepcopy(defaults if defaults is not None else json.loads(DEFAULTS_FILE.read_text()))
     obs, left = fit_observations(dirs)
+    _PHASES.clear()  # the captures may have changed since an earlier call in this process
     notes, rows = [], []
     used_for: dict[str, list[str]] = {}
     vals = {k: dict(v) for k, v in base.items() if isinstance(v, dict) and not k.startswith("_")}
@@ -217,7 +248,7 @@ def fit(dirs: list[Path], defaults: dict | None = None) -> dict:
                 writes = int(o.meta["sender"]["sent"])
                 r = _run(o.meta, o.capture, vals)
                 feats.append([1.0, float(_segments(o.meta))])
-                resid.append(_sender_ns(o.meta) / writes - _task_stat(r.stats, "sender", "runtime_ns") / writes)
+                resid.append(_sender_ns(o) / writes - _task_stat(r.stats, "sender", "runtime_ns") / writes)
             dw, dseg = _lstsq(feats, resid)
             vals["veth"]["tcp_write_ns"] = round(max(100.0, vals["veth"].get("tcp_write_ns", 1200.0) + dw), 1)
             # Transmit and receive per segment share the change equally: only their sum is observed.
@@ -228,7 +259,7 @@ def fit(dirs: list[Path], defaults: dict | None = None) -> dict:
             writes = int(o.meta["sender"]["sent"])
             r = _run(o.meta, o.capture, vals)
             rows.append({"group": o.group, "capture": Path(o.capture).name, "figure": "sender us/write",
-                         "kernel": round(_sender_ns(o.meta) / writes / 1e3, 2),
+                         "kernel": round(_sender_ns(o) / writes / 1e3, 2),
                          "model": round(_task_stat(r.stats, "sender", "runtime_ns") / writes / 1e3, 2)})
     else:
         notes.append("TCP costs kept: fewer than two write sizes among the fit set's cross-CPU TCP captures")
@@ -237,46 +268,48 @@ def fit(dirs: list[Path], defaults: dict | None = None) -> dict:
     # delayed, a paced sender that sleeps between sends) are left out.
     same = [o for o in obs if o.meta["params"].get("sender_cpu") == o.meta["params"].get("receiver_cpu")
             and not o.meta["params"].get("reader_delay_ms") and not o.meta["params"].get("reader_hold_ms")
-            and ((o.meta.get("sched") or {}).get("tasks") or {}).get("reader", {}).get("slices", {}).get("count")]
+            and _phase(o, "reader") and _phase(o, "sender")]
     unpaced_udp = [o for o in same if o.meta["params"]["proto"] == "udp" and not o.meta["params"].get("rate")]
     if unpaced_udp and len(same) >= 3:
         zero = {"cpus.context_switch_ns": 0, "stack.reader_wake_ns": 0, "stack.reader_per_skb_ns": 0,
-                "stack.reader_call_ns": 0}
+                "stack.reader_call_ns": 0, "stack.reader_copy_ns_per_kib": 0}
         # The sender: its runtime beyond what the model charges for its datagrams, per turn, is what
         # a turn costs it (the context switch into it, and the caches it finds cold).
         per_turn = []
         rx, ry = [], []
         for o in same:
-            t = o.meta["sched"]["tasks"]
+            snd, rdr = _phase(o, "sender"), _phase(o, "reader")
             r = _run(o.meta, o.capture, vals, zero)
             sent = int(o.meta["sender"]["sent"])
-            if o in unpaced_udp:
-                per_turn.append((t["sender"]["slices"]["total_ms"] * 1e6 - _task_stat(r.stats, "sender", "runtime_ns"))
-                                / t["sender"]["slices"]["count"])
+            if o in unpaced_udp and snd["turns"]:
+                per_turn.append((snd["ns"] - _task_stat(r.stats, "sender", "runtime_ns")) / snd["turns"])
             calls = int(o.meta["receiver"]["received"])  # read calls that returned data
             # TCP: one skb per segment, less those whose payload joined the queue's tail skb
             # (veth.tcp_coalesce; the count is the model's own, from this run).
             skbs = calls if o.meta["params"]["proto"] == "udp" else (
                 sent * _segments(o.meta) - (_stat(r.stats, "tcp.coalesced") or 0))
-            rx.append([float(t["reader"]["slices"]["count"]), float(calls), float(skbs)])
-            ry.append(t["reader"]["slices"]["total_ms"] * 1e6 - _task_stat(r.stats, "reader", "runtime_ns"))
+            kib = (int(o.meta["receiver"].get("bytes") or 0) or (
+                calls * int(o.meta["params"]["size"]) if o.meta["params"]["proto"] == "udp"
+                else sent * int(o.meta["params"]["size"]))) / 1024.0
+            rx.append([float(rdr["turns"]), float(calls), float(skbs), kib])
+            ry.append(rdr["ns"] - _task_stat(r.stats, "reader", "runtime_ns"))
         cs = max(0.0, statistics.median(per_turn))
         # The reader: per turn (the switch, then its sleep and wake-up around poll()), per read
-        # call and per skb, in non-negative least squares.
+        # call, per skb and per KiB copied, in non-negative least squares.
         ry2 = [y - x[0] * cs for x, y in zip(rx, ry)]
-        wake, call, per_skb = _nnls(rx, ry2)
+        wake, call, per_skb, per_kib = _nnls(rx, ry2)
         used_for["context switch (unpaced UDP), reader wake-up, read call and per-skb cost"] = sorted(
             {o.group for o in same})
         vals["cpus"] = dict(vals.get("cpus", {}), context_switch_ns=round(cs, 1))
         vals["stack"]["reader_wake_ns"] = round(wake, 1)
         vals["stack"]["reader_call_ns"] = round(call, 1)
         vals["stack"]["reader_per_skb_ns"] = round(per_skb, 1)
+        vals["stack"]["reader_copy_ns_per_kib"] = round(per_kib, 1)
         for o in same:
-            t = o.meta["sched"]["tasks"]
             r = _run(o.meta, o.capture, vals)
             for role in ("sender", "reader"):
                 rows.append({"group": o.group, "capture": Path(o.capture).name, "figure": f"{role} runtime ms",
-                             "kernel": t[role]["slices"]["total_ms"],
+                             "kernel": round(_phase(o, role)["ns"] / 1e6, 3),
                              "model": round(_task_stat(r.stats, role, "runtime_ns") / 1e6, 3)})
     else:
         notes.append("same-CPU costs kept: too few fit-set same-CPU captures with a scheduler summary")

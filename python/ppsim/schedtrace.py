@@ -205,6 +205,38 @@ def sender_profile(lines, sender_pid: int, reader_pid: int | None = None) -> dic
     return {"alone": alone, "turns": out}
 
 
+def task_time(lines, pid: int, start_ns: int, end_ns: int) -> dict:
+    """A task's time on the CPUs between start_ns and end_ns (trace clock), from the sched_switch
+    lines: its turns that overlap the window ("turns") and the part of them inside it ("ns"). A
+    capture's scheduler summary covers the helpers' whole lives; this clips a task to the phase a
+    model reproduces (the sender's writes, the reader's reads up to its last byte)."""
+    since: dict[int, int] = {}  # cpu -> when the task was switched in there
+    turns, ns = 0, 0
+
+    def close(t0: int, t1: int) -> None:
+        nonlocal turns, ns
+        lo, hi = max(t0, start_ns), min(t1, end_ns)
+        if hi > lo:
+            turns += 1
+            ns += hi - lo
+
+    for line in lines:
+        m = _POLL_OR_SWITCH.match(line)
+        if not m or m["event"] != "sched_switch":
+            continue
+        sw = _SWITCH.search(m["body"])
+        if not sw:
+            continue
+        cpu, t = int(m["cpu"]), _ts(m["ts"])
+        if int(sw["pp"]) == pid and cpu in since:
+            close(since.pop(cpu), t)
+        if int(sw["np"]) == pid:
+            since[cpu] = t
+    for t0 in since.values():  # still on a CPU when the trace ends
+        close(t0, end_ns)
+    return {"turns": turns, "ns": ns}
+
+
 def _home_sequence(turns, sender_pid: int, reader_pid: int) -> list[tuple[int, float, int]]:
     """The two tasks' turns, as (pid, us, packets), on the CPU the sender ran most turns on."""
     cpus = defaultdict(int)

@@ -284,3 +284,16 @@ def test_validate_reports_one_write_cycles_for_tcp_on_one_cpu(tmp_path):
     assert rows["sched.one_write_cycles"]["ppsim"] > 100
     xcpu = [(d, {**m, "params": {**m["params"], "receiver_cpu": 1}}) for d, m in caps]
     assert replay.sender_rows("x", xcpu, trace) == []
+
+
+def test_task_time_clips_a_task_to_the_phase_the_model_reproduces():
+    # The reader runs 1.000000-1.000010, 1.000020-1.000050 and 1.000060-1.004000 (its end of run,
+    # after the last byte at 1.000070). Between 1.000005 and 1.000070: 5 + 30 + 10 us in 3 turns.
+    lines = [_switch(1.000000, 0, "send", 10, "S", "recv", 20), _switch(1.000010, 0, "recv", 20, "S", "send", 10),
+             _switch(1.000020, 0, "send", 10, "R", "recv", 20), _switch(1.000050, 0, "recv", 20, "S", "send", 10),
+             _switch(1.000060, 0, "send", 10, "S", "recv", 20), _switch(1.004000, 0, "recv", 20, "Z", "send", 10)]
+    ns = lambda s: int(round(s * 1e9))  # noqa: E731
+    assert schedtrace.task_time(lines, 20, ns(1.000005), ns(1.000070)) == {"turns": 3, "ns": 45_000}
+    assert schedtrace.task_time(lines, 20, ns(1.0), ns(2.0)) == {"turns": 3, "ns": 3_980_000}
+    # Still on the CPU when the trace ends: counted up to the window's end.
+    assert schedtrace.task_time(lines[:5], 20, ns(1.0), ns(1.000100)) == {"turns": 3, "ns": 80_000}
