@@ -223,9 +223,9 @@ Picos Cpu::avg_vruntime() const {
 // update_curr(): charge the running task for the time it held the CPU (softirq included: no IRQ
 // time accounting), renewing its deadline at the first tick (or other update) after it used its
 // slice; a used-up slice asks for a reschedule when another task is queued.
-void Cpu::update_curr(Picos now, bool check_resched) {
+void Cpu::update_curr(Picos now, bool check_resched, bool clock_update) {
   if (!curr_) {
-    charged_until_ = now;
+    if (!skip_pending_) charged_until_ = rq_clock_ = now;  // else the switch starts from the stale clock
     return;
   }
   auto check = [&] {
@@ -248,11 +248,20 @@ void Cpu::update_curr(Picos now, bool check_resched) {
       next_tick_ += eevdf_.tick;
     }
   }
+  if (skip_pending_ && !clock_update) {
+    // The clock stands at its last update (the wake-up, or the last tick since): nothing more
+    // is charged until the switch, which charges it to the task switched in.
+    charged_until_ = rq_clock_ = std::max(rq_clock_, t);
+    if (check_resched) check();
+    zero_v_ = avg_vruntime();
+    return;
+  }
   if (now > t) {
     curr_->v += now - t;
     curr_->stats.runtime += now - t;
   }
   charged_until_ = std::max(charged_until_, now);
+  rq_clock_ = charged_until_;
   if (check_resched) check();
   zero_v_ = avg_vruntime();
 }
@@ -295,7 +304,7 @@ void Cpu::place(Entity& e) {
 }
 
 void Cpu::wakeup(Picos now, Entity& e) {
-  update_curr(now);
+  update_curr(now, true, /*clock_update=*/true);  // ttwu updates the run queue's clock
   ++e.stats.wakeups;
   e.woken_at = now;
   trace_wakeup(now, e);
@@ -317,6 +326,8 @@ void Cpu::wakeup(Picos now, Entity& e) {
   // check_preempt_wakeup_fair(): the woken task preempts iff the protected pick chooses it; the
   // reschedule takes effect at the running task's next schedule point (preempt=none).
   if (curr_ && curr_ != &e && !need_resched_ && pick(true) == &e) need_resched_ = true;
+  // wakeup_preempt(): a reschedule is coming, so the switch skips its clock update.
+  if (eevdf_.clock_skip && curr_ && need_resched_) skip_pending_ = true;
 }
 
 void Cpu::eevdf_submit(Picos now, Job job) {
@@ -339,6 +350,10 @@ void Cpu::eevdf_start_job(Picos now, Picos extra) {
 
 void Cpu::eevdf_schedule(Picos now, Entity* blocked) {
   update_curr(now);
+  // With a clock skip pending, __schedule does not update the clock: the task switched in starts
+  // from the stale clock and is charged the time since.
+  const Picos clock = skip_pending_ ? rq_clock_ : now;
+  skip_pending_ = false;
   Entity* prev = curr_;
   Entity* next = pick(true);
   need_resched_ = false;
@@ -358,7 +373,7 @@ void Cpu::eevdf_schedule(Picos now, Entity* blocked) {
       next->woken_at = -1;
     }
   }
-  charged_until_ = now;
+  charged_until_ = rq_clock_ = clock;
   if (eevdf_.tick > 0 && next_tick_ <= now)
     next_tick_ = now < eevdf_.tick_phase ? eevdf_.tick_phase
                                          : eevdf_.tick_phase + ((now - eevdf_.tick_phase) / eevdf_.tick + 1) * eevdf_.tick;

@@ -44,6 +44,7 @@ struct EevdfConfig {
   Picos lag_limit = 5'400'000'000;    // update_entity_lag clamp: slice + tick (6.17+)
   bool run_to_parity = true;          // RUN_TO_PARITY
   bool delay_dequeue = true;          // DELAY_DEQUEUE (+ DELAY_ZERO)
+  bool clock_skip = false;            // rq_clock_skip_update after a wake-up that preempts
   Picos context_switch = 0;           // __schedule + context_switch, charged to the task switched in
 };
 
@@ -160,7 +161,9 @@ class Cpu {
   void eevdf_job_end(Picos now);
   void eevdf_schedule(Picos now, Entity* blocked = nullptr);  // blocked: the task that just blocked
   void eevdf_start_job(Picos now, Picos extra);
-  void update_curr(Picos now, bool check_resched = true);
+  // `clock_update`: the kernel updates the run queue's clock here (a wake-up); otherwise, while a
+  // clock skip is pending, only the ticks up to `now` are charged.
+  void update_curr(Picos now, bool check_resched = true, bool clock_update = false);
   Picos avg_vruntime() const;
   bool eligible(const Entity& e) const { return e.v <= avg_vruntime(); }
   Entity* pick(bool protect);
@@ -193,6 +196,10 @@ class Cpu {
   bool need_resched_ = false;
   bool end_deferred_ = false;  // the job end waits one delta cycle for same-time wake-ups
   Picos charged_until_ = 0;   // curr's v is up to date until here
+  // clock_skip: a wake-up decided to preempt; until the switch the run queue's clock stands at
+  // rq_clock_ (its last update: that wake-up, or a later tick or wake-up).
+  bool skip_pending_ = false;
+  Picos rq_clock_ = 0;
   Picos next_tick_ = 0;       // the next scheduler tick after charged_until_
   Picos zero_v_ = 0;          // V when nothing is queued (cfs_rq->zero_vruntime)
 };

@@ -93,6 +93,10 @@ void register_world_params(sim::ParamRegistry& r) {
               "to the task switched in", 0, 1e9);
   r.add_bool("cpus.sched_delay_dequeue", true,
              "EEVDF DELAY_DEQUEUE/DELAY_ZERO: an ineligible task that blocks stays queued until picked");
+  r.add_bool("cpus.sched_clock_skip", false,
+             "EEVDF: a wake-up that decides to preempt skips the run queue's next clock update (wakeup_preempt → "
+             "rq_clock_skip_update, kernel/sched/core.c): the running task is not charged from the last clock update "
+             "(that wake-up, or a later tick or wake-up) to the switch, and the task switched in is charged for it");
 
   r.add_int("memory.capacity_pages", "pages", 262144, "pages the page allocator can hand out (1 GiB default)", 1, 1ll << 36);
   r.add_float("memory.pfmemalloc_fraction", "", 0.0, "fraction of pages handed out from emergency reserves (never recycled)",
@@ -239,6 +243,7 @@ World::World(const sim::Params& p, const RunOptions& opts)
                                : static_cast<sim::Picos>(sim::Rng(seed_).stream("sched_tick").uniform() * static_cast<double>(ev.tick));
     ev.run_to_parity = p.get_bool("cpus.sched_run_to_parity");
     ev.delay_dequeue = p.get_bool("cpus.sched_delay_dequeue");
+    ev.clock_skip = p.get_bool("cpus.sched_clock_skip");
     ev.context_switch = sim::from_ns(p.get_double("cpus.context_switch_ns"));
   }
   for (auto& c : cpus_) {

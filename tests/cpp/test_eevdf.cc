@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <tuple>
 #include <vector>
 
 #include "sim/cpu.h"
@@ -196,4 +197,55 @@ TEST(Eevdf, PerTaskStatisticsCountTurnsWakeupsAndRuntime) {
   EXPECT_EQ(sender->runtime, us(1000));
   EXPECT_EQ(sender->blocked, 1u);
   EXPECT_EQ(sender->preempted, 0u);
+}
+
+namespace {
+
+// A TCP-like writer on one CPU: each write's first segment wakes the reader 2 us in, the rest of
+// the write takes 20 us more, and the write returns (a schedule point). The reader reads for 8 us
+// and sleeps. Returns the two tasks' statistics after `writes` writes, and the CPU's busy time.
+std::tuple<TaskSchedStats, TaskSchedStats, Picos> one_write_cycles(bool clock_skip, int writes) {
+  EevdfConfig cfg = config(us(300));
+  cfg.clock_skip = clock_skip;
+  Kernel k;
+  Cpu cpu{0, 0};
+  cpu.attach(k);
+  cpu.set_eevdf(cfg);
+  const int s = 0, r = 0;
+  cpu.name_task(&s, "sender");
+  cpu.name_task(&r, "reader");
+  bool reader_asleep = true;
+  std::function<void()> write = [&] {
+    if (writes-- <= 0) return;
+    cpu.run_work(k.now(), us(2), &s, [&] {
+      if (reader_asleep) {
+        reader_asleep = false;
+        cpu.run_work(k.now(), us(8), &r, [&] { reader_asleep = true; });
+      }
+      cpu.run_work(k.now(), us(20), &s, [&] { write(); });
+    }, /*schedule_point=*/false);
+  };
+  Process go(k, "go", [&] { write(); });
+  go.wake_at(0);
+  k.run();
+  TaskSchedStats sender, reader;
+  for (const auto* st : cpu.task_stats()) (st->name == "sender" ? sender : reader) = *st;
+  return {sender, reader, cpu.process_busy()};
+}
+
+}  // namespace
+
+TEST(Eevdf, AClockSkipChargesTheWaitAfterAPreemptingWakeUpToTheTaskSwitchedIn) {
+  // wakeup_preempt → rq_clock_skip_update: the run queue's clock stands still from the wake-up
+  // that decided to preempt until the switch, so the 20 us the writer runs after waking the
+  // reader are charged to the reader. The CPU time charged is the same; who is charged is not.
+  const auto [s0, r0, busy0] = one_write_cycles(false, 3000);
+  const auto [s1, r1, busy1] = one_write_cycles(true, 3000);
+  EXPECT_EQ(s0.runtime + r0.runtime, busy0);
+  EXPECT_EQ(s1.runtime + r1.runtime, busy1);
+  EXPECT_GT(r1.runtime, r0.runtime + us(20) * 100);
+  // The reader spends its lag 20 us faster per cycle, so the alternation breaks sooner and the
+  // writer runs alone more: fewer reader turns for the same writes.
+  EXPECT_LT(r1.turns, r0.turns);
+  EXPECT_GT(r0.turns, 1000u);
 }
