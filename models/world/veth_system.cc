@@ -86,6 +86,12 @@ void register_veth_params(sim::ParamRegistry& r) {
               "connection; the frags after them are warm", 0, 1e9,
               "0: warm memory (the replay's default); a page fault on the capture VM costs 13-44 us (the fit set's "
               "same-CPU TCP readers, docs/replay.md)");
+  r.add_float("veth.tcp_write_return_ns", "ns", 0.0,
+              "TCP: the part of veth.tcp_write_ns a write spends after its last segment's softirq (release_sock, the "
+              "system call's return). A reader the write woke waits for it; with cpus.sched_clock_skip it is charged "
+              "to the reader", 0, 1e9,
+              "0: all of the write's own cost comes before its segments; the captures' sched_wakeup → sched_switch "
+              "gaps give 4-5 us after a one-segment write (docs/replay.md)");
   r.add_int("veth.tcp_frag_cold_bytes", "bytes", 32768,
             "TCP: how much of what the sender writes first goes into cold memory (veth.tcp_frag_first_touch_ns)",
             0, 1ll << 40,
@@ -184,6 +190,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   tcp_sndbuf_expand();  // tcp_init_buffer_space()
   send_cost_seg_ = sim::from_ns(p.get_double("veth.xmit_ns"));
   tcp_write_cost_ = sim::from_ns(p.get_double("veth.tcp_write_ns"));
+  tcp_write_return_ = std::min(tcp_write_cost_, sim::from_ns(p.get_double("veth.tcp_write_return_ns")));
   frag_ = FirstTouch(sim::from_ns(p.get_double("veth.tcp_frag_first_touch_ns")));
   frag_cold_bytes_ = static_cast<std::uint64_t>(p.get_int("veth.tcp_frag_cold_bytes"));
   push_per_skb_ = p.get_bool("veth.tcp_push_per_skb");
@@ -612,10 +619,11 @@ void VethSystem::send_next() {
     write_left_ = payload_;
     write_skbs_ = 0;
     in_write_ = ack_backlog_;  // lock_sock
-    cpus_[sender_cpu_].run_work(now, tcp_write_cost_, this, [this] { write_skb(); }, /*schedule_point=*/false);
+    cpus_[sender_cpu_].run_work(now, tcp_write_cost_ - tcp_write_return_, this, [this] { write_skb(); },
+                                /*schedule_point=*/false);
     return;
   }
-  const Picos cost = tcp_ ? tcp_write_cost_ + tcp_copy_cost(payload_)
+  const Picos cost = tcp_ ? tcp_write_cost_ - tcp_write_return_ + tcp_copy_cost(payload_)
                           : send_cost_ + static_cast<Picos>(copy_ps_per_byte_ * payload_);
   cpus_[sender_cpu_].run_work(now, cost, this, [this] {
     Caller c = softirq_caller(sender_cpu_, kSenderComm, kSenderPid);
@@ -629,7 +637,7 @@ void VethSystem::send_next() {
     }
     // The transmit and receive work is part of the sender's time on its CPU; sendmsg returns at
     // its end (a schedule point).
-    cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { send_done(); });
+    cpus_[sender_cpu_].run_work(kernel_.now(), c.cost + (tcp_ ? tcp_write_return_ : 0), this, [this] { send_done(); });
   }, /*schedule_point=*/false);
 }
 
@@ -661,7 +669,7 @@ void VethSystem::write_skb() {
       in_write_ = false;
       flush_backlog(c);
     }
-    if (last) cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { send_done(); });
+    if (last) cpus_[sender_cpu_].run_work(kernel_.now(), c.cost + tcp_write_return_, this, [this] { send_done(); });
     else cpus_[sender_cpu_].run_work(kernel_.now(), c.cost, this, [this] { write_skb(); }, /*schedule_point=*/false);
   }, /*schedule_point=*/false);
 }

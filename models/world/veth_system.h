@@ -157,6 +157,7 @@ class VethSystem {
   std::int64_t ts_recent_ = 0;
   sim::Picos tcp_deliver_cost_ = 0, tcp_xmit_cost_ = 0;
   FirstTouch frag_;  // the sender's cold page_frag memory (veth.tcp_frag_first_touch_ns)
+  sim::Picos tcp_write_return_ = 0;  // veth.tcp_write_return_ns: the write's cost after its segments
   std::uint64_t written_ = 0, frag_cold_bytes_ = 32768;  // bytes the writes copied into cold memory, and its size
   bool push_per_skb_ = false;         // veth.tcp_push_per_skb
   std::uint64_t write_left_ = 0;      // with it: bytes of the current write not yet copied,

@@ -297,3 +297,36 @@ def test_task_time_clips_a_task_to_the_phase_the_model_reproduces():
     assert schedtrace.task_time(lines, 20, ns(1.0), ns(2.0)) == {"turns": 3, "ns": 3_980_000}
     # Still on the CPU when the trace ends: counted up to the window's end.
     assert schedtrace.task_time(lines[:5], 20, ns(1.0), ns(1.000100)) == {"turns": 3, "ns": 80_000}
+
+
+def test_tcp_write_return_moves_the_end_of_a_write_after_its_segments(tmp_path):
+    # veth.tcp_write_return_ns takes part of the write's cost to after its last segment's
+    # softirq: on one CPU the reader the write woke waits that much longer for the switch (the
+    # kernel's sched_wakeup → sched_switch gap); across CPUs the writer's CPU time is unchanged.
+    import statistics
+    from pathlib import Path
+
+    from ppsim import replay
+
+    root = Path(__file__).resolve().parents[2] / "traces"
+
+    def run(capture, ret_ns):
+        trace = tmp_path / f"{capture}-{ret_ns}.txt"
+        _, r = replay.simulate(replay.load_meta(root / capture), "meta.json", trace, seed=1,
+                               overrides={"veth.tcp_write_return_ns": ret_ns})
+        gaps, woke = [], None
+        for line in trace.read_text().splitlines():
+            if "sched_wakeup:" in line and "comm=ppsim_recv" in line:
+                woke = float(line.split(": sched_wakeup")[0].split()[-1])
+            elif "sched_switch:" in line and "prev_comm=ppsim_send" in line and "next_comm=ppsim_recv" in line and woke:
+                gaps.append(float(line.split(": sched_switch")[0].split()[-1]) - woke)
+                woke = None
+        runtime = next(v for k, v in r.stats.items() if k.endswith("task.sender.runtime_ns"))
+        return (statistics.median(gaps) * 1e6 if gaps else None), runtime
+
+    tau0, _ = run("tcp-1448-samecpu-r1", 0)
+    tau3, _ = run("tcp-1448-samecpu-r1", 3000)
+    assert tau3 - tau0 == pytest.approx(3.0, abs=0.6)
+    _, rt0 = run("tcp-65536-xcpu-r1", 0)
+    _, rt3 = run("tcp-65536-xcpu-r1", 3000)
+    assert rt3 == pytest.approx(rt0, rel=0.01)
