@@ -225,7 +225,7 @@ Picos Cpu::avg_vruntime() const {
 // slice; a used-up slice asks for a reschedule when another task is queued.
 void Cpu::update_curr(Picos now, bool check_resched, bool clock_update) {
   if (!curr_) {
-    if (!skip_pending_) charged_until_ = rq_clock_ = now;  // else the switch starts from the stale clock
+    if (!skip_pending_) charged_until_ = now;  // else the switch starts from the stale clock
     return;
   }
   auto check = [&] {
@@ -251,7 +251,7 @@ void Cpu::update_curr(Picos now, bool check_resched, bool clock_update) {
   if (skip_pending_ && !clock_update) {
     // The clock stands at its last update (the wake-up, or the last tick since): nothing more
     // is charged until the switch, which charges it to the task switched in.
-    charged_until_ = rq_clock_ = std::max(rq_clock_, t);
+    charged_until_ = t;
     if (check_resched) check();
     zero_v_ = avg_vruntime();
     return;
@@ -261,7 +261,6 @@ void Cpu::update_curr(Picos now, bool check_resched, bool clock_update) {
     curr_->stats.runtime += now - t;
   }
   charged_until_ = std::max(charged_until_, now);
-  rq_clock_ = charged_until_;
   if (check_resched) check();
   zero_v_ = avg_vruntime();
 }
@@ -352,7 +351,7 @@ void Cpu::eevdf_schedule(Picos now, Entity* blocked) {
   update_curr(now);
   // With a clock skip pending, __schedule does not update the clock: the task switched in starts
   // from the stale clock and is charged the time since.
-  const Picos clock = skip_pending_ ? rq_clock_ : now;
+  const Picos clock = skip_pending_ ? charged_until_ : now;
   skip_pending_ = false;
   Entity* prev = curr_;
   Entity* next = pick(true);
@@ -373,7 +372,7 @@ void Cpu::eevdf_schedule(Picos now, Entity* blocked) {
       next->woken_at = -1;
     }
   }
-  charged_until_ = rq_clock_ = clock;
+  charged_until_ = clock;
   if (eevdf_.tick > 0 && next_tick_ <= now)
     next_tick_ = now < eevdf_.tick_phase ? eevdf_.tick_phase
                                          : eevdf_.tick_phase + ((now - eevdf_.tick_phase) / eevdf_.tick + 1) * eevdf_.tick;

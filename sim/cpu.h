@@ -195,11 +195,10 @@ class Cpu {
   Entity* curr_ = nullptr;
   bool need_resched_ = false;
   bool end_deferred_ = false;  // the job end waits one delta cycle for same-time wake-ups
-  Picos charged_until_ = 0;   // curr's v is up to date until here
-  // clock_skip: a wake-up decided to preempt; until the switch the run queue's clock stands at
-  // rq_clock_ (its last update: that wake-up, or a later tick or wake-up).
+  Picos charged_until_ = 0;   // curr's v is up to date until here: the run queue's clock
+  // clock_skip: a wake-up decided to preempt; until the switch the clock stands at its last
+  // update (that wake-up, or a later tick or wake-up).
   bool skip_pending_ = false;
-  Picos rq_clock_ = 0;
   Picos next_tick_ = 0;       // the next scheduler tick after charged_until_
   Picos zero_v_ = 0;          // V when nothing is queued (cfs_rq->zero_vruntime)
 };

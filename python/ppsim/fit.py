@@ -157,9 +157,9 @@ def _phase(o: Obs, role: str) -> dict | None:
     """The kernel task's turns and CPU time ({"turns", "ns"}) in the phase the model reproduces:
     the sender from its start to its last write's return, the reader from the sender's start to
     its last byte. The scheduler summary in meta.json covers the helpers' whole lives, and after
-    the data the reader spends milliseconds in its end of run (TCP: 3-7 ms; a spin on an empty
-    socket until the peer closes), which no cost of the model describes. None without scheduler
-    lines."""
+    its last byte the reader stays on the CPU for milliseconds more (TCP: 3-7 ms, up to the peer's
+    FIN, the stop command and its exit), which no cost of the model describes. None without
+    scheduler lines."""
     key = (o.capture, role)
     if key not in _PHASES:
         m = o.meta

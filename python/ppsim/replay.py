@@ -366,18 +366,27 @@ def _info_row(rows: list, name: str, metric: str, kv: list, sv, digits: int) -> 
                  "limit": "info", "ok": True, "gated": False})
 
 
-def _write_cycle_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> list[dict]:
-    segments = segments_per_write(caps[0][1])
-    kernel = []
+def _kernel_profiles(caps: list[tuple[Path, dict]], profile) -> list:
+    """profile(lines, sender_pid, reader_pid) of each capture with scheduler lines (None results
+    left out). A thinned capture is skipped: its gaps span polls it left out, and its turns miss
+    packets."""
+    out = []
     for d, meta in caps:
         src = str(d / "meta.json")
         pid = _get(meta, "process_ids.sender", src, "int", None)
         reader = _get(meta, "process_ids.receiver", src, "int", None)
-        if not meta.get("sched") or pid is None or reader is None or _thinned(meta, src):
+        if not meta.get("sched") or pid is None or _thinned(meta, src):
             continue
-        k = scan_trace(capture_trace(d), lambda lines: schedtrace.write_cycles(lines, pid, reader, segments))
-        if k:
-            kernel.append(k)
+        k = scan_trace(capture_trace(d), lambda lines: profile(lines, pid, reader))
+        if k is not None:
+            out.append(k)
+    return out
+
+
+def _write_cycle_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> list[dict]:
+    segments = segments_per_write(caps[0][1])
+    kernel = _kernel_profiles(caps, lambda lines, pid, reader: None if reader is None
+                              else schedtrace.write_cycles(lines, pid, reader, segments))
     if not kernel:
         return []
     with sim_trace.open() as f:
@@ -403,15 +412,7 @@ def sender_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> li
         return _write_cycle_rows(name, caps, sim_trace)
     if params.get("proto", "udp") != "udp" or params.get("rate"):
         return []
-    kernel = []
-    for d, meta in caps:
-        src = str(d / "meta.json")
-        pid = _get(meta, "process_ids.sender", src, "int", None)
-        reader = _get(meta, "process_ids.receiver", src, "int", None)
-        # A thinned capture's gaps span polls it left out, and its turns miss packets.
-        if not meta.get("sched") or pid is None or _thinned(meta, src):
-            continue
-        kernel.append(scan_trace(capture_trace(d), lambda lines: schedtrace.sender_profile(lines, pid, reader)))
+    kernel = _kernel_profiles(caps, schedtrace.sender_profile)
     if not kernel:
         return []
     with sim_trace.open() as f:
