@@ -150,7 +150,7 @@ def _whole_page(size: int) -> bool:
     return 2 * (256 + (frame + 63) // 64 * 64 + 320) > 4096
 
 
-_PHASES: dict[tuple[str, str], dict] = {}
+_PHASES: dict[str, dict] = {}
 
 
 def _phase(o: Obs, role: str) -> dict | None:
@@ -159,20 +159,21 @@ def _phase(o: Obs, role: str) -> dict | None:
     its last byte. The scheduler summary in meta.json covers the helpers' whole lives, and after
     its last byte the reader stays on the CPU for milliseconds more (TCP: 3-7 ms, up to the peer's
     FIN, the stop command and its exit), which no cost of the model describes. None without
-    scheduler lines."""
-    key = (o.capture, role)
-    if key not in _PHASES:
+    scheduler lines. Both roles come from one pass over the capture's trace."""
+    if o.capture not in _PHASES:
         m = o.meta
-        t = ((m.get("sched") or {}).get("tasks") or {}).get(role)
-        pid = (m.get("process_ids") or {}).get("sender" if role == "sender" else "receiver")
+        tasks = (m.get("sched") or {}).get("tasks") or {}
+        pids = m.get("process_ids") or {}
         start = (m.get("sender") or {}).get("start_ns")
-        end = (m.get("sender") or {}).get("end_ns") if role == "sender" else (m.get("receiver") or {}).get("last_ns")
-        if not (t and t["slices"]["count"]) or not pid or not start or not end:
-            _PHASES[key] = None
-        else:
-            _PHASES[key] = scan_trace(capture_trace(Path(o.capture)),
-                                      lambda lines: schedtrace.task_time(lines, int(pid), int(start), int(end)))
-    return _PHASES[key]
+        ends = {"sender": (m.get("sender") or {}).get("end_ns"), "reader": (m.get("receiver") or {}).get("last_ns")}
+        windows = {}
+        for r, pid_key in (("sender", "sender"), ("reader", "receiver")):
+            t, pid = tasks.get(r), pids.get(pid_key)
+            if t and t["slices"]["count"] and pid and start and ends[r]:
+                windows[r] = (int(pid), int(start), int(ends[r]))
+        _PHASES[o.capture] = scan_trace(capture_trace(Path(o.capture)),
+                                        lambda lines: schedtrace.task_times(lines, windows)) if windows else {}
+    return _PHASES[o.capture].get(role)
 
 
 def _sender_ns(o: Obs) -> float:

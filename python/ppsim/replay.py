@@ -417,18 +417,15 @@ def sender_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> li
         return []
     with sim_trace.open() as f:
         model = schedtrace.sender_profile(f, SIM_SENDER_PID, SIM_READER_PID)
-    rows = []
-
-    def row(metric, kv, sv, digits):
-        _info_row(rows, name, metric, kv, sv, digits)
-
+    rows: list[dict] = []
     sim_alone = model["alone"]
-    row("sender.alone_us_per_datagram", [round(k["alone"]["us_per_packet"], 2) for k in kernel if k["alone"]],
-        round(sim_alone["us_per_packet"], 2) if sim_alone else None, 2)
+    _info_row(rows, name, "sender.alone_us_per_datagram",
+              [round(k["alone"]["us_per_packet"], 2) for k in kernel if k["alone"]],
+              round(sim_alone["us_per_packet"], 2) if sim_alone else None, 2)
     if same_cpu:
         for metric, key, digits in _TURN_ROWS:
             kv = [k["turns"][key] for k in kernel if k["turns"] and k["turns"].get(key) is not None]
-            row(metric, kv, model["turns"].get(key) if model["turns"] else None, digits)
+            _info_row(rows, name, metric, kv, model["turns"].get(key) if model["turns"] else None, digits)
     return rows
 
 

@@ -205,20 +205,23 @@ def sender_profile(lines, sender_pid: int, reader_pid: int | None = None) -> dic
     return {"alone": alone, "turns": out}
 
 
-def task_time(lines, pid: int, start_ns: int, end_ns: int) -> dict:
-    """A task's time on the CPUs between start_ns and end_ns (trace clock), from the sched_switch
-    lines: its turns that overlap the window ("turns") and the part of them inside it ("ns"). A
-    capture's scheduler summary covers the helpers' whole lives; this clips a task to the phase a
-    model reproduces (the sender's writes, the reader's reads up to its last byte)."""
-    since: dict[int, int] = {}  # cpu -> when the task was switched in there
-    turns, ns = 0, 0
+def task_times(lines, windows: dict) -> dict:
+    """Tasks' time on the CPUs, each between its own start_ns and end_ns (trace clock), from the
+    sched_switch lines, in one pass: `windows` maps a name to (pid, start_ns, end_ns); the result
+    maps it to the task's turns that overlap its window ("turns") and the part of them inside it
+    ("ns"). A capture's scheduler summary covers the helpers' whole lives; this clips each task
+    to the phase a model reproduces (the sender's writes, the reader's reads up to its last byte)."""
+    by_pid = {pid: name for name, (pid, _, _) in windows.items()}
+    out = {name: {"turns": 0, "ns": 0} for name in windows}
+    since: dict[tuple[int, int], int] = {}  # (pid, cpu) -> when the task was switched in there
 
-    def close(t0: int, t1: int) -> None:
-        nonlocal turns, ns
+    def close(pid: int, t0: int, t1: int) -> None:
+        name = by_pid[pid]
+        _, start_ns, end_ns = windows[name]
         lo, hi = max(t0, start_ns), min(t1, end_ns)
         if hi > lo:
-            turns += 1
-            ns += hi - lo
+            out[name]["turns"] += 1
+            out[name]["ns"] += hi - lo
 
     for line in lines:
         m = _POLL_OR_SWITCH.match(line)
@@ -228,13 +231,19 @@ def task_time(lines, pid: int, start_ns: int, end_ns: int) -> dict:
         if not sw:
             continue
         cpu, t = int(m["cpu"]), _ts(m["ts"])
-        if int(sw["pp"]) == pid and cpu in since:
-            close(since.pop(cpu), t)
-        if int(sw["np"]) == pid:
-            since[cpu] = t
-    for t0 in since.values():  # still on a CPU when the trace ends
-        close(t0, end_ns)
-    return {"turns": turns, "ns": ns}
+        prev, nxt = int(sw["pp"]), int(sw["np"])
+        if prev in by_pid and (prev, cpu) in since:
+            close(prev, since.pop((prev, cpu)), t)
+        if nxt in by_pid:
+            since[(nxt, cpu)] = t
+    for (pid, _), t0 in since.items():  # still on a CPU when the trace ends
+        close(pid, t0, windows[by_pid[pid]][2])
+    return out
+
+
+def task_time(lines, pid: int, start_ns: int, end_ns: int) -> dict:
+    """task_times for one task: {"turns", "ns"} between start_ns and end_ns."""
+    return task_times(lines, {"task": (pid, start_ns, end_ns)})["task"]
 
 
 def _home_sequence(turns, sender_pid: int, reader_pid: int) -> list[tuple[int, float, int]]:

@@ -297,6 +297,10 @@ def test_task_time_clips_a_task_to_the_phase_the_model_reproduces():
     assert schedtrace.task_time(lines, 20, ns(1.0), ns(2.0)) == {"turns": 3, "ns": 3_980_000}
     # Still on the CPU when the trace ends: counted up to the window's end.
     assert schedtrace.task_time(lines[:5], 20, ns(1.0), ns(1.000100)) == {"turns": 3, "ns": 80_000}
+    # Both tasks in one pass, each in its own window: the same as one at a time.
+    both = schedtrace.task_times(lines, {"r": (20, ns(1.000005), ns(1.000070)), "s": (10, ns(1.0), ns(1.000030))})
+    assert both == {"r": {"turns": 3, "ns": 45_000}, "s": schedtrace.task_time(lines, 10, ns(1.0), ns(1.000030))}
+    assert both["s"] == {"turns": 1, "ns": 10_000}  # its turn of 1.000010-1.000020
 
 
 def test_tcp_write_return_moves_the_end_of_a_write_after_its_segments(tmp_path):
