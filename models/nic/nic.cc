@@ -291,6 +291,33 @@ inline Picos Nic::rx_head_time() {
   return std::max(base, fetch_ready(h, h.head));
 }
 
+// The packet's data write is booked: the DMA engine and the descriptor move on.
+inline void Nic::rx_written(RxHw& h, const Packet& p, std::uint32_t bytes, const PcieTiming& w, Picos t) {
+  sending_until_ = w.sent;
+  sending_bytes_ = p.frame;
+  engine_free_ = w.start;
+  ++h.head;
+  ++h.packets;
+  h.bytes += bytes;
+  if (t >= cfg_.window_start && t < cfg_.window_end) {
+    ++h.win_packets;
+    h.win_bytes += bytes;
+  }
+}
+
+// A prefetch needs fetch_threshold descriptors visible and room for them (fetch checks again).
+inline void Nic::rx_prefetch(RxHw& h, Picos t) {
+  if (h.tail - h.fetched >= h.cfg.fetch_threshold && h.cfg.desc_cache - (h.fetched - h.head) >= h.cfg.fetch_threshold)
+    fetch(h, t, false);
+}
+
+// What the device writes into the descriptor with the packet.
+static void fill_desc(RxQueue::Desc& d, std::uint32_t bytes, std::uint32_t flow, Picos done) {
+  d.pkt_bytes = bytes;
+  d.flow = flow;
+  d.done = done;
+}
+
 void Nic::rx_head(Picos t) {
   const Packet p = fifo_.front();
   RxHw& h = *rx_[p.q];
@@ -322,32 +349,33 @@ void Nic::rx_head(Picos t) {
     ++h.hdr_writes;
     world_.emit(PageEv::kDmaWrite, d.page, h.q->pool().id(), d.offset, bytes - h.cfg.hdr_bytes, nullptr, nullptr, w.done,
                 p.flow);
+  } else if (h.cfg.wb_batch == 1 && h.wb_from == h.head) {
+    // The usual case: the packet's write-back follows it at once (one descriptor). Both
+    // writes are booked together; the rest is what write_back does for one completion.
+    Picos vis;
+    fabric_.write_up_pair(h.req, bytes, h.cfg.wb_bytes, t, w, vis);
+    world_.emit(PageEv::kDmaWrite, d.page, h.q->pool().id(), d.offset, bytes, nullptr, nullptr, w.done, p.flow);
+    fill_desc(d, bytes, p.flow, w.done);
+    rx_written(h, p, bytes, w, t);
+    ++h.wb_writes;
+    h.wbs.push_back(Landing{h.head, vis});
+    h.wb_from = h.head;
+    completed(h, true, p.q, 1, vis);
+    rx_prefetch(h, t);
+    return;
   } else {
     w = fabric_.write_up(h.req, PcieOp::kDmaWrite, bytes, t);
     world_.emit(PageEv::kDmaWrite, d.page, h.q->pool().id(), d.offset, bytes, nullptr, nullptr, w.done, p.flow);
   }
-  sending_until_ = w.sent;
-  sending_bytes_ = p.frame;
-  engine_free_ = w.start;
-  d.pkt_bytes = bytes;
-  d.flow = p.flow;
-  d.done = w.done;
-  ++h.head;
-  ++h.packets;
-  h.bytes += bytes;
-  if (t >= cfg_.window_start && t < cfg_.window_end) {
-    ++h.win_packets;
-    h.win_bytes += bytes;
-  }
+  fill_desc(d, bytes, p.flow, w.done);
+  rx_written(h, p, bytes, w, t);
   if (h.head - h.wb_from >= h.cfg.wb_batch) {
     write_back(h, true, p.q, h.head, t);
   } else if (h.cfg.wb_timeout > 0 && !h.wb_timer) {
     h.wb_timer = true;
     push(t + h.cfg.wb_timeout, Ev::kRxWbTimer, p.q, ++h.wb_timer_gen);
   }
-  // A prefetch needs fetch_threshold descriptors visible and room for them (fetch checks again).
-  if (h.tail - h.fetched >= h.cfg.fetch_threshold && h.cfg.desc_cache - (h.fetched - h.head) >= h.cfg.fetch_threshold)
-    fetch(h, t, false);
+  rx_prefetch(h, t);
 }
 
 // Descriptor fetch: reads of up to fetch_batch contiguous descriptors while the device's cache

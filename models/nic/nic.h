@@ -236,6 +236,9 @@ class Nic {
   [[gnu::always_inline]] inline void rx_admit(sim::Picos t, std::uint32_t frame, int fn, std::uint32_t flow);
   [[gnu::always_inline]] inline sim::Picos rx_head_time();
   void rx_head(sim::Picos t);
+  [[gnu::always_inline]] inline void rx_written(RxHw& h, const Packet& p, std::uint32_t bytes, const PcieTiming& w,
+                                                sim::Picos t);
+  [[gnu::always_inline]] inline void rx_prefetch(RxHw& h, sim::Picos t);
   void fetch(RingHw& h, sim::Picos t, bool any_size);
   sim::Picos fetch_ready(RingHw& h, std::uint64_t index);
   sim::Picos write_back(RingHw& h, bool rx, std::uint32_t q, std::uint64_t upto, sim::Picos t);
