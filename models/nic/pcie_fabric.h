@@ -141,14 +141,16 @@ class PcieFabric {
     tm.done = std::max(t, tm.sent) + l.switch_ps + r.write_latency;
     return tm;
   }
-  const cost::PcieCost& cost_of(Link& l, cost::PcieOp op, std::int64_t bytes) {
+  [[gnu::always_inline]] const cost::PcieCost& cost_of(Link& l, cost::PcieOp op, std::int64_t bytes) {
     const std::int64_t key = bytes * 8 + static_cast<int>(op);
     auto& slot = l.cache.e[(static_cast<std::uint64_t>(key) * 0x9E3779B97F4A7C15ULL) >> 58];
-    if (slot.key != key) {
-      slot.key = key;
-      slot.cost = l.model.cost(op, bytes);
-    }
+    if (slot.key != key) [[unlikely]] cost_miss(l, slot, op, bytes, key);
     return slot.cost;
+  }
+  [[gnu::noinline]] static void cost_miss(Link& l, CostCache::Entry& slot, cost::PcieOp op, std::int64_t bytes,
+                                          std::int64_t key) {
+    slot.key = key;
+    slot.cost = l.model.cost(op, bytes);
   }
   // First come, first served, except that a transaction fits into the idle interval left before
   // the latest booking when it can (a read's completions are booked a round trip ahead, and what

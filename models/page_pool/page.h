@@ -189,17 +189,8 @@ class PageWorld {
             sim::Picos* cost, sim::Picos time = -1, std::uint32_t flow = 0, std::uint32_t holder = 0,
             PageLoc to = PageLoc::kOut) const {
     if (observers_.empty()) return;
-    PageEvent ev{kind};
-    ev.page = page;
-    ev.pool = pool;
-    ev.offset = offset;
-    ev.value = value;
-    ev.ctx = ctx;
-    ev.cost = cost;
-    ev.time = time < 0 ? now : time;
-    ev.flow = flow;
-    ev.holder = holder;
-    ev.to = to;
+    // Every field in one initialiser (member order): no default is stored first and overwritten.
+    const PageEvent ev{kind, page, pool, offset, value, to, ctx, time < 0 ? now : time, cost, flow, holder};
     emit(ev);
   }
   bool observed() const { return !observers_.empty(); }
