@@ -85,7 +85,7 @@ class PageChecker : public PageObserver {
     double max_direct_miss_ratio = 0.1;
     double max_pinned_per_buffer_ratio = 2.0;
   };
-  explicit PageChecker(sim::Verdicts& verdicts) : verdicts_(verdicts) {}
+  explicit PageChecker(sim::Verdicts& verdicts) : verdicts_(verdicts) { is_checker_ = true; }
   void set_limits(const Limits& l) { limits_ = l; }
   void add_pool(const PagePool* pool);
   // A NAPI instance: id as in events and PoolParams::napi_id, and its list_owner (where it runs).
@@ -96,6 +96,8 @@ class PageChecker : public PageObserver {
   // Flows [0, n) belong to the zero-copy application: their data may be mapped into it.
   void set_app_flows(std::uint32_t n) { app_flows_ = n; }
   void on_event(const PageEvent& ev, const PageWorld& world) override;
+  // on_event's body, which PageWorld::emit inlines (both are in checker.cc).
+  [[gnu::always_inline]] inline void observe(const PageEvent& ev, const PageWorld& world);
   // End-of-run checks. `consumers_done`: every consumer has let go of its pages, so destroyed
   // pools must have reached inflight 0 and every pool page must be back in the allocator.
   void finish(sim::Picos now, const PageWorld& world, bool consumers_done);
