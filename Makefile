@@ -23,7 +23,7 @@ DEB_PKGS := g++ cmake make pkg-config libsystemc-dev libboost-graph-dev nlohmann
             iproute2 ethtool clang-14 libclang-rt-14-dev llvm-14 \
             python3-tqdm python3-distributed python3-jsonschema chromium
 
-.PHONY: all deps build san-build demo test sanitize fuzz bench clean
+.PHONY: all deps build san-build demo test sanitize fuzz bench bench-compare clean
 
 all: build
 
@@ -74,5 +74,20 @@ bench: build
 	$(BUILD)/bench/ppsim_bench
 	PYTHONPATH=python PPSIM_BUILD=$(BUILD) $(PY) bench/bench_sweep.py $(BENCH_SWEEP_ARGS)
 
+# The RX path benchmarks of two builds in the same run, since only same-run ratios compare on a
+# shared machine: this tree's and commit BASE's, built in a git worktree under build-base/
+# (bench/compare_builds.py; BENCH_COMPARE_ARGS="--runs 9 --filter NicRx" for more or others).
+BASE ?=
+BASE_DIR := build-base
+BENCH_COMPARE_ARGS ?=
+bench-compare: build
+	@test -n "$(BASE)" || { echo "make bench-compare: name the commit to compare with, BASE=<commit>" >&2; exit 2; }
+	@if [ -d $(BASE_DIR)/src ]; then git -C $(BASE_DIR)/src checkout -q --detach $(BASE); \
+	 else git worktree prune && git worktree add -q --detach $(BASE_DIR)/src $(BASE); fi
+	cmake -S $(BASE_DIR)/src -B $(BASE_DIR)/build $(CMAKE_FLAGS) -DPPSIM_PYTHON=OFF -DPython3_EXECUTABLE=$(PY)
+	cmake --build $(BASE_DIR)/build -j $(JOBS) --target ppsim_bench
+	$(PY) bench/compare_builds.py $(BASE_DIR)/build/bench/ppsim_bench $(BUILD)/bench/ppsim_bench $(BENCH_COMPARE_ARGS)
+
 clean:
-	rm -rf $(BUILD) $(SAN)
+	rm -rf $(BUILD) $(SAN) $(BASE_DIR)
+	git worktree prune

@@ -155,7 +155,7 @@ void PageWorld::put_page(PageId p) {
 
 void PageWorld::unsubscribe(PageObserver* o) {
   observers_.erase(std::remove(observers_.begin(), observers_.end(), o), observers_.end());
-  checker_first_ = !observers_.empty() && observers_.front()->is_checker_;
+  checker_first_ = !observers_.empty() && observers_.front()->is_checker();
 }
 
 }  // namespace ppsim::page_pool

@@ -149,10 +149,11 @@ class PageObserver {
  public:
   virtual ~PageObserver() = default;
   virtual void on_event(const PageEvent& ev, const PageWorld& world) = 0;
+  // A PageChecker: PageWorld::emit calls it without a virtual call.
+  bool is_checker() const { return is_checker_; }
 
  protected:
-  friend class PageWorld;
-  bool is_checker_ = false;  // a PageChecker: PageWorld::emit calls it without a virtual call
+  bool is_checker_ = false;
 };
 
 // All pages that exist, the buddy allocator, the bus, and the clock the events are stamped with.
@@ -200,7 +201,7 @@ class PageWorld {
   bool observed() const { return !observers_.empty(); }
   void subscribe(PageObserver* o) {
     observers_.push_back(o);
-    checker_first_ = observers_.front()->is_checker_;
+    checker_first_ = observers_.front()->is_checker();
   }
   void unsubscribe(PageObserver* o);
 
