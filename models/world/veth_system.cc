@@ -97,6 +97,10 @@ void register_veth_params(sim::ParamRegistry& r) {
             0, 1ll << 40,
             "32768: one skb_page_frag_refill page (SKB_FRAG_PAGE_ORDER 3); the fit set's cross-CPU 64 KiB writes "
             "are slow for their first 128 KiB (docs/replay.md)");
+  r.add_bool("veth.tcp_frag_cold_high_water", false,
+             "TCP: the sender's cold memory is what its socket holds beyond the most it ever held (written and not yet "
+             "acknowledged: freed frag pages are reused before fresh ones are touched), instead of the first "
+             "veth.tcp_frag_cold_bytes it writes");
   r.add_bool("veth.tcp_ack_backlog", false,
              "TCP, with veth.tcp_kernel_acks and veth.tcp_push_per_skb: ACKs that reach the writer's socket while "
              "it is inside sendmsg wait in its backlog (sk_add_backlog) and act when sk_flush_backlog runs (every 16 "
@@ -193,6 +197,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   tcp_write_return_ = std::min(tcp_write_cost_, sim::from_ns(p.get_double("veth.tcp_write_return_ns")));
   frag_ = FirstTouch(sim::from_ns(p.get_double("veth.tcp_frag_first_touch_ns")));
   frag_cold_bytes_ = static_cast<std::uint64_t>(p.get_int("veth.tcp_frag_cold_bytes"));
+  frag_high_water_ = p.get_bool("veth.tcp_frag_cold_high_water");
   push_per_skb_ = p.get_bool("veth.tcp_push_per_skb");
   tcp_deliver_cost_ = sim::from_ns(p.get_double("veth.tcp_deliver_ns"));
   tcp_xmit_cost_ = sim::from_ns(p.get_double("veth.tcp_xmit_ns"));
@@ -679,7 +684,11 @@ void VethSystem::write_skb() {
 // time; later frags come from the per-CPU lists, where the freed ones went: warm.
 Picos VethSystem::tcp_copy_cost(std::uint64_t bytes) {
   Picos cost = static_cast<Picos>(copy_ps_per_byte_ * static_cast<double>(bytes));
-  if (frag_.on()) {
+  if (frag_.on() && frag_high_water_) {
+    // The frags of unacknowledged data are still held (the retransmit queue); what was freed
+    // before is warm and reused first, so only a new high-water mark touches fresh pages.
+    cost += frag_.touch(sndq_ + (snd_nxt_ - snd_una_) + bytes);
+  } else if (frag_.on()) {
     written_ = std::min(written_ + bytes, frag_cold_bytes_);
     cost += frag_.touch(written_);
   }

@@ -158,6 +158,7 @@ class VethSystem {
   sim::Picos tcp_deliver_cost_ = 0, tcp_xmit_cost_ = 0;
   FirstTouch frag_;  // the sender's cold page_frag memory (veth.tcp_frag_first_touch_ns)
   sim::Picos tcp_write_return_ = 0;  // veth.tcp_write_return_ns: the write's cost after its segments
+  bool frag_high_water_ = false;  // veth.tcp_frag_cold_high_water
   std::uint64_t written_ = 0, frag_cold_bytes_ = 32768;  // bytes the writes copied into cold memory, and its size
   bool push_per_skb_ = false;         // veth.tcp_push_per_skb
   std::uint64_t write_left_ = 0;      // with it: bytes of the current write not yet copied,

@@ -334,3 +334,27 @@ def test_tcp_write_return_moves_the_end_of_a_write_after_its_segments(tmp_path):
     _, rt0 = run("tcp-65536-xcpu-r1", 0)
     _, rt3 = run("tcp-65536-xcpu-r1", 3000)
     assert rt3 == pytest.approx(rt0, rel=0.01)
+
+
+def test_cold_frag_memory_at_its_high_water_mark():
+    # veth.tcp_frag_cold_high_water: the sender's writes fault in fresh pages only when the socket
+    # holds more than it ever held (freed frag memory is reused first). The faults then cover that
+    # high-water mark, well past the first 32 KiB the fixed rule charges, but never more than the
+    # send buffer allows; with no first-touch cost nothing is charged.
+    from pathlib import Path
+
+    from ppsim import replay
+
+    meta = replay.load_meta(Path(__file__).resolve().parents[2] / "traces" / "tcp-40960-samecpu-r1")
+
+    def run(**ov):
+        _, r = replay.simulate(meta, "meta.json", None, seed=1, overrides=ov)
+        return r.stats
+
+    fixed = run(**{"veth.tcp_frag_first_touch_ns": 8000})
+    hwm = run(**{"veth.tcp_frag_first_touch_ns": 8000, "veth.tcp_frag_cold_high_water": True})
+    assert fixed["veth0.tcp.sndq_faults"] == 8  # the first 32 KiB written
+    faults = hwm["veth0.tcp.sndq_faults"]
+    assert 8 < faults <= hwm["veth0.tcp.sndbuf_bytes"] // 4096 + 40960 // 4096 + 1
+    warm = run(**{"veth.tcp_frag_cold_high_water": True})
+    assert "veth0.tcp.sndq_faults" not in warm
