@@ -232,10 +232,13 @@ class Nic {
 
   void push(sim::Picos t, Ev kind, std::uint32_t q, std::uint64_t a = 0);
   void handle(const Item& it);
-  void wire_arrival();
+  void wire_arrival(sim::Picos next_item);
+  bool rx_direct(sim::Picos t, std::uint32_t frame, std::uint32_t flow);
+  [[gnu::always_inline]] inline int rx_queue_of(int fn, std::uint32_t flow) const;
   [[gnu::always_inline]] inline void rx_admit(sim::Picos t, std::uint32_t frame, int fn, std::uint32_t flow);
   [[gnu::always_inline]] inline sim::Picos rx_head_time();
   void rx_head(sim::Picos t);
+  void rx_write(RxHw& h, const Packet& p, sim::Picos t);
   [[gnu::always_inline]] inline void rx_written(RxHw& h, const Packet& p, std::uint32_t bytes, const PcieTiming& w,
                                                 sim::Picos t);
   [[gnu::always_inline]] inline void rx_prefetch(RxHw& h, sim::Picos t);
