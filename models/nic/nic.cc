@@ -384,9 +384,7 @@ void Nic::rx_write(RxHw& h, const Packet& p, Picos t) {
     fill_desc(d, bytes, p.flow, w.done);
     rx_written(h, p, bytes, w, t);
     ++h.wb_writes;
-    h.wbs.push_back(Landing{h.head, vis});
-    h.wb_from = h.head;
-    completed(h, true, p.q, 1, vis);
+    written_back(h, true, p.q, h.head, 1, vis);
     rx_prefetch(h, t);
     return;
   } else {
@@ -435,10 +433,15 @@ Picos Nic::write_back(RingHw& h, bool rx, std::uint32_t q, std::uint64_t upto, P
     vis = fabric_.write_up(h.req, PcieOp::kDmaWrite, static_cast<std::int64_t>((n - run) * h.cfg.wb_bytes), t).done;
     ++h.wb_writes;
   }
+  written_back(h, rx, q, upto, static_cast<std::uint32_t>(n), vis);
+  return vis;
+}
+
+// Completions up to `upto` (n of them) become visible to the driver at `vis`.
+void Nic::written_back(RingHw& h, bool rx, std::uint32_t q, std::uint64_t upto, std::uint32_t n, Picos vis) {
   h.wbs.push_back(Landing{upto, vis});
   h.wb_from = upto;
-  completed(h, rx, q, static_cast<std::uint32_t>(n), vis);
-  return vis;
+  completed(h, rx, q, n, vis);
 }
 
 // ---- interrupts ---------------------------------------------------------------------------

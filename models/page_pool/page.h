@@ -185,8 +185,9 @@ class PageWorld {
   std::uint64_t free_pages() const;
   std::uint64_t pages_in_use() const { return in_use_; }
 
-  // Defined in checker.cc: when the first observer is the checker, its fast path is inlined
-  // there instead of reached by a virtual call (the call was a third of the checker's cost).
+  // Defined in checker.cc, out of line: when the first observer is the checker, its fast path is
+  // inlined there instead of reached by a virtual call, and the emit sites carry only the event
+  // and a call, not the observer loop.
   void emit(const PageEvent& ev) const;
   // Emits a buffer event (nothing when nobody observes). `ctx`/`cost` are null for device
   // events; `time` defaults to `now`.

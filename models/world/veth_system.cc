@@ -98,9 +98,9 @@ void register_veth_params(sim::ParamRegistry& r) {
             "32768: one skb_page_frag_refill page (SKB_FRAG_PAGE_ORDER 3); the fit set's cross-CPU 64 KiB writes "
             "are slow for their first 128 KiB (docs/replay.md)");
   r.add_bool("veth.tcp_frag_cold_high_water", false,
-             "TCP: the sender's cold memory is what its socket holds beyond the most it ever held (written and not yet "
-             "acknowledged: freed frag pages are reused before fresh ones are touched), instead of the first "
-             "veth.tcp_frag_cold_bytes it writes");
+             "TCP, with veth.tcp_kernel_acks: the sender's cold memory is what its socket holds beyond the most it "
+             "ever held (written and not yet acknowledged: freed frag pages are reused before fresh ones are "
+             "touched), instead of the first veth.tcp_frag_cold_bytes it writes");
   r.add_bool("veth.tcp_ack_backlog", false,
              "TCP, with veth.tcp_kernel_acks and veth.tcp_push_per_skb: ACKs that reach the writer's socket while "
              "it is inside sendmsg wait in its backlog (sk_add_backlog) and act when sk_flush_backlog runs (every 16 "
@@ -140,6 +140,10 @@ void register_veth_params(sim::ParamRegistry& r) {
 void validate_veth_params(const sim::Params& p) {
   const auto ncpu = p.get_int("cpus.count");
   const std::string& f = p.file();
+  if (p.get_bool("veth.tcp_frag_cold_high_water") && !p.get_bool("veth.tcp_kernel_acks"))
+    throw sim::ScenarioError(f, sim::json_path("veth.tcp_frag_cold_high_water"),
+                             "expected false without veth.tcp_kernel_acks (nothing is acknowledged, so the socket's "
+                             "memory would only grow)");
   for (const char* k : {"veth.sender_cpu", "veth.receiver_cpu", "veth.delete_cpu"})
     if (p.get_int(k) >= ncpu)
       throw sim::ScenarioError(f, sim::json_path(k), "expected a CPU below cpus.count (" + std::to_string(ncpu) + "), got " +

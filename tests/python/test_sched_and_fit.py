@@ -358,3 +358,7 @@ def test_cold_frag_memory_at_its_high_water_mark():
     assert 8 < faults <= hwm["veth0.tcp.sndbuf_bytes"] // 4096 + 40960 // 4096 + 1
     warm = run(**{"veth.tcp_frag_cold_high_water": True})
     assert "veth0.tcp.sndq_faults" not in warm
+    from ppsim.errors import InputError
+
+    with pytest.raises(InputError, match=r"veth\.tcp_frag_cold_high_water.*tcp_kernel_acks"):
+        run(**{"veth.tcp_frag_cold_high_water": True, "veth.tcp_kernel_acks": False})
