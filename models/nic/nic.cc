@@ -438,7 +438,7 @@ Picos Nic::write_back(RingHw& h, bool rx, std::uint32_t q, std::uint64_t upto, P
 }
 
 // Completions up to `upto` (n of them) become visible to the driver at `vis`.
-void Nic::written_back(RingHw& h, bool rx, std::uint32_t q, std::uint64_t upto, std::uint32_t n, Picos vis) {
+inline void Nic::written_back(RingHw& h, bool rx, std::uint32_t q, std::uint64_t upto, std::uint32_t n, Picos vis) {
   h.wbs.push_back(Landing{upto, vis});
   h.wb_from = upto;
   completed(h, rx, q, n, vis);

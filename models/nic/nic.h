@@ -245,7 +245,8 @@ class Nic {
   void fetch(RingHw& h, sim::Picos t, bool any_size);
   sim::Picos fetch_ready(RingHw& h, std::uint64_t index);
   sim::Picos write_back(RingHw& h, bool rx, std::uint32_t q, std::uint64_t upto, sim::Picos t);
-  void written_back(RingHw& h, bool rx, std::uint32_t q, std::uint64_t upto, std::uint32_t n, sim::Picos vis);
+  [[gnu::always_inline]] inline void written_back(RingHw& h, bool rx, std::uint32_t q, std::uint64_t upto, std::uint32_t n,
+                                                  sim::Picos vis);
   void completed(RingHw& h, bool rx, std::uint32_t q, std::uint32_t n, sim::Picos visible);
   void fire(RingHw& h, bool rx, std::uint32_t q, sim::Picos t);
   void arm(RingHw& h, bool rx, std::uint32_t q, sim::Picos t);
