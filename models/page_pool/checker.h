@@ -76,7 +76,7 @@
 
 namespace ppsim::page_pool {
 
-class PageChecker : public PageObserver {
+class PageChecker final : public PageObserver {
  public:
   // Thresholds of the efficiency invariants (scenario parameters checker.*).
   struct Limits {
