@@ -40,7 +40,7 @@ PcieTiming PcieFabric::write_up_route(Requester& r, PcieOp op, std::int64_t byte
   Picos s = t, end = t;
   for (std::size_t i = 0; i < r.route.size(); ++i) {
     Link& l = links_[static_cast<std::size_t>(r.route[i])];
-    const cost::PcieCost& c = cost_of(l, op, bytes);
+    const cost::PcieCost& c = cost_of(l, op, bytes).cost;
     const Picos start = reserve(l.up, s, c.up.serialization_ps);
     count(l.up, c.up);
     if (i == 0) {
@@ -64,7 +64,7 @@ PcieTiming PcieFabric::write_down(int req, std::int64_t bytes, Picos t) {
   Picos s = t, end = t;
   for (std::size_t k = r.route.size(); k-- > 0;) {
     Link& l = links_[static_cast<std::size_t>(r.route[k])];
-    const cost::PcieCost& c = cost_of(l, PcieOp::kMmioWrite, bytes);
+    const cost::PcieCost& c = cost_of(l, PcieOp::kMmioWrite, bytes).cost;
     const Picos start = reserve(l.down, s, c.down.serialization_ps);
     count(l.down, c.down);
     if (k + 1 == r.route.size()) {
@@ -100,7 +100,7 @@ PcieTiming PcieFabric::read(int req, std::int64_t bytes, Picos t) {
     Picos s = issue;
     for (std::size_t i = 0; i < n; ++i) {
       Link& l = links_[static_cast<std::size_t>(r.route[i])];
-      const cost::PcieCost& c = cost_of(l, PcieOp::kDmaRead, chunk);
+      const cost::PcieCost& c = cost_of(l, PcieOp::kDmaRead, chunk).cost;
       const Picos start = reserve(l.up, s, c.up.serialization_ps);
       count(l.up, c.up);
       if (i == 0) {
@@ -113,7 +113,7 @@ PcieTiming PcieFabric::read(int req, std::int64_t bytes, Picos t) {
     Picos cs = s + r.rtt, end = cs;
     for (std::size_t k = n; k-- > 0;) {
       Link& l = links_[static_cast<std::size_t>(r.route[k])];
-      const cost::PcieCost& c = cost_of(l, PcieOp::kDmaRead, chunk);
+      const cost::PcieCost& c = cost_of(l, PcieOp::kDmaRead, chunk).cost;
       const Picos start = reserve(l.down, cs, c.down.serialization_ps);
       count(l.down, c.down);
       end = std::max(end, start + c.down.serialization_ps);
@@ -133,7 +133,7 @@ PcieTiming PcieFabric::read(int req, std::int64_t bytes, Picos t) {
 double PcieFabric::tag_utilization(int req) const {
   const Requester& r = reqs_[static_cast<std::size_t>(req)];
   const double w = window_ps();
-  return w > 0 ? r.tag_busy_ps / (w * static_cast<double>(r.tag_release.size())) : 0;
+  return w > 0 ? static_cast<double>(r.tag_busy_ps) / (w * static_cast<double>(r.tag_release.size())) : 0;
 }
 
 void PcieFabric::register_stats(sim::Stats& s) {
@@ -145,20 +145,22 @@ void PcieFabric::register_stats(sim::Stats& s) {
     s.formula(base + "capacity_gbps", "Gb/s", "TLP/DLLP byte rate per direction after line coding and SKP",
               [l] { return l->model.tlp_capacity_gbps(); });
     for (int d = 0; d < 2; ++d) {
-      Direction* dir = d == 0 ? &l->up : &l->down;
+      const Direction* dir = d == 0 ? &l->up : &l->down;
+      const bool up = d == 0;
       const std::string n = base + (d == 0 ? "up." : "down.");
       const std::string way = d == 0 ? "device → root complex" : "root complex → device";
       s.formula(n + "utilization", "ratio", "busy time / measurement window, " + way,
                 [this, dir] { return utilization(*dir); });
       s.formula(n + "busy_ns", "ns", "time occupied by TLPs and DLLPs inside the measurement window, " + way,
-                [dir] { return dir->busy_ps / 1000.0; });
+                [dir] { return static_cast<double>(dir->busy_ps) / 1000.0; });
       s.reader(n + "bytes", "bytes", "TLP bytes on the wire (headers, framing, LCRC included), " + way,
-               [dir] { return dir->tlp_bytes; });
-      s.reader(n + "payload_bytes", "bytes", "TLP payload bytes (data), " + way, [dir] { return dir->payload_bytes; });
-      s.reader(n + "tlps", "TLPs", "TLPs, " + way, [dir] { return dir->tlps; });
+               [l, up] { return totals(*l, up).tlp_bytes; });
+      s.reader(n + "payload_bytes", "bytes", "TLP payload bytes (data), " + way,
+               [l, up] { return totals(*l, up).payload_bytes; });
+      s.reader(n + "tlps", "TLPs", "TLPs, " + way, [l, up] { return totals(*l, up).tlps; });
       s.formula(n + "dllps", "DLLPs", "ACK/UpdateFC DLLPs (amortised), " + way, [dir] { return dir->dllps; });
-      s.formula(n + "gbps", "Gb/s", "TLP bytes * 8 / measurement window, " + way, [this, dir] {
-        return sim::ratio(static_cast<double>(dir->tlp_bytes) * 8.0, window_ps() / 1000.0);
+      s.formula(n + "gbps", "Gb/s", "TLP bytes * 8 / measurement window, " + way, [this, l, up] {
+        return sim::ratio(static_cast<double>(totals(*l, up).tlp_bytes) * 8.0, window_ps() / 1000.0);
       });
     }
   }

@@ -43,7 +43,7 @@ class PcieFabric {
   struct Direction {
     sim::Picos free = 0;  // busy until
     sim::Picos gap_start = 0, gap_end = 0;  // idle interval before the latest booking
-    double busy_ps = 0;   // occupied time inside the window
+    sim::Picos busy_ps = 0;  // occupied time inside the window (whole picoseconds: an exact sum)
     std::int64_t tlp_bytes = 0, payload_bytes = 0, tlps = 0;
     double dllps = 0;
   };
@@ -92,9 +92,10 @@ class PcieFabric {
   int links() const { return static_cast<int>(links_.size()); }
   const std::string& link_name(int id) const { return links_[static_cast<std::size_t>(id)].name; }
   const cost::PcieLink& link_model(int id) const { return links_[static_cast<std::size_t>(id)].model; }
-  const Direction& up(int id) const { return links_[static_cast<std::size_t>(id)].up; }
-  const Direction& down(int id) const { return links_[static_cast<std::size_t>(id)].down; }
-  double utilization(const Direction& d) const { return window_ps() > 0 ? d.busy_ps / window_ps() : 0; }
+  // A direction's totals so far (the writes still counted in the cost cache included).
+  Direction up(int id) const { return totals(links_[static_cast<std::size_t>(id)], true); }
+  Direction down(int id) const { return totals(links_[static_cast<std::size_t>(id)], false); }
+  double utilization(const Direction& d) const { return window_ps() > 0 ? static_cast<double>(d.busy_ps) / window_ps() : 0; }
   // Average share of the requester's tags in use over the window.
   double tag_utilization(int req) const;
   int requesters() const { return static_cast<int>(reqs_.size()); }
@@ -108,6 +109,11 @@ class PcieFabric {
     struct Entry {
       std::int64_t key = -1;
       cost::PcieCost cost;
+      // Writes booked with this cost whose integer counts (TLP bytes, payload bytes, TLPs, both
+      // directions) are not yet in the link's Direction totals: one increment a write instead of
+      // six. Added in when the entry is replaced and whenever the totals are read. (DLLPs are
+      // fractional and summed at once, so their sum keeps its order.)
+      std::int64_t writes = 0;
     };
     std::array<Entry, 64> e;
   };
@@ -126,31 +132,46 @@ class PcieFabric {
     std::size_t next_tag = 0;
     sim::Picos rtt = 0, write_latency = 0;
     std::int64_t mrrs = 512;
-    double tag_busy_ps = 0;
+    sim::Picos tag_busy_ps = 0;
     std::int64_t dma_writes = 0, dma_reads = 0, read_requests = 0, mmio_writes = 0, msix = 0;
   };
   PcieTiming write_up_route(Requester& r, cost::PcieOp op, std::int64_t bytes, sim::Picos t);
   // A posted write up the requester's one link: its TLPs up, the DLLPs they provoke down.
-  [[gnu::always_inline]] PcieTiming book_write(Link& l, const Requester& r, const cost::PcieCost& c, sim::Picos t) {
+  [[gnu::always_inline]] PcieTiming book_write(Link& l, const Requester& r, CostCache::Entry& e, sim::Picos t) {
+    const cost::PcieCost& c = e.cost;
     PcieTiming tm;
     tm.start = reserve(l.up, t, c.up.serialization_ps);
-    count(l.up, c.up);
     tm.sent = tm.start + c.up.serialization_ps;
     if (c.down.serialization_ps > 0) reserve(l.down, t, c.down.serialization_ps);
-    count(l.down, c.down);
+    ++e.writes;
+    l.up.dllps += c.up.dllps;
+    l.down.dllps += c.down.dllps;
     tm.done = std::max(t, tm.sent) + l.switch_ps + r.write_latency;
     return tm;
   }
-  [[gnu::always_inline]] const cost::PcieCost& cost_of(Link& l, cost::PcieOp op, std::int64_t bytes) {
+  [[gnu::always_inline]] CostCache::Entry& cost_of(Link& l, cost::PcieOp op, std::int64_t bytes) {
     const std::int64_t key = bytes * 8 + static_cast<int>(op);
     auto& slot = l.cache.e[(static_cast<std::uint64_t>(key) * 0x9E3779B97F4A7C15ULL) >> 58];
     if (slot.key != key) [[unlikely]] cost_miss(l, slot, op, bytes, key);
-    return slot.cost;
+    return slot;
   }
   [[gnu::noinline]] static void cost_miss(Link& l, CostCache::Entry& slot, cost::PcieOp op, std::int64_t bytes,
                                           std::int64_t key) {
+    add_writes(l.up, slot.cost.up, slot.writes);
+    add_writes(l.down, slot.cost.down, slot.writes);
+    slot.writes = 0;
     slot.key = key;
     slot.cost = l.model.cost(op, bytes);
+  }
+  static void add_writes(Direction& d, const cost::PcieDirCost& c, std::int64_t n) {
+    d.tlp_bytes += n * c.tlp_bytes;
+    d.payload_bytes += n * c.payload_bytes;
+    d.tlps += n * c.tlps;
+  }
+  static Direction totals(const Link& l, bool up) {
+    Direction d = up ? l.up : l.down;
+    for (const auto& e : l.cache.e) add_writes(d, up ? e.cost.up : e.cost.down, e.writes);
+    return d;
   }
   // First come, first served, except that a transaction fits into the idle interval left before
   // the latest booking when it can (a read's completions are booked a round trip ahead, and what
@@ -177,10 +198,10 @@ class PcieFabric {
     d.tlps += c.tlps;
     d.dllps += c.dllps;
   }
-  double in_window(sim::Picos a, sim::Picos b) const {
-    if (a >= w_start_ && b <= w_end_) return static_cast<double>(b - a);
+  sim::Picos in_window(sim::Picos a, sim::Picos b) const {
+    if (a >= w_start_ && b <= w_end_) return b - a;
     const sim::Picos lo = a > w_start_ ? a : w_start_, hi = b < w_end_ ? b : w_end_;
-    return hi > lo ? static_cast<double>(hi - lo) : 0.0;
+    return hi > lo ? hi - lo : 0;
   }
 
   std::vector<Link> links_;

@@ -120,6 +120,50 @@ TEST(NicFabric, PostedWritesSerializeAndLandAfterTheWriteLatency) {
   EXPECT_NEAR(f.up(l).busy_ps, 2.0 * static_cast<double>(c.up.serialization_ps), 1.0);
 }
 
+// A link's counts of writes are kept in its cost cache until read or until the cache entry is
+// replaced: with far more sizes than the cache has entries, the totals must still be every
+// write's own TLP bytes, payload bytes and TLPs, in both directions, read midway and at the end.
+TEST(NicFabric, CountsEveryWriteWhenItsSizeLeavesTheCostCache) {
+  nic::PcieFabric f;
+  const cost::PcieConfig cfg;
+  const int l = f.add_link("link0", cfg, 0);
+  const int r = f.add_requester("fn", {l});
+  f.set_window(0, 1'000'000'000);
+  const cost::PcieLink model(cfg);
+  std::int64_t up_bytes = 0, up_payload = 0, up_tlps = 0, down_bytes = 0, down_tlps = 0;
+  sim::Picos t = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (std::int64_t bytes = 60; bytes < 60 + 300 * 7; bytes += 7) {  // 300 sizes, 64 cache entries
+      const auto c = model.cost(cost::PcieOp::kDmaWrite, bytes);
+      up_bytes += c.up.tlp_bytes;
+      up_payload += c.up.payload_bytes;
+      up_tlps += c.up.tlps;
+      down_bytes += c.down.tlp_bytes;
+      down_tlps += c.down.tlps;
+      if (bytes % 2) {
+        f.write_up(r, cost::PcieOp::kDmaWrite, bytes, t);
+      } else {
+        nic::PcieTiming first;
+        sim::Picos second = 0;
+        f.write_up_pair(r, bytes, 16, t, first, second);
+        const auto wb = model.cost(cost::PcieOp::kDmaWrite, 16);
+        up_bytes += wb.up.tlp_bytes;
+        up_payload += wb.up.payload_bytes;
+        up_tlps += wb.up.tlps;
+        down_bytes += wb.down.tlp_bytes;
+        down_tlps += wb.down.tlps;
+      }
+      t += 10'000;
+    }
+    EXPECT_EQ(f.up(l).tlp_bytes, up_bytes) << "round " << round;
+    EXPECT_EQ(f.up(l).payload_bytes, up_payload);
+    EXPECT_EQ(f.up(l).tlps, up_tlps);
+    EXPECT_EQ(f.down(l).tlp_bytes, down_bytes);
+    EXPECT_EQ(f.down(l).tlps, down_tlps);
+  }
+  EXPECT_GT(up_tlps, 3 * 300);
+}
+
 TEST(NicFabric, ReadsWaitForATagAndCompleteAfterTheRoundTrip) {
   nic::PcieFabric f;
   cost::PcieConfig cfg;
