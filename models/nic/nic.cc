@@ -273,6 +273,7 @@ bool Nic::rx_direct(Picos t, std::uint32_t frame, std::uint32_t flow) {
 // Steering: ntuple rules first, then RSS.
 inline int Nic::rx_queue_of(int fn, std::uint32_t flow) const {
   const Function& f = fns_[static_cast<std::size_t>(fn)];
+  if (f.only_rxq >= 0) return f.only_rxq;  // skips the steering tables' chain of loads
   return flow < f.ntuple_flows ? f.rxqs[static_cast<std::size_t>(f.ntuple_queue)]
                                : f.rss_queues[static_cast<std::size_t>(f.rss->queue_of(flow))];
 }
@@ -685,6 +686,7 @@ void Nic::register_stats() {
     for (int i = 0; i < static_cast<int>(f.rxqs.size()); ++i)
       if (!(f.rss_exclude && i == f.ntuple_queue && f.rxqs.size() > 1)) f.rss_queues.push_back(f.rxqs[static_cast<std::size_t>(i)]);
     f.rss = std::make_unique<RssMap>(f.rss_flows, static_cast<int>(f.rss_queues.size()));
+    f.only_rxq = f.rxqs.size() == 1 ? f.rxqs[0] : -1;
   }
   sim::Stats& s = stats_;
   auto ring_stats = [&s](RingHw* h, const std::string& n) {

@@ -228,6 +228,7 @@ class Nic {
     int ntuple_queue = 0;
     bool rss_exclude = false;
     std::vector<int> rss_queues;  // RSS targets (all queues, or all but the excluded one)
+    int only_rxq = -1;            // the one RX queue every flow goes to, when there is one
   };
 
   void push(sim::Picos t, Ev kind, std::uint32_t q, std::uint64_t a = 0);
