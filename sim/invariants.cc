@@ -16,6 +16,15 @@ std::string Violation::to_string() const {
   return s;
 }
 
+void Verdicts::return_counter(const std::uint64_t* n) {
+  for (auto it = counters_.begin(); it != counters_.end(); ++it)
+    if (*it == n) {
+      checks_ += *n;
+      counters_.erase(it);
+      return;
+    }
+}
+
 bool Verdicts::report(Violation v) {
   ++count_;
   ++by_invariant_[v.invariant];
@@ -28,7 +37,7 @@ nlohmann::json Verdicts::to_json() const {
   for (const auto& v : kept_)
     list.push_back({{"invariant", v.invariant}, {"subject", v.subject}, {"time_ps", v.time}, {"event", v.event},
                     {"detail", v.detail}, {"history", v.history}});
-  return {{"mode", mode_ == Mode::kStop ? "stop" : "collect"}, {"checks", checks_}, {"violations", count_},
+  return {{"mode", mode_ == Mode::kStop ? "stop" : "collect"}, {"checks", checks()}, {"violations", count_},
           {"ok", count_ == 0}, {"by_invariant", by_invariant_}, {"kept", list}};
 }
 

@@ -523,7 +523,6 @@ void PageChecker::fast_ring_consume(const PageEvent& ev, const PageWorld& world,
 
 void PageChecker::full_event(const PageEvent& ev, const PageWorld& world) {
   ++events_;
-  verdicts_.count_check();
   PoolShadow* ps = ev.pool >= 0 && ev.pool < static_cast<int>(pools_.size()) && pools_[ev.pool].pool
                        ? &pools_[ev.pool]
                        : nullptr;

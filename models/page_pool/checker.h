@@ -85,7 +85,14 @@ class PageChecker final : public PageObserver {
     double max_direct_miss_ratio = 0.1;
     double max_pinned_per_buffer_ratio = 2.0;
   };
-  explicit PageChecker(sim::Verdicts& verdicts) : verdicts_(verdicts) { is_checker_ = true; }
+  // Its count of events is the verdicts' count of checks (lent, not added to on every event).
+  explicit PageChecker(sim::Verdicts& verdicts) : verdicts_(verdicts) {
+    is_checker_ = true;
+    verdicts_.lend_counter(&events_);
+  }
+  ~PageChecker() override { verdicts_.return_counter(&events_); }
+  PageChecker(const PageChecker&) = delete;
+  PageChecker& operator=(const PageChecker&) = delete;
   void set_limits(const Limits& l) { limits_ = l; }
   void add_pool(const PagePool* pool);
   // A NAPI instance: id as in events and PoolParams::napi_id, and its list_owner (where it runs).
@@ -217,7 +224,6 @@ class PageChecker final : public PageObserver {
   // An event the fast path passed: counted and recorded as full_event does.
   [[gnu::always_inline]] void accept(Shadow& s, const PageEvent& ev) {
     ++events_;
-    verdicts_.count_check();
     record(s, ev);
   }
   // The per-event helpers are inline with their failure paths out of line: each event runs
