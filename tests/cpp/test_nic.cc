@@ -100,13 +100,19 @@ TEST(NicRss, EveryQueueGetsFlowsAndTheMapIsStable) {
   for (std::uint32_t f = 0; f < 16; ++f) EXPECT_EQ(one.queue_of(f), 0);
 }
 
-TEST(NicFabric, PostedWritesSerializeAndLandAfterTheWriteLatency) {
+// One function on one link with the default configuration, its window open for a millisecond.
+struct OneLink {
   nic::PcieFabric f;
   const cost::PcieConfig cfg;
   const int l = f.add_link("link0", cfg, 0);
   const int r = f.add_requester("fn", {l});
-  f.set_window(0, 1'000'000'000);
-  const cost::PcieLink model(cfg);
+  const cost::PcieLink model{cfg};
+  OneLink() { f.set_window(0, 1'000'000'000); }
+};
+
+TEST(NicFabric, PostedWritesSerializeAndLandAfterTheWriteLatency) {
+  OneLink one;
+  auto& [f, cfg, l, r, model] = one;
   const auto c = model.cost(cost::PcieOp::kDmaWrite, 1500);
   const auto a = f.write_up(r, cost::PcieOp::kDmaWrite, 1500, 1000);
   EXPECT_EQ(a.start, 1000);
@@ -124,34 +130,28 @@ TEST(NicFabric, PostedWritesSerializeAndLandAfterTheWriteLatency) {
 // replaced: with far more sizes than the cache has entries, the totals must still be every
 // write's own TLP bytes, payload bytes and TLPs, in both directions, read midway and at the end.
 TEST(NicFabric, CountsEveryWriteWhenItsSizeLeavesTheCostCache) {
-  nic::PcieFabric f;
-  const cost::PcieConfig cfg;
-  const int l = f.add_link("link0", cfg, 0);
-  const int r = f.add_requester("fn", {l});
-  f.set_window(0, 1'000'000'000);
-  const cost::PcieLink model(cfg);
+  OneLink one;
+  auto& [f, cfg, l, r, model] = one;
   std::int64_t up_bytes = 0, up_payload = 0, up_tlps = 0, down_bytes = 0, down_tlps = 0;
+  auto expect_write = [&](std::int64_t bytes) {
+    const auto c = model.cost(cost::PcieOp::kDmaWrite, bytes);
+    up_bytes += c.up.tlp_bytes;
+    up_payload += c.up.payload_bytes;
+    up_tlps += c.up.tlps;
+    down_bytes += c.down.tlp_bytes;
+    down_tlps += c.down.tlps;
+  };
   sim::Picos t = 0;
   for (int round = 0; round < 3; ++round) {
     for (std::int64_t bytes = 60; bytes < 60 + 300 * 7; bytes += 7) {  // 300 sizes, 64 cache entries
-      const auto c = model.cost(cost::PcieOp::kDmaWrite, bytes);
-      up_bytes += c.up.tlp_bytes;
-      up_payload += c.up.payload_bytes;
-      up_tlps += c.up.tlps;
-      down_bytes += c.down.tlp_bytes;
-      down_tlps += c.down.tlps;
+      expect_write(bytes);
       if (bytes % 2) {
         f.write_up(r, cost::PcieOp::kDmaWrite, bytes, t);
-      } else {
+      } else {  // a packet and its 16-byte write-back, booked together
         nic::PcieTiming first;
         sim::Picos second = 0;
         f.write_up_pair(r, bytes, 16, t, first, second);
-        const auto wb = model.cost(cost::PcieOp::kDmaWrite, 16);
-        up_bytes += wb.up.tlp_bytes;
-        up_payload += wb.up.payload_bytes;
-        up_tlps += wb.up.tlps;
-        down_bytes += wb.down.tlp_bytes;
-        down_tlps += wb.down.tlps;
+        expect_write(16);
       }
       t += 10'000;
     }
