@@ -26,6 +26,9 @@ class Verdicts {
  public:
   enum class Mode { kStop, kCollect };
   explicit Verdicts(Mode mode = Mode::kStop, std::size_t max_kept = 100) : mode_(mode), max_kept_(max_kept) {}
+  // Not copied: a copy would keep the counters lent to the original (lend_counter).
+  Verdicts(const Verdicts&) = delete;
+  Verdicts& operator=(const Verdicts&) = delete;
   // Returns true if the run should stop.
   bool report(Violation v);
   Mode mode() const { return mode_; }
