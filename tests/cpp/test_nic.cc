@@ -131,7 +131,9 @@ TEST(NicFabric, PostedWritesSerializeAndLandAfterTheWriteLatency) {
 // write's own TLP bytes, payload bytes and TLPs, in both directions, read midway and at the end.
 TEST(NicFabric, CountsEveryWriteWhenItsSizeLeavesTheCostCache) {
   OneLink one;
-  auto& [f, cfg, l, r, model] = one;
+  nic::PcieFabric& f = one.f;
+  const cost::PcieLink& model = one.model;  // a plain reference: clang 14 cannot capture a binding
+  const int l = one.l, r = one.r;
   std::int64_t up_bytes = 0, up_payload = 0, up_tlps = 0, down_bytes = 0, down_tlps = 0;
   auto expect_write = [&](std::int64_t bytes) {
     const auto c = model.cost(cost::PcieOp::kDmaWrite, bytes);
