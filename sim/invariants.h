@@ -41,9 +41,8 @@ class Verdicts {
     for (const std::uint64_t* c : counters_) n += *c;
     return n;
   }
-  void count_check(std::uint64_t n = 1) { checks_ += n; }
-  // A checker on a hot path keeps its own count of checks (it increments it on every event
-  // anyway) and lends it here instead of calling count_check each time; checks() adds it in.
+  // A checker keeps its own count of checks (it increments it on every event anyway) and lends
+  // it here; checks() adds it in.
   // The checker returns it before it goes away: its count is then folded into checks_.
   void lend_counter(const std::uint64_t* n) { counters_.push_back(n); }
   void return_counter(const std::uint64_t* n);

@@ -40,15 +40,15 @@ PcieTiming PcieFabric::write_up_route(Requester& r, PcieOp op, std::int64_t byte
   Picos s = t, end = t;
   for (std::size_t i = 0; i < r.route.size(); ++i) {
     Link& l = links_[static_cast<std::size_t>(r.route[i])];
-    const cost::PcieCost& c = cost_of(l, op, bytes).cost;
+    CostCache::Entry& e = cost_of(l, op, bytes);
+    const cost::PcieCost& c = e.cost;
     const Picos start = reserve(l.up, s, c.up.serialization_ps);
-    count(l.up, c.up);
+    tally(l, e);
     if (i == 0) {
       tm.start = start;
       tm.sent = start + c.up.serialization_ps;
     }
     if (c.down.serialization_ps > 0) reserve(l.down, t, c.down.serialization_ps);
-    count(l.down, c.down);
     end = std::max(end, start + c.up.serialization_ps);
     s = start + l.switch_ps;  // cut-through: the next link can start once the header crossed the switch
     end += l.switch_ps;
@@ -64,15 +64,15 @@ PcieTiming PcieFabric::write_down(int req, std::int64_t bytes, Picos t) {
   Picos s = t, end = t;
   for (std::size_t k = r.route.size(); k-- > 0;) {
     Link& l = links_[static_cast<std::size_t>(r.route[k])];
-    const cost::PcieCost& c = cost_of(l, PcieOp::kMmioWrite, bytes).cost;
+    CostCache::Entry& e = cost_of(l, PcieOp::kMmioWrite, bytes);
+    const cost::PcieCost& c = e.cost;
     const Picos start = reserve(l.down, s, c.down.serialization_ps);
-    count(l.down, c.down);
+    tally(l, e);
     if (k + 1 == r.route.size()) {
       tm.start = start;
       tm.sent = start + c.down.serialization_ps;
     }
     if (c.up.serialization_ps > 0) reserve(l.up, t, c.up.serialization_ps);
-    count(l.up, c.up);
     end = std::max(end, start + c.down.serialization_ps);
     // Going down, the switch sits at the upper end of the next (lower) link.
     const Picos hop = k > 0 ? links_[static_cast<std::size_t>(r.route[k - 1])].switch_ps : 0;
@@ -100,9 +100,10 @@ PcieTiming PcieFabric::read(int req, std::int64_t bytes, Picos t) {
     Picos s = issue;
     for (std::size_t i = 0; i < n; ++i) {
       Link& l = links_[static_cast<std::size_t>(r.route[i])];
-      const cost::PcieCost& c = cost_of(l, PcieOp::kDmaRead, chunk).cost;
+      CostCache::Entry& e = cost_of(l, PcieOp::kDmaRead, chunk);
+      const cost::PcieCost& c = e.cost;
       const Picos start = reserve(l.up, s, c.up.serialization_ps);
-      count(l.up, c.up);
+      tally(l, e);  // the request up and its completions down (booked below)
       if (i == 0) {
         if (tm.start < 0) tm.start = start;
         tm.sent = start + c.up.serialization_ps;
@@ -115,7 +116,6 @@ PcieTiming PcieFabric::read(int req, std::int64_t bytes, Picos t) {
       Link& l = links_[static_cast<std::size_t>(r.route[k])];
       const cost::PcieCost& c = cost_of(l, PcieOp::kDmaRead, chunk).cost;
       const Picos start = reserve(l.down, cs, c.down.serialization_ps);
-      count(l.down, c.down);
       end = std::max(end, start + c.down.serialization_ps);
       const Picos hop = k > 0 ? links_[static_cast<std::size_t>(r.route[k - 1])].switch_ps : 0;
       cs = start + hop;

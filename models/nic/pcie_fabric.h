@@ -109,11 +109,10 @@ class PcieFabric {
     struct Entry {
       std::int64_t key = -1;
       cost::PcieCost cost;
-      // Writes booked with this cost whose integer counts (TLP bytes, payload bytes, TLPs, both
-      // directions) are not yet in the link's Direction totals: one increment a write instead of
-      // six. Added in when the entry is replaced and whenever the totals are read. (DLLPs are
-      // fractional and summed at once, so their sum keeps its order.)
-      std::int64_t writes = 0;
+      // Bookings of this cost on the link whose integer counts (TLP bytes, payload bytes, TLPs,
+      // both directions) are not yet in the link's Direction totals: one increment a booking
+      // instead of six. Added in when the entry is replaced and whenever the totals are read.
+      std::int64_t uses = 0;
     };
     std::array<Entry, 64> e;
   };
@@ -143,9 +142,7 @@ class PcieFabric {
     tm.start = reserve(l.up, t, c.up.serialization_ps);
     tm.sent = tm.start + c.up.serialization_ps;
     if (c.down.serialization_ps > 0) reserve(l.down, t, c.down.serialization_ps);
-    ++e.writes;
-    l.up.dllps += c.up.dllps;
-    l.down.dllps += c.down.dllps;
+    tally(l, e);
     tm.done = std::max(t, tm.sent) + l.switch_ps + r.write_latency;
     return tm;
   }
@@ -157,20 +154,27 @@ class PcieFabric {
   }
   [[gnu::noinline]] static void cost_miss(Link& l, CostCache::Entry& slot, cost::PcieOp op, std::int64_t bytes,
                                           std::int64_t key) {
-    add_writes(l.up, slot.cost.up, slot.writes);
-    add_writes(l.down, slot.cost.down, slot.writes);
-    slot.writes = 0;
+    add_uses(l.up, slot.cost.up, slot.uses);
+    add_uses(l.down, slot.cost.down, slot.uses);
+    slot.uses = 0;
     slot.key = key;
     slot.cost = l.model.cost(op, bytes);
   }
-  static void add_writes(Direction& d, const cost::PcieDirCost& c, std::int64_t n) {
+  // A transaction with cost entry e booked on link l (its TLPs one way, the DLLPs they provoke
+  // the other). DLLPs are fractional and summed at once, so each direction's sum keeps its order.
+  static void tally(Link& l, CostCache::Entry& e) {
+    ++e.uses;
+    l.up.dllps += e.cost.up.dllps;
+    l.down.dllps += e.cost.down.dllps;
+  }
+  static void add_uses(Direction& d, const cost::PcieDirCost& c, std::int64_t n) {
     d.tlp_bytes += n * c.tlp_bytes;
     d.payload_bytes += n * c.payload_bytes;
     d.tlps += n * c.tlps;
   }
   static Direction totals(const Link& l, bool up) {
     Direction d = up ? l.up : l.down;
-    for (const auto& e : l.cache.e) add_writes(d, up ? e.cost.up : e.cost.down, e.writes);
+    for (const auto& e : l.cache.e) add_uses(d, up ? e.cost.up : e.cost.down, e.uses);
     return d;
   }
   // First come, first served, except that a transaction fits into the idle interval left before
@@ -191,12 +195,6 @@ class PcieFabric {
     }
     d.busy_ps += in_window(start, start + ser);
     return start;
-  }
-  static void count(Direction& d, const cost::PcieDirCost& c) {
-    d.tlp_bytes += c.tlp_bytes;
-    d.payload_bytes += c.payload_bytes;
-    d.tlps += c.tlps;
-    d.dllps += c.dllps;
   }
   sim::Picos in_window(sim::Picos a, sim::Picos b) const {
     if (a >= w_start_ && b <= w_end_) return b - a;
