@@ -126,17 +126,18 @@ TEST(NicFabric, PostedWritesSerializeAndLandAfterTheWriteLatency) {
   EXPECT_NEAR(f.up(l).busy_ps, 2.0 * static_cast<double>(c.up.serialization_ps), 1.0);
 }
 
-// A link's counts of writes are kept in its cost cache until read or until the cache entry is
-// replaced: with far more sizes than the cache has entries, the totals must still be every
-// write's own TLP bytes, payload bytes and TLPs, in both directions, read midway and at the end.
-TEST(NicFabric, CountsEveryWriteWhenItsSizeLeavesTheCostCache) {
+// A link's counts of transactions are kept in its cost cache until read or until the cache entry
+// is replaced: with far more sizes than the cache has entries, the totals must still be every
+// transaction's own TLP bytes, payload bytes and TLPs, in both directions, read midway and at
+// the end. Writes (alone and in pairs) and reads (one request per MRRS bytes) alike.
+TEST(NicFabric, CountsEveryTransactionWhenItsSizeLeavesTheCostCache) {
   OneLink one;
   nic::PcieFabric& f = one.f;
   const cost::PcieLink& model = one.model;  // a plain reference: clang 14 cannot capture a binding
   const int l = one.l, r = one.r;
   std::int64_t up_bytes = 0, up_payload = 0, up_tlps = 0, down_bytes = 0, down_tlps = 0;
-  auto expect_write = [&](std::int64_t bytes) {
-    const auto c = model.cost(cost::PcieOp::kDmaWrite, bytes);
+  auto expect = [&](cost::PcieOp op, std::int64_t bytes) {
+    const auto c = model.cost(op, bytes);
     up_bytes += c.up.tlp_bytes;
     up_payload += c.up.payload_bytes;
     up_tlps += c.up.tlps;
@@ -146,14 +147,19 @@ TEST(NicFabric, CountsEveryWriteWhenItsSizeLeavesTheCostCache) {
   sim::Picos t = 0;
   for (int round = 0; round < 3; ++round) {
     for (std::int64_t bytes = 60; bytes < 60 + 300 * 7; bytes += 7) {  // 300 sizes, 64 cache entries
-      expect_write(bytes);
+      expect(cost::PcieOp::kDmaWrite, bytes);
       if (bytes % 2) {
         f.write_up(r, cost::PcieOp::kDmaWrite, bytes, t);
       } else {  // a packet and its 16-byte write-back, booked together
         nic::PcieTiming first;
         sim::Picos second = 0;
         f.write_up_pair(r, bytes, 16, t, first, second);
-        expect_write(16);
+        expect(cost::PcieOp::kDmaWrite, 16);
+      }
+      if (bytes % 3 == 0) {
+        f.read(r, bytes, t);
+        for (std::int64_t off = 0; off < bytes; off += one.cfg.mrrs_bytes)
+          expect(cost::PcieOp::kDmaRead, std::min<std::int64_t>(one.cfg.mrrs_bytes, bytes - off));
       }
       t += 10'000;
     }
