@@ -245,7 +245,7 @@ void Nic::wire_arrival(Picos next_item) {
   wire_src_->pop();
   ++rx_arrivals_;
   wire_rx_bytes_ += frame;
-  if (t >= cfg_.window_start && t < cfg_.window_end) {
+  if (in_window(t)) {
     // The frame occupied the line for the frame time before it arrived.
     const double from = static_cast<double>(t) - wire_src_fps_;
     wire_rx_busy_ps_ += from >= static_cast<double>(cfg_.window_start) ? wire_src_fps_ : in_window(from, static_cast<double>(t));
@@ -260,12 +260,11 @@ void Nic::wire_arrival(Picos next_item) {
 // due at t (the caller checked the agenda and the next arrival). The buffer is skipped, not the
 // admission check. False when any of that does not hold: it goes through the buffer as usual.
 bool Nic::rx_direct(Picos t, std::uint32_t frame, std::uint32_t flow) {
-  const std::uint64_t in_flight = sending_until_ > t ? sending_bytes_ : 0;
-  if (in_flight + frame > cfg_.rx_fifo_bytes || engine_free_ > t) return false;
+  if (!rx_room(t, frame) || engine_free_ > t) return false;
   const int q = rx_queue_of(wire_fn_, flow);
   RxHw& h = *rx_[static_cast<std::size_t>(q)];
-  if (!h.accepting || !h.open || h.head == h.tail || h.head >= h.fetched || fetch_ready(h, h.head) > t) return false;
-  if (t >= cfg_.window_start && t < cfg_.window_end) ++rx_admitted_win_;
+  if (!h.accepting || !rx_desc_fetched(h) || fetch_ready(h, h.head) > t) return false;
+  if (in_window(t)) ++rx_admitted_win_;
   rx_write(h, Packet{t, frame, static_cast<std::uint32_t>(q), flow}, t);
   return true;
 }
@@ -279,8 +278,7 @@ inline int Nic::rx_queue_of(int fn, std::uint32_t flow) const {
 }
 
 inline void Nic::rx_admit(Picos t, std::uint32_t frame, int fn, std::uint32_t flow) {
-  const std::uint64_t in_flight = sending_until_ > t ? sending_bytes_ : 0;
-  if (fifo_bytes_ + in_flight + frame > cfg_.rx_fifo_bytes) {
+  if (!rx_room(t, frame)) {
     ++rx_fifo_drops_;
     return;
   }
@@ -293,7 +291,7 @@ inline void Nic::rx_admit(Picos t, std::uint32_t frame, int fn, std::uint32_t fl
   ++h.in_fifo;
   fifo_.push_back(Packet{t, frame, static_cast<std::uint32_t>(q), flow});
   fifo_bytes_ += frame;
-  if (t >= cfg_.window_start && t < cfg_.window_end) ++rx_admitted_win_;
+  if (in_window(t)) ++rx_admitted_win_;
 }
 
 Picos Nic::fetch_ready(RingHw& h, std::uint64_t index) {
@@ -309,8 +307,7 @@ inline Picos Nic::rx_head_time() {
   const Packet& p = fifo_.front();
   RxHw& h = *rx_[p.q];
   const Picos base = std::max(p.t, engine_free_);
-  if (!h.open || h.head == h.tail || h.head >= h.fetched) return base;
-  return std::max(base, fetch_ready(h, h.head));
+  return rx_desc_fetched(h) ? std::max(base, fetch_ready(h, h.head)) : base;
 }
 
 // The packet's data write is booked: the DMA engine and the descriptor move on.
@@ -321,7 +318,7 @@ inline void Nic::rx_written(RxHw& h, const Packet& p, std::uint32_t bytes, const
   ++h.head;
   ++h.packets;
   h.bytes += bytes;
-  if (t >= cfg_.window_start && t < cfg_.window_end) {
+  if (in_window(t)) {
     ++h.win_packets;
     h.win_bytes += bytes;
   }
@@ -566,7 +563,7 @@ void Nic::tx_engine(std::uint32_t q, Picos t) {
     ++h.head;
     ++h.packets;
     h.bytes += bytes;
-    if (leaves >= cfg_.window_start && leaves < cfg_.window_end) {  // counted as it leaves the device
+    if (in_window(leaves)) {  // counted as it leaves the device
       ++h.win_packets;
       h.win_bytes += bytes;
     }
