@@ -260,7 +260,7 @@ void Nic::wire_arrival(Picos next_item) {
 // due at t (the caller checked the agenda and the next arrival). The buffer is skipped, not the
 // admission check. False when any of that does not hold: it goes through the buffer as usual.
 bool Nic::rx_direct(Picos t, std::uint32_t frame, std::uint32_t flow) {
-  if (!rx_room(t, frame) || engine_free_ > t) return false;
+  if (!rx_room(t, 0, frame) || engine_free_ > t) return false;
   const int q = rx_queue_of(wire_fn_, flow);
   RxHw& h = *rx_[static_cast<std::size_t>(q)];
   if (!h.accepting || !rx_desc_fetched(h) || fetch_ready(h, h.head) > t) return false;
@@ -278,7 +278,7 @@ inline int Nic::rx_queue_of(int fn, std::uint32_t flow) const {
 }
 
 inline void Nic::rx_admit(Picos t, std::uint32_t frame, int fn, std::uint32_t flow) {
-  if (!rx_room(t, frame)) {
+  if (!rx_room(t, fifo_bytes_, frame)) {
     ++rx_fifo_drops_;
     return;
   }

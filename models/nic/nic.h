@@ -259,11 +259,12 @@ class Nic {
   void on_wake();
   double in_window(double a, double b) const;
   bool in_window(sim::Picos t) const { return t >= cfg_.window_start && t < cfg_.window_end; }
-  // The RX buffer takes a frame arriving at t: what it holds, the packet still leaving it for the
-  // link, and the frame fit in rx_fifo_bytes (an admission's check, and a direct write's).
-  bool rx_room(sim::Picos t, std::uint32_t frame) const {
+  // The RX buffer takes a frame arriving at t: the `held` bytes it holds, the packet still leaving
+  // it for the link, and the frame fit in rx_fifo_bytes (an admission's check, and a direct
+  // write's, which only tries an empty buffer and passes 0).
+  bool rx_room(sim::Picos t, std::uint64_t held, std::uint32_t frame) const {
     const std::uint64_t in_flight = sending_until_ > t ? sending_bytes_ : 0;
-    return fifo_bytes_ + in_flight + frame <= cfg_.rx_fifo_bytes;
+    return held + in_flight + frame <= cfg_.rx_fifo_bytes;
   }
   // The ring's next descriptor is posted and its fetch issued (fetch_ready says when it lands).
   static bool rx_desc_fetched(const RxHw& h) { return h.open && h.head != h.tail && h.head < h.fetched; }
