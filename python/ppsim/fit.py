@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ppsim.errors import InputError
-from ppsim.replay import DEFAULTS_FILE, group_captures, scenario_from_meta, split_of_groups
+from ppsim.replay import DEFAULTS_FILE, connect_gap_us, group_captures, measured_start_us, scenario_from_meta, split_of_groups
 from ppsim.replay import segments_per_write as _segments
 from ppsim import schedtrace
 from ppsim.trace import capture_trace, scan_trace
@@ -90,7 +90,10 @@ def _nnls(rows: list[list[float]], ys: list[float]) -> list[float]:
     return best
 
 
-def _run(meta: dict, src: str, defaults: dict, overrides: dict | None = None, seed: int = 1, trace: Path | None = None):
+def _run(meta: dict, src: str, defaults: dict, overrides: dict | None = None, seed: int = 1, trace: Path | None = None,
+         start_us: float | None = None):
+    """One replay of a capture: a TCP sender starts `start_us` after the connection (default: this
+    capture's own gap, replay.connect_gap_us; `ppsim validate` uses its group's median)."""
     import ppsim
 
     sc = scenario_from_meta(meta, src)
@@ -98,6 +101,11 @@ def _run(meta: dict, src: str, defaults: dict, overrides: dict | None = None, se
     for sec, vals in defaults.items():
         if isinstance(vals, dict):
             sc.setdefault(sec, {}).update(vals)
+    if start_us is None and meta["replay"]["proto"] == "tcp":
+        cap = Path(src)
+        start_us = connect_gap_us(cap if cap.is_dir() else cap.parent)
+    if start_us is not None:
+        sc["veth"]["start_us"] = start_us
     for path, v in (overrides or {}).items():
         sec, key = path.split(".", 1)
         sc.setdefault(sec, {})[key] = v
@@ -114,7 +122,7 @@ def _group_score(caps: list[tuple[Path, dict]], vals: dict, overrides: dict, wor
     runs = []
     for i in range(SEEDED_RUNS):
         t = work / f"s{i}.trace.txt"
-        r = _run(m0, str(d0 / "meta.json"), vals, overrides, seed=1 + i, trace=t)
+        r = _run(m0, str(d0 / "meta.json"), vals, overrides, seed=1 + i, trace=t, start_us=measured_start_us(caps))
         runs.append((metrics(t), r.ok))
     runs.sort(key=lambda x: x[0].holds)
     sim, ok = runs[len(runs) // 2]

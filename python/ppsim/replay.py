@@ -20,7 +20,7 @@ from ppsim import schedtrace, strict_json
 from ppsim.workload import workload_diff
 from ppsim._native import REPO
 from ppsim.errors import InputError
-from ppsim.trace import NapiPoll, PageHold, capture_trace, read_trace, scan_trace
+from ppsim.trace import Marker, NapiPoll, PageHold, TraceParser, capture_trace, phase_label, read_trace, scan_trace
 
 DEFAULTS_FILE = REPO / "traces" / "replay_defaults.json"
 MATRIX_FILE = REPO / "traces" / "matrix.json"
@@ -146,6 +146,37 @@ def _phase(meta: dict, name: str, src: str) -> dict | None:
                                      f"got {strict_json.type_name(ph[k])}")
             return ph
     return None
+
+
+def connect_gap_us(capture_dir: Path) -> float | None:
+    """A TCP capture's time from the connection to the sender's first write: from the last napi_poll
+    before the "sender start" marker (the handshake's final ACK, after which the receiver's
+    tcp_init_buffer_space starts its first receive-space measure) to that marker (written after
+    connect() returns, before the first write). None when the trace has no such poll or marker.
+    Only the trace's head is read."""
+    trace = capture_trace(capture_dir)
+
+    def consume(lines):
+        last = None
+        for e in TraceParser(str(trace)).parse(lines):
+            if isinstance(e, NapiPoll):
+                last = e.ts_ns
+            elif isinstance(e, Marker) and phase_label(e.text) == "sender start":
+                return (e.ts_ns - last) / 1e3 if last is not None and e.ts_ns >= last else None
+        return None
+
+    return scan_trace(trace, consume)
+
+
+def measured_start_us(caps: list[tuple[Path, dict]]) -> float | None:
+    """veth.start_us for a TCP group's replay: the median of its captures' connect_gap_us (the
+    model's connection is established at time 0 and its sender starts at veth.start_us). None for
+    UDP, or when no capture records the handshake."""
+    rep = caps[0][1].get("replay") if caps and isinstance(caps[0][1], dict) else None
+    if not isinstance(rep, dict) or rep.get("proto") != "tcp":
+        return None  # not TCP, or a meta.json the replay itself reports
+    gaps = [g for g in (connect_gap_us(d) for d, _ in caps) if g is not None]
+    return round(statistics.median(gaps), 1) if gaps else None
 
 
 SEEDED_RUNS = 3  # model runs per capture group (seeds seed, seed + 1, ...)
@@ -568,9 +599,13 @@ def validate(dirs: list[Path], workdir: Path | None = None, seed: int | None = N
             safe = re.sub(r"[^\w.+-]+", "_", name).lstrip(".")
             runs = []
             first = seed if seed is not None else int(scenario_from_meta(meta0, src).get("sim", {}).get("seed", 1))
+            # TCP: the sender starts as long after the connection as the captures' did (the
+            # caller's overrides win).
+            start_us = measured_start_us(caps)
+            group_ov = dict({"veth.start_us": start_us} if start_us is not None else {}, **(overrides or {}))
             for i in range(SEEDED_RUNS):
                 sim_trace = base / f"{safe}.seed{i}.trace.txt"
-                sc, res = simulate(meta0, src, sim_trace, first + i, overrides)
+                sc, res = simulate(meta0, src, sim_trace, first + i, group_ov or None)
                 try:
                     runs.append((metrics(sim_trace), res, sim_trace))
                 except InputError:
@@ -598,6 +633,9 @@ def validate(dirs: list[Path], workdir: Path | None = None, seed: int | None = N
             for r in grows:
                 r["set"] = role
             rows += grows
+            if "veth.start_us" in group_ov:
+                sc = copy.deepcopy(sc)
+                sc["veth"]["start_us"] = group_ov["veth.start_us"]  # as replayed
             detail[name] = {"captures": [str(d) for d, _ in caps], "scenario": sc, "set": role,
                             "kernel": [m.__dict__ for m in kernel], "ppsim": sim.__dict__}
     finally:

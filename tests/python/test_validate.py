@@ -6,7 +6,7 @@ import pytest
 
 import ppsim
 from ppsim.errors import InputError
-from ppsim.replay import load_meta, metrics, scenario_from_meta
+from ppsim.replay import connect_gap_us, load_meta, measured_start_us, metrics, scenario_from_meta, validate
 
 
 def test_every_bundled_capture_validates(cli, repo, tmp_path):
@@ -67,6 +67,59 @@ def test_replay_reproduces_a_cross_cpu_udp_capture(repo, tmp_path):
     again = ppsim.run(sc, trace=tmp_path / "t2.txt")
     assert again.to_json() == r.to_json()
     assert (tmp_path / "t.txt").read_bytes() == (tmp_path / "t2.txt").read_bytes()
+
+
+def test_a_tcp_replay_starts_its_sender_as_long_after_the_connection_as_the_capture(repo, tmp_path, monkeypatch):
+    # tcp-1448-samecpu-r1: the handshake's final ACK is polled at 7632.179803, the sender writes
+    # its "sender start" marker at 7632.179988: 185 us.
+    assert connect_gap_us(repo / "traces/tcp-1448-samecpu-r1") == pytest.approx(185.0)
+    caps = [(repo / f"traces/tcp-1448-samecpu-r{i}", load_meta(repo / f"traces/tcp-1448-samecpu-r{i}"))
+            for i in (1, 2, 3)]
+    gaps = sorted(connect_gap_us(d) for d, _ in caps)
+    assert measured_start_us(caps) == pytest.approx(gaps[1], abs=0.05)  # the median, 0.1 us
+    # UDP has no handshake: the replay keeps veth.start_us.
+    udp = repo / "traces/udp-1400-xcpu-r1"
+    assert measured_start_us([(udp, load_meta(udp))]) is None
+    # A TCP trace cut before its marker has no gap, and the replay keeps its default.
+    d = tmp_path / "cap"
+    shutil.copytree(repo / "traces/tcp-1448-xcpu-r1", d)
+    text = capture_text(d)
+    keep = [l for l in text.splitlines() if "sender start" not in l]
+    (d / "trace.txt").write_text("\n".join(keep) + "\n")
+    (d / "trace.txt.gz").unlink(missing_ok=True)
+    assert connect_gap_us(d) is None
+    # validate replays the group with the measured start (what each run got) and reports it.
+    real_run, ran = ppsim.run, []
+
+    def spy(sc, **kw):
+        ov = kw.get("overrides") or {}
+        ran.append(ov.get("veth.start_us", sc["veth"].get("start_us")))
+        return real_run(sc, **kw)
+
+    monkeypatch.setattr(ppsim, "run", spy)
+    res = validate([d for d, _ in caps], workdir=tmp_path / "v")
+    assert ran == [measured_start_us(caps)] * 3
+    assert res["groups"]["tcp-1448-samecpu"]["scenario"]["veth"]["start_us"] == measured_start_us(caps)
+    # the caller's override wins
+    ran.clear()
+    res = validate([d for d, _ in caps], workdir=tmp_path / "v2", overrides={"veth.start_us": 77.0})
+    assert ran == [77.0] * 3
+    assert res["groups"]["tcp-1448-samecpu"]["scenario"]["veth"]["start_us"] == 77.0
+    # ppsim fit replays a capture with its own gap, over the candidate values it lays on top.
+    from ppsim import fit as fitmod
+
+    seen = []
+    monkeypatch.setattr(ppsim, "run", lambda sc, **kw: seen.append(sc["veth"]["start_us"]))
+    meta = load_meta(caps[0][0])
+    fitmod._run(meta, str(caps[0][0]), {"veth": {"start_us": 50.0}})
+    fitmod._run(meta, str(caps[0][0] / "meta.json"), {"veth": {"start_us": 50.0}}, start_us=99.0)
+    assert seen == [pytest.approx(185.0), 99.0]
+
+
+def capture_text(d):
+    import gzip
+    gz = d / "trace.txt.gz"
+    return gzip.open(gz, "rt").read() if gz.exists() else (d / "trace.txt").read_text()
 
 
 def test_late_reader_overflows_the_ring_through_the_defer_list(repo):
