@@ -339,3 +339,47 @@ def test_a_veth_pace_too_slow_for_64_bit_time_sends_once_and_ends():
                   overrides={"sim.time_limit_us": 5e6, "sim.max_wall_s": 20})
     assert r.ok, r.violations
     assert r.stats["veth0.writes"] == 1
+
+
+def test_validate_over_seeds_reports_each_seeds_gated_checks(cli, repo, tmp_path):
+    dirs = [repo / f"traces/udp-1100-samecpu-rcvbuf2000000-r{i}" for i in (1, 2, 3)]
+    p = cli("validate", *dirs, "--seeds", "1,11", "--out", tmp_path)
+    table = json.loads((tmp_path / "seeds.json").read_text())
+    assert table["seeds"] == [1, 11]
+    g = table["groups"]["udp-1100-samecpu-rcvbuf2000000"]
+    unknown = 0
+    for i, seed in enumerate((1, 11)):
+        gated = [r for r in validate(dirs, seed=seed)["rows"] if r["gated"]]
+        assert g["checks"][i] == len(gated) > 0
+        assert g["passed"][i] == sum(1 for r in gated if r["ok"])
+        assert sorted(g["failing"].get(str(seed), [])) == sorted(r["metric"] for r in gated if not r["ok"])
+        unknown += sum(1 for r in gated if not r["ok"] and "known" not in r)
+    assert table["sets"]["validation"]["passed"] == g["passed"]
+    assert p.returncode == (1 if unknown else 0), p.stderr
+    assert f"{sum(g['passed'])} of {sum(g['checks'])} over the 2 seeds" in p.stdout
+    assert (tmp_path / "validation.json").is_file()  # the first seed's full result
+    for bad, msg in (("1,1", "distinct"), ("1,x", "an integer"), ("", "seeds")):
+        p = cli("validate", dirs[0], "--seeds", bad, "--out", tmp_path / "b")
+        assert p.returncode == 2 and msg in p.stderr, (bad, p.stderr)
+    p = cli("validate", dirs[0], "--seed", "1", "--seeds", "2", "--out", tmp_path / "b")
+    assert p.returncode == 2 and "not allowed with" in p.stderr
+
+
+def test_seed_table_counts_known_deviations_as_failed_but_not_unknown():
+    from ppsim.cmd_validate import seed_table
+
+    def row(group, metric, ok, known=False, role="fit"):
+        r = {"group": group, "metric": metric, "ok": ok, "gated": True, "set": role}
+        if known:
+            r["known"] = "why"
+        return r
+
+    info = {"group": "a", "metric": "sched.x", "ok": False, "gated": False, "set": "fit"}
+    t = seed_table({
+        5: {"rows": [row("a", "holds", True), row("a", "releases", False, known=True), info]},
+        7: {"rows": [row("a", "holds", False), row("a", "releases", True)]},
+    })
+    assert t["groups"]["a"] == {"set": "fit", "passed": [1, 1], "checks": [2, 2],
+                                "failing": {"5": ["releases"], "7": ["holds"]}}
+    assert t["sets"]["fit"] == {"passed": [1, 1], "checks": [2, 2]}
+    assert t["unknown_failures"] == 1
