@@ -37,7 +37,7 @@ def seeds_arg(text: str) -> list[int]:
     """--seeds: distinct seeds separated by commas, at most 64."""
     import argparse
 
-    parts = [t for t in text.split(",")]
+    parts = text.split(",")
     if not text.strip() or len(parts) > 64:
         raise argparse.ArgumentTypeError(f"expected 1 to 64 seeds separated by commas, got {text!r:.60}")
     out = [seed_arg(t) for t in parts]

@@ -120,9 +120,10 @@ def _group_score(caps: list[tuple[Path, dict]], vals: dict, overrides: dict, wor
     kernel = [metrics(capture_trace(d)) for d, _ in caps]
     d0, m0 = caps[0]
     runs = []
+    start_us = measured_start_us(caps)
     for i in range(SEEDED_RUNS):
         t = work / f"s{i}.trace.txt"
-        r = _run(m0, str(d0 / "meta.json"), vals, overrides, seed=1 + i, trace=t, start_us=measured_start_us(caps))
+        r = _run(m0, str(d0 / "meta.json"), vals, overrides, seed=1 + i, trace=t, start_us=start_us)
         runs.append((metrics(t), r.ok))
     runs.sort(key=lambda x: x[0].holds)
     sim, ok = runs[len(runs) // 2]

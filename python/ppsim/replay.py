@@ -8,7 +8,6 @@ what is compared; `validate(dirs)` does both for every capture and checks the to
 """
 from __future__ import annotations
 
-import copy
 import json
 import re
 import statistics
@@ -634,7 +633,6 @@ def validate(dirs: list[Path], workdir: Path | None = None, seed: int | None = N
                 r["set"] = role
             rows += grows
             if "veth.start_us" in group_ov:
-                sc = copy.deepcopy(sc)
                 sc["veth"]["start_us"] = group_ov["veth.start_us"]  # as replayed
             detail[name] = {"captures": [str(d) for d, _ in caps], "scenario": sc, "set": role,
                             "kernel": [m.__dict__ for m in kernel], "ppsim": sim.__dict__}
