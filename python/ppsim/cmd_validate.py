@@ -46,6 +46,11 @@ def seeds_arg(text: str) -> list[int]:
     return out
 
 
+def write_validation(out: Path, res: dict) -> None:
+    """validation.json: one validate() result, as both a single-seed and a --seeds run write it."""
+    (out / "validation.json").write_text(json.dumps(res, indent=1, sort_keys=True, default=str) + "\n")
+
+
 def _fmt(v) -> str:
     if v is None:
         return "-"
@@ -126,7 +131,7 @@ def run(args) -> int:
         print(f"{r['group']:34s} {r.get('set', '-')[:4]:4s} {r['metric']:32s} {k:26s} {p:>22s} "
               f"{_fmt(r['error']):>8s} {_fmt(r['limit']):>7s} {verdict}")
     try:
-        (out / "validation.json").write_text(json.dumps(res, indent=1, sort_keys=True, default=str) + "\n")
+        write_validation(out, res)
         png = plot(res, out)
     except OSError as e:
         raise InputError(f"--out {out}: cannot write: {e.strerror}") from None
@@ -200,7 +205,7 @@ def run_seeds(dirs: list[Path], out: Path, seeds: list[int], budgets: dict) -> i
               f"{sum(t['passed'])} of {sum(t['checks'])} over the {len(seeds)} seeds")
     try:
         (out / "seeds.json").write_text(json.dumps(table, indent=1) + "\n")
-        (out / "validation.json").write_text(json.dumps(results[seeds[0]], indent=1, sort_keys=True, default=str) + "\n")
+        write_validation(out, results[seeds[0]])
     except OSError as e:
         raise InputError(f"--out {out}: cannot write: {e.strerror}") from None
     print(f"wrote {out / 'seeds.json'} (and {out / 'validation.json'} for seed {seeds[0]})")
