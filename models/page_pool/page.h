@@ -33,6 +33,10 @@ struct Page {
   // Zero-copy design (not in 6.18): the page holds only the application's data (it was cleared,
   // and only its packets were written since); reset when another flow's packet lands in it.
   bool zc_clean = false;
+  // A frame was copied into it since the allocator first handed it out in this run (set by the
+  // veth model's skb_pp_cow_data only). A page that comes back from the allocator's free lists
+  // was; one never handed out before may be memory the host has not backed (veth.fresh_page_ns).
+  bool touched = false;
 };
 
 // Where a page is, as the checker and the tracer see it.

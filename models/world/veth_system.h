@@ -120,7 +120,7 @@ class VethSystem {
   std::uint32_t payload_ = 0;
   std::uint32_t mss_ = 1448;
   double rate_pps_ = 0;
-  sim::Picos start_ = 0, send_cost_ = 0, poll_cost_ = 0, cow_cost_ = 0, xdp_cost_ = 0;
+  sim::Picos start_ = 0, send_cost_ = 0, poll_cost_ = 0, cow_cost_ = 0, xdp_cost_ = 0, fresh_page_cost_ = 0;
   double copy_ps_per_byte_ = 0;
   sim::Picos delete_after_sender_ = 0, reader_hold_ = 0;
   std::uint64_t sndbuf_bytes_ = 0, sndbuf_max_ = 0, cwnd_ = 10;  // cwnd: TCP_INIT_CWND
@@ -167,7 +167,7 @@ class VethSystem {
   sim::Picos send_cost_seg_ = 0, tcp_write_cost_ = 0, tcp_ack_cost_ = 0, tcp_ack_delay_ = 0;
   std::uint32_t budget_ = 64;
 
-  std::uint64_t sent_ = 0, segments_ = 0, polls_ = 0, xdp_drops_ = 0, blocked_ = 0;
+  std::uint64_t sent_ = 0, segments_ = 0, polls_ = 0, xdp_drops_ = 0, blocked_ = 0, fresh_pages_ = 0;
   std::uint64_t unread_bytes_ = 0;    // TCP payload written and not yet read
   std::uint64_t sndq_ = 0;            // TCP: bytes written into the send queue, not yet transmitted
   // TCP's sending side (tcp_output.c, tcp_input.c tcp_ack): payload bytes transmitted and

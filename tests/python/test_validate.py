@@ -48,6 +48,28 @@ def test_frag_packing_matches_the_kernel_rule(repo, tmp_path):
         assert metrics(tmp_path / f"{payload}.txt").first_inflight == -(-300 // per_page), payload
 
 
+def test_a_page_the_pool_never_held_costs_its_first_copy_once(repo):
+    # veth.fresh_page_ns: charged to the NAPI poll that first copies a frame into a page the run
+    # never used before. Cross-CPU UDP holds 64 pages and recycles them: 64 fresh pages, and the
+    # sender (whose sendmsg runs the poll) pays 64 times the cost. A same-CPU run with a large
+    # buffer gives pages back and takes them again: those are warm, so fewer fresh pages than holds.
+    def run(name, ns):
+        sc = scenario_from_meta(load_meta(repo / "traces" / name))
+        sc["veth"]["fresh_page_ns"] = ns
+        r = ppsim.run(sc)
+        assert r.ok, r.violations
+        return r.stats
+
+    warm, cold = run("udp-1400-xcpu-r1", 0), run("udp-1400-xcpu-r1", 5000)
+    assert warm["veth0.fresh_pages"] == cold["veth0.fresh_pages"] == 64
+    extra = cold["cpu0.task.sender.runtime_ns"] - warm["cpu0.task.sender.runtime_ns"]
+    assert extra == pytest.approx(64 * 5000, rel=0.01)
+    big = run("udp-1472-samecpu-rcvbuf16000000-r1", 0)
+    holds = big["veth0.rq0.pp.pages_state_hold_cnt"]
+    assert holds == big["veth0.rq0.pp.pages_state_release_cnt"]
+    assert 64 < big["veth0.fresh_pages"] < holds / 2
+
+
 def test_replay_reproduces_a_cross_cpu_udp_capture(repo, tmp_path):
     meta = load_meta(repo / "traces/udp-1400-xcpu-r1")
     sc = scenario_from_meta(meta)
