@@ -381,6 +381,27 @@ def segments_per_write(meta: dict) -> int:
     return -(-int(meta["params"]["size"]) // mss)
 
 
+def frames_per_page(meta: dict, src: str = "meta.json") -> float:
+    """Frames one pool page holds in the veth model (skb_pp_cow_data, capture.veth_frag_layout).
+    TCP: over one write's segments (size / MSS full ones and the rest), so a short last segment
+    that shares a page counts as part of one. From the capture's replay section (replay.proto,
+    replay.payload_bytes, replay.mtu)."""
+    from ppsim.capture import veth_frag_layout
+
+    payload = _need(meta, "replay.payload_bytes", src, "int")
+    if payload < 1:
+        raise InputError(f"{src}: at $.replay.payload_bytes: expected at least 1 byte, got {payload}")
+    if _get(meta, "replay.proto", src, "str", "udp") != "tcp":
+        return float(veth_frag_layout(payload + 42)["heads_per_page"])
+    mss = (_get(meta, "replay.mtu", src, "int", None, null_ok=True) or 1500) - 52
+    if mss < 1:
+        raise InputError(f"{src}: at $.replay.mtu: expected an MTU above 52 bytes")
+    full, rest = divmod(payload, mss)
+    segs = [mss] * full + ([rest] if rest else [])
+    pages = sum(1.0 / veth_frag_layout(seg + 66)["heads_per_page"] for seg in segs)
+    return len(segs) / pages
+
+
 _WRITE_ROWS = (("sched.one_write_cycles", "cycles", 1), ("sched.one_write_send_us", "send_us", 1),
                ("sched.one_write_read_us", "read_us", 1))
 
@@ -396,17 +417,23 @@ def _info_row(rows: list, name: str, metric: str, kv: list, sv, digits: int) -> 
                  "limit": "info", "ok": True, "gated": False})
 
 
-def _kernel_profiles(caps: list[tuple[Path, dict]], profile) -> list:
-    """profile(lines, sender_pid, reader_pid) of each capture with scheduler lines (None results
-    left out). A thinned capture is skipped: its gaps span polls it left out, and its turns miss
-    packets."""
-    out = []
+def _sched_captures(caps: list[tuple[Path, dict]]):
+    """(capture dir, meta, its meta.json path, sender pid, reader pid) of each capture with
+    scheduler lines. A thinned capture is skipped: its gaps span polls it left out, and its turns
+    miss packets."""
     for d, meta in caps:
         src = str(d / "meta.json")
         pid = _get(meta, "process_ids.sender", src, "int", None)
         reader = _get(meta, "process_ids.receiver", src, "int", None)
-        if not meta.get("sched") or pid is None or _thinned(meta, src):
-            continue
+        if meta.get("sched") and pid is not None and not _thinned(meta, src):
+            yield d, meta, src, pid, reader
+
+
+def _kernel_profiles(caps: list[tuple[Path, dict]], profile) -> list:
+    """profile(lines, sender_pid, reader_pid) of each capture with scheduler lines (None results
+    left out; _sched_captures)."""
+    out = []
+    for d, _, _, pid, reader in _sched_captures(caps):
         k = scan_trace(capture_trace(d), lambda lines: profile(lines, pid, reader))
         if k is not None:
             out.append(k)
@@ -427,6 +454,30 @@ def _write_cycle_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path)
     return rows
 
 
+def _fresh_page_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> list[dict]:
+    """The sender's extra time per page its pool never held before (schedtrace.fresh_page_cost),
+    each capture with scheduler lines (its own pools) against the model's trace: what the VM
+    charges for memory it has not backed, and what the model charges (veth.fresh_page_ns)."""
+    fpp = frames_per_page(caps[0][1], str(caps[0][0] / "meta.json"))
+    kv = []
+    for d, meta, src, pid, _ in _sched_captures(caps):
+        pools = _get(meta, "our_pools", src, "list", None, null_ok=True) or None
+        for i, x in enumerate(pools or []):
+            if not isinstance(x, str):
+                raise InputError(f"{src}: at $.our_pools[{i}]: expected a string (a page_pool id), "
+                                 f"got {strict_json.type_name(x)}")
+        k = scan_trace(capture_trace(d), lambda lines: schedtrace.fresh_page_cost(lines, pid, fpp, pools))
+        if k is not None:
+            kv.append(k["excess_us_per_page"])
+    if not kv:
+        return []
+    with sim_trace.open() as f:
+        model = schedtrace.fresh_page_cost(f, SIM_SENDER_PID, fpp)
+    rows: list[dict] = []
+    _info_row(rows, name, "sender.fresh_page_us", kv, model["excess_us_per_page"] if model else None, 2)
+    return rows
+
+
 def sender_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> list[dict]:
     """Unpaced UDP, kernel (each capture with scheduler lines) against the model's trace, reported
     and not gated: the sender's time per datagram while it runs alone (the kernel's changes from
@@ -435,16 +486,19 @@ def sender_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> li
     each while it ping-pongs with the reader, and the runs in which it sent on while the reader
     waited (each ends at a scheduler tick), which decide how many pages the socket holds.
     TCP on one CPU: the cycles of one write and the read of it (schedtrace.write_cycles), whose
-    lengths say whether the reader stays behind the sender in vruntime and keeps preempting it."""
+    lengths say whether the reader stays behind the sender in vruntime and keeps preempting it.
+    On one CPU and unpaced, UDP or TCP: the sender's extra time per page the pool never held
+    before (_fresh_page_rows)."""
     params = caps[0][1].get("params") or {}
     same_cpu = params.get("sender_cpu") == params.get("receiver_cpu")
+    fresh = _fresh_page_rows(name, caps, sim_trace) if same_cpu and not params.get("rate") else []
     if params.get("proto", "udp") == "tcp" and same_cpu:
-        return _write_cycle_rows(name, caps, sim_trace)
+        return _write_cycle_rows(name, caps, sim_trace) + fresh
     if params.get("proto", "udp") != "udp" or params.get("rate"):
         return []
     kernel = _kernel_profiles(caps, schedtrace.sender_profile)
     if not kernel:
-        return []
+        return fresh
     with sim_trace.open() as f:
         model = schedtrace.sender_profile(f, SIM_SENDER_PID, SIM_READER_PID)
     rows: list[dict] = []
@@ -456,7 +510,7 @@ def sender_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> li
         for metric, key, digits in _TURN_ROWS:
             kv = [k["turns"][key] for k in kernel if k["turns"] and k["turns"].get(key) is not None]
             _info_row(rows, name, metric, kv, model["turns"].get(key) if model["turns"] else None, digits)
-    return rows
+    return rows + fresh
 
 
 def compare_group(name: str, kernel: list[Metrics], sim: Metrics, sim_ok: bool,

@@ -310,3 +310,79 @@ def strip_softirq_lines(text: str) -> tuple[str, int]:
             continue
         kept.append(line)
     return "".join(kept), dropped
+
+
+_POLL_SWITCH_POOL = _line_re("napi_poll|sched_switch|page_pool_state_hold|page_pool_state_release")
+_POOL = re.compile(r"page_pool=(\S+)")
+FRESH_GAP_CAP_NS = 200_000  # longer gaps are other work (a tick, a softirq deferral), in both sets
+
+
+def fresh_page_cost(lines, sender_pid: int, frames_per_page: float, pools=None) -> dict | None:
+    """What the first use of a page the pool never held before costs the sender whose sendmsg runs
+    the veth NAPI poll, from a trace's napi_poll (the receiving veth's, as captures record them),
+    sched_switch and page_pool_state_hold/release lines.
+
+    A hold takes a page from the page allocator. While the pool holds more pages than it ever held
+    (holds less releases above their high-water mark) the page is one the run has not used: pages
+    it gave back come first off the allocator's per-CPU lists. Each such page serves
+    `frames_per_page` frames (the model's packing, ppsim.replay.frames_per_page), in whatever
+    context the poll runs (a same-CPU TCP reader's ACK has the sender transmit from the reader's
+    softirq). The sender's gaps between its own NAPI polls with no switch between (as
+    sender_profile's "alone") that carried those frames are compared with its other gaps. On the
+    capture VM (a PVM guest with free page reporting) a copy into such a page can wait 15-17 us
+    for the host to back it; pages used before do not (docs/replay.md).
+
+    The estimate runs low when a page takes several frames and its first frame follows a switch
+    (the page counts, its cost does not): on the model's own trace, 4.3 of 5 us charged at three
+    frames a page, 4.8-5.0 at one.
+
+    `pools`: the pool ids (the trace's page_pool= values) to count, None for all. Returns
+    {"fresh_pages", "fresh_gaps", "base_gaps", "base_us_per_frame", "excess_us_per_page"}, or
+    None when fewer than 50 gaps without fresh frames or fewer than 8 fresh pages qualify."""
+    pools = set(pools) if pools else None
+    out = high = 0
+    fresh_left = 0.0          # frames still to be copied into fresh pages
+    last, cpu_of_last = None, None
+    fresh, base = [], []      # (gap ns, frames, fresh frames)
+    for line in lines:
+        m = _POLL_SWITCH_POOL.match(line)
+        if not m:
+            continue
+        ev = m["event"]
+        if ev.startswith("page_pool_state_"):
+            p = _POOL.search(m["body"])
+            if pools is not None and (not p or p.group(1) not in pools):
+                continue
+            if ev == "page_pool_state_hold":
+                out += 1
+                if out > high:
+                    high = out
+                    fresh_left += frames_per_page
+            else:
+                out -= 1
+            continue
+        cpu = int(m["cpu"])
+        if ev == "sched_switch":
+            if cpu == cpu_of_last:
+                last = None
+            continue
+        w = _WORK.search(m["body"])
+        work = int(w.group(1)) if w else 0
+        if work <= 0:
+            continue
+        ff = min(float(work), fresh_left)
+        fresh_left -= ff
+        if int(m["pid"]) != sender_pid:
+            continue
+        t = _ts(m["ts"])
+        if last is not None and cpu == cpu_of_last and t - last <= FRESH_GAP_CAP_NS:
+            (fresh if ff else base).append((t - last, work, ff))
+        last, cpu_of_last = t, cpu
+    fresh_frames = sum(ff for _, _, ff in fresh)
+    if len(base) < 50 or fresh_frames < 8 * frames_per_page:
+        return None
+    per_frame = sum(g for g, _, _ in base) / sum(w for _, w, _ in base)
+    excess = sum(g - w * per_frame for g, w, _ in fresh)
+    pages = fresh_frames / frames_per_page
+    return {"fresh_pages": round(pages, 1), "fresh_gaps": len(fresh), "base_gaps": len(base),
+            "base_us_per_frame": round(per_frame / 1e3, 3), "excess_us_per_page": round(excess / pages / 1e3, 3)}

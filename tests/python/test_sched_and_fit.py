@@ -179,8 +179,12 @@ def test_validate_reports_the_senders_speed_in_kernel_and_model(tmp_path):
     rows = {r["metric"]: r for r in replay.sender_rows("udp-600-samecpu", caps, trace)}
     assert set(rows) == {"sender.alone_us_per_datagram", "sender.one_packet_turns", "sender.one_packet_turn_us",
                          "sender.runs_alone", "sender.largest_run_alone_packets", "sched.read_after_run",
-                         "sched.pingpong_per_lag"}
+                         "sched.pingpong_per_lag", "sender.fresh_page_us"}
     assert not any(r["gated"] for r in rows.values())
+    # Pages the pool never held cost the kernel's sender microseconds each; the model charges
+    # nothing for them unless veth.fresh_page_ns says so.
+    fresh = rows["sender.fresh_page_us"]
+    assert fresh["kernel_median"] > 3 and abs(fresh["ppsim"]) < 1
     row = rows["sender.alone_us_per_datagram"]
     lo, hi = row["kernel_range"]
     assert 3.5 < lo <= row["kernel_median"] <= hi < 6.5
@@ -276,7 +280,8 @@ def test_validate_reports_one_write_cycles_for_tcp_on_one_cpu(tmp_path):
     trace = tmp_path / "sim.txt"
     replay.simulate(caps[0][1], "meta.json", trace, seed=1)
     rows = {r["metric"]: r for r in replay.sender_rows("tcp-4096-samecpu", caps, trace)}
-    assert set(rows) == {"sched.one_write_cycles", "sched.one_write_send_us", "sched.one_write_read_us"}
+    assert set(rows) == {"sched.one_write_cycles", "sched.one_write_send_us", "sched.one_write_read_us",
+                         "sender.fresh_page_us"}
     assert not any(r["gated"] for r in rows.values())
     # The kernel alternates write and read hundreds of times; a read of one write takes 10-20 us.
     assert rows["sched.one_write_cycles"]["kernel_range"][0] > 100
@@ -362,3 +367,46 @@ def test_cold_frag_memory_at_its_high_water_mark():
     assert "veth0.tcp.sndq_faults" not in warm
     with pytest.raises(InputError, match=r"veth\.tcp_frag_cold_high_water.*tcp_kernel_acks"):
         run(**{"veth.tcp_frag_cold_high_water": True, "veth.tcp_kernel_acks": False})
+
+
+def _poll(t_us: float, pid: int = 100, work: int = 1) -> str:
+    return (f"      ppsim_send-{pid}   [000] ..s1.  1000.{int(t_us):06d}: napi_poll: napi poll on napi struct "
+            f"00000000b0c00000 for device veth0 work {work} budget 64")
+
+
+def _pool(t_us: float, what: str, n: int, pool: str = "00000000000000aa") -> list[str]:
+    return [f"      ppsim_send-100   [000] ..s1.  1000.{int(t_us):06d}: page_pool_state_{what}: page_pool={pool} "
+            f"netmem=0000000000000001 is_net_iov=0, pfn=0x{i + 1:x} {what}={i + 1}" for i in range(n)]
+
+
+def test_fresh_page_cost_is_the_senders_extra_time_on_pages_never_held_before():
+    # 16 pages above the pool's high-water mark: the reader's context polls 4 of their frames (its
+    # ACK made the sender transmit), the sender the other 12, each 15 us after the last where the
+    # rest take 5: 10 us a page, over the 11 gaps (the first poll has no gap). Giving 16 back and
+    # taking them again is not fresh (the allocator hands the same pages back); another pool's
+    # holds are not counted; a switch breaks the gap it spans.
+    lines = _pool(0, "hold", 16) + [_poll(5, pid=101, work=4)]
+    t = 10.0
+    lines.append(_poll(t))
+    for _ in range(11):
+        t += 15
+        lines.append(_poll(t))
+    for _ in range(60):
+        t += 5
+        lines.append(_poll(t))
+    lines += _pool(t, "release", 16) + _pool(t, "hold", 16) + _pool(t, "hold", 40, pool="00000000000000bb")
+    for _ in range(16):
+        t += 5
+        lines.append(_poll(t))
+    lines.append(f"      ppsim_send-100   [000] d..2.  1000.{int(t) + 2:06d}: sched_switch: prev_comm=ppsim_send "
+                 f"prev_pid=100 prev_prio=120 prev_state=R ==> next_comm=ppsim_recv next_pid=101 next_prio=120")
+    lines.append(_poll(t + 5))
+    k = schedtrace.fresh_page_cost(lines, 100, 1, ["00000000000000aa"])
+    assert k["fresh_pages"] == 11 and k["fresh_gaps"] == 11 and k["base_gaps"] == 76
+    assert k["base_us_per_frame"] == 5.0 and k["excess_us_per_page"] == 10.0
+    # Two frames a page: the same 16 pages serve 32 frames, 16 of them in the plain 5 us gaps.
+    two = schedtrace.fresh_page_cost(lines, 100, 2, ["00000000000000aa"])
+    assert two["fresh_pages"] == 13.5 and two["excess_us_per_page"] == round(110 / 13.5, 3)
+    # Counting the other pool's 40 holds makes the last 16 frames fresh too; too few plain gaps: None.
+    assert schedtrace.fresh_page_cost(lines, 100, 1)["fresh_pages"] == 27
+    assert schedtrace.fresh_page_cost(lines[:60], 100, 1) is None

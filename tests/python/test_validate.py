@@ -48,6 +48,29 @@ def test_frag_packing_matches_the_kernel_rule(repo, tmp_path):
         assert metrics(tmp_path / f"{payload}.txt").first_inflight == -(-300 // per_page), payload
 
 
+def test_frames_per_page_follows_the_models_packing(repo):
+    # `ppsim validate` divides the kernel's extra time after fresh holds by the pages those frames
+    # filled; its packing rule is the model's (the per_page column above). A TCP write's full
+    # segments fill a page each, and a short last segment may share one.
+    from ppsim.replay import frames_per_page
+    for payload, per_page in ((22, 6), (100, 5), (600, 3), (1400, 2), (1430, 2), (1472, 1)):
+        assert frames_per_page({"replay": {"proto": "udp", "payload_bytes": payload}}) == per_page, payload
+    tcp = lambda size: frames_per_page({"replay": {"proto": "tcp", "payload_bytes": size, "mtu": 1500}})
+    assert tcp(600) == 3.0
+    assert tcp(4096) == pytest.approx(3 / 2.5)  # 1448, 1448 and 1200 bytes: 1 + 1 + 1/2 pages
+    assert tcp(65536) == pytest.approx(46 / 45.25)  # 45 full segments and 376 bytes (4 a page)
+    # The model agrees: with the reader held, eight 4096-byte writes fill 20 pages (and the
+    # connection's own small frames share one more at most).
+    sc = scenario_from_meta(load_meta(repo / "traces/tcp-4096-samecpu-r1"))
+    sc["veth"].update({"sends": 8, "reader_hold_us": 1000})
+    r = ppsim.run(sc)
+    assert r.ok, r.violations
+    assert 20 <= r.stats["veth0.fresh_pages"] <= 21
+    with pytest.raises(InputError, match=r"m\.json: at \$\.replay\.payload_bytes: expected an integer"):
+        frames_per_page({"replay": {"proto": "udp", "payload_bytes": "600"}}, "m.json")
+    assert frames_per_page({"replay": {"proto": "tcp", "payload_bytes": 4096, "mtu": None}}) == tcp(4096)
+
+
 def test_a_page_the_pool_never_held_costs_its_first_copy_once(repo):
     # veth.fresh_page_ns: charged to the NAPI poll that first copies a frame into a page the run
     # never used before. Cross-CPU UDP holds 64 pages and recycles them: 64 fresh pages, and the
@@ -68,6 +91,25 @@ def test_a_page_the_pool_never_held_costs_its_first_copy_once(repo):
     holds = big["veth0.rq0.pp.pages_state_hold_cnt"]
     assert holds == big["veth0.rq0.pp.pages_state_release_cnt"]
     assert 64 < big["veth0.fresh_pages"] < holds / 2
+
+
+def test_the_fresh_page_estimate_reads_the_models_charge_back_from_its_trace(repo, tmp_path):
+    # `ppsim validate` compares the kernel's extra time per fresh page with the same estimate on
+    # the model's trace (sender.fresh_page_us). At one frame a page the estimate returns what the
+    # model charged; with nothing charged it finds nothing.
+    from ppsim import schedtrace
+    from ppsim.replay import SIM_SENDER_PID, frames_per_page
+    meta = load_meta(repo / "traces/udp-1472-samecpu-rcvbuf16000000-r1")
+    assert frames_per_page(meta) == 1
+    for ns, lo, hi in ((0, -0.5, 0.5), (5000, 4.5, 5.5)):
+        sc = scenario_from_meta(meta)
+        sc["veth"]["fresh_page_ns"] = ns
+        t = tmp_path / f"{ns}.txt"
+        assert ppsim.run(sc, trace=t).ok
+        with t.open() as f:
+            k = schedtrace.fresh_page_cost(f, SIM_SENDER_PID, 1)
+        assert k["fresh_pages"] > 500
+        assert lo < k["excess_us_per_page"] < hi, (ns, k)
 
 
 def test_replay_reproduces_a_cross_cpu_udp_capture(repo, tmp_path):
