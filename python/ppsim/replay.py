@@ -375,10 +375,18 @@ _TURN_ROWS = (("sender.one_packet_turns", "single", 1), ("sender.one_packet_turn
               ("sched.read_after_run", "read_after_run", 2), ("sched.pingpong_per_lag", "pingpong_per_lag", 2))
 
 
+def tcp_mss(meta: dict, src: str = "meta.json") -> int:
+    """TCP payload per segment: the capture's MTU (replay.mtu, 1500 when absent) less the IPv4 and
+    TCP headers with timestamps (52)."""
+    mss = (_get(meta, "replay.mtu", src, "int", None, null_ok=True) or 1500) - 52
+    if mss < 1:
+        raise InputError(f"{src}: at $.replay.mtu: expected an MTU above 52 bytes")
+    return mss
+
+
 def segments_per_write(meta: dict) -> int:
-    """TCP segments per write: the MSS from the capture's MTU, timestamps on (MTU - 52)."""
-    mss = int((meta.get("replay") or {}).get("mtu", 1500)) - 52
-    return -(-int(meta["params"]["size"]) // mss)
+    """TCP segments per write: the write's size over tcp_mss."""
+    return -(-int(meta["params"]["size"]) // tcp_mss(meta))
 
 
 def frames_per_page(meta: dict, src: str = "meta.json") -> float:
@@ -386,19 +394,18 @@ def frames_per_page(meta: dict, src: str = "meta.json") -> float:
     TCP: over one write's segments (size / MSS full ones and the rest), so a short last segment
     that shares a page counts as part of one. From the capture's replay section (replay.proto,
     replay.payload_bytes, replay.mtu)."""
-    from ppsim.capture import veth_frag_layout
+    from ppsim.capture import ETH_HLEN, IPV4_HLEN, UDP_HLEN, veth_frag_layout
 
     payload = _need(meta, "replay.payload_bytes", src, "int")
     if payload < 1:
         raise InputError(f"{src}: at $.replay.payload_bytes: expected at least 1 byte, got {payload}")
     if _get(meta, "replay.proto", src, "str", "udp") != "tcp":
-        return float(veth_frag_layout(payload + 42)["heads_per_page"])
-    mss = (_get(meta, "replay.mtu", src, "int", None, null_ok=True) or 1500) - 52
-    if mss < 1:
-        raise InputError(f"{src}: at $.replay.mtu: expected an MTU above 52 bytes")
+        return float(veth_frag_layout(payload + UDP_HLEN + IPV4_HLEN + ETH_HLEN)["heads_per_page"])
+    mss = tcp_mss(meta, src)
     full, rest = divmod(payload, mss)
     segs = [mss] * full + ([rest] if rest else [])
-    pages = sum(1.0 / veth_frag_layout(seg + 66)["heads_per_page"] for seg in segs)
+    headers = ETH_HLEN + IPV4_HLEN + 32  # TCP with timestamps
+    pages = sum(1.0 / veth_frag_layout(seg + headers)["heads_per_page"] for seg in segs)
     return len(segs) / pages
 
 
