@@ -37,7 +37,13 @@ struct Page {
   // veth model's skb_pp_cow_data only). A page that comes back from the allocator's free lists
   // was; one never handed out before may be memory the host has not backed (veth.fresh_page_ns).
   bool touched = false;
+  // The CPUs whose caches last wrote a frame into the page's data and last copied data out of it
+  // (-1: none in this run). A copy that meets lines another CPU's cache holds pays
+  // cpus.remote_copy_ns_per_kib (set by the veth model and the socket reader only).
+  std::int16_t data_writer_cpu = -1;
+  std::int16_t data_reader_cpu = -1;
 };
+static_assert(sizeof(Page) <= 72, "Page is copied in hot paths: keep it within 72 bytes");
 
 // Where a page is, as the checker and the tracer see it.
 enum class PageLoc : std::uint8_t {

@@ -88,6 +88,7 @@ StackConfig stack_config_from(const sim::Params& p) {
   c.reader_wake = sim::from_ns(p.get_double("stack.reader_wake_ns"));
   c.reader_initial_lag = sim::from_us(p.get_double("stack.reader_initial_lag_us"));
   c.reader_copy_ps_per_byte = p.get_double("stack.reader_copy_ns_per_kib") * 1000.0 / 1024.0;
+  c.remote_copy_ps_per_byte = p.get_double("cpus.remote_copy_ns_per_kib") * 1000.0 / 1024.0;
   c.read_batch = static_cast<std::uint32_t>(p.get_int("stack.read_batch_skbs"));
   c.read_bytes = static_cast<std::uint64_t>(p.get_int("stack.read_bytes"));
   c.first_touch = sim::from_ns(p.get_double("stack.reader_first_touch_ns"));
@@ -364,6 +365,24 @@ void Stack::reader_next(sim::Picos now) {
                                            /*schedule_point=*/false);
 }
 
+// copy_to_user of an skb's data: the part in pages another CPU's cache wrote last comes over line by
+// line (cpus.remote_copy_ns_per_kib). Afterwards the reader's cache holds the lines too.
+sim::Picos Stack::remote_copy_cost(const nic::Skb& s) {
+  const int cpu = cfg_.reader_cpu;
+  int pages = 0, remote = 0;
+  auto visit = [&](page_pool::PageId id) {
+    if (id == page_pool::kNoPage) return;
+    page_pool::Page& pg = world_.page(id);
+    ++pages;
+    if (pg.data_writer_cpu >= 0 && pg.data_writer_cpu != cpu) ++remote;
+    pg.data_reader_cpu = static_cast<std::int16_t>(cpu);
+  };
+  visit(s.page);
+  for (int i = 0; i < s.nfrags; ++i) visit(s.frag_page[i]);
+  if (remote == 0 || cfg_.remote_copy_ps_per_byte <= 0) return 0;
+  return static_cast<sim::Picos>(cfg_.remote_copy_ps_per_byte * s.bytes * remote / pages);
+}
+
 // One read call: up to read_batch skbs off the socket queue, copied to user space.
 sim::Picos Stack::reader_take() {
   Caller c = reader_caller();
@@ -377,7 +396,7 @@ sim::Picos Stack::reader_take() {
   while (!queue_.empty() && reading_.size() < cfg_.read_batch && (cfg_.read_bytes == 0 || copied < cfg_.read_bytes)) {
     const nic::Skb& s = queue_.front();
     copied += s.bytes;
-    cost += cfg_.reader_per_skb + static_cast<sim::Picos>(cfg_.reader_copy_ps_per_byte * s.bytes);
+    cost += cfg_.reader_per_skb + static_cast<sim::Picos>(cfg_.reader_copy_ps_per_byte * s.bytes) + remote_copy_cost(s);
     // udp_rmem_release: the charge comes off in batches of a quarter of rcvbuf, or when the
     // queue runs empty.
     rmem_deficit_ += truesize(s);

@@ -55,6 +55,7 @@ struct StackConfig {
   sim::Picos reader_call = 0;        // per read call (the system call), however many skbs it takes
   sim::Picos reader_per_skb = 0;     // recvmsg cost per skb
   double reader_copy_ps_per_byte = 0;
+  double remote_copy_ps_per_byte = 0;  // cpus.remote_copy_ns_per_kib
   std::uint32_t read_batch = 1;      // skbs read per wakeup before yielding
   std::uint64_t read_bytes = 0;      // bytes a read call copies at most (whole skbs; 0: no limit)
   sim::Picos first_touch = 0;        // per 4 KiB page of the read buffer the copy touches first (a fault)
@@ -131,6 +132,7 @@ class Stack : public nic::PacketSink {
   void reader_run();
   void reader_next(sim::Picos now);
   sim::Picos reader_take();
+  sim::Picos remote_copy_cost(const nic::Skb& s);
   void reader_batch_done();
   void defer(page_pool::Caller& c, const nic::Skb& skb);
   void flush_defer(page_pool::Caller& c, int cpu);

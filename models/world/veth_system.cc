@@ -92,8 +92,8 @@ void register_veth_params(sim::ParamRegistry& r) {
               "back come first off the allocator's lists and are warm", 0, 1e9,
               "0: every page warm. On the capture VM (a PVM guest with free page reporting) such a copy can wait "
               "15-17 us for the host to back the page; ppsim validate reports what the captures' senders pay per "
-              "page (sender.fresh_page_us; a median of 6.1 us over the fit set), and the model stays at 0 because "
-              "charging it moves the same-CPU TCP senders' start the wrong way (docs/replay.md)");
+              "page (sender.fresh_page_us), and the replay charges the fit set's median (ppsim fit, "
+              "traces/replay_defaults.json, docs/replay.md)");
   r.add_float("veth.tcp_write_return_ns", "ns", 0.0,
               "TCP: the part of veth.tcp_write_ns a write spends after its last segment's softirq (release_sock, the "
               "system call's return). A reader the write woke waits for it; with cpus.sched_clock_skip it is charged "
@@ -195,6 +195,7 @@ VethSystem::VethSystem(sim::Kernel& kernel, const sim::Params& p, std::vector<si
   fresh_page_cost_ = sim::from_ns(p.get_double("veth.fresh_page_ns"));
   xdp_cost_ = sim::from_ns(p.get_double("veth.xdp_ns"));
   copy_ps_per_byte_ = p.get_double("veth.copy_ns_per_kib") * 1000.0 / 1024.0;
+  remote_copy_ps_per_byte_ = p.get_double("cpus.remote_copy_ns_per_kib") * 1000.0 / 1024.0;
   delete_after_sender_ = sim::from_us(p.get_double("veth.delete_after_sender_us"));
   reader_hold_ = sim::from_us(p.get_double("veth.reader_hold_us"));
   rx_.rcvbuf = static_cast<std::uint64_t>(p.get_int("veth.tcp_rcvbuf_bytes"));
@@ -901,6 +902,13 @@ bool VethSystem::deliver_one(Caller& c, std::uint32_t frame) {
     return false;
   }
   page_pool::Page& pg = pages_.page(page);
+  // The frame's lines were last read by the CPU that copied the page's previous data out: from
+  // another CPU's cache they come over line by line (an invalidation each).
+  if (pg.data_reader_cpu >= 0 && pg.data_reader_cpu != c.ctx.cpu) {
+    ++remote_copies_;
+    c.cost += static_cast<Picos>(remote_copy_ps_per_byte_ * frame);
+  }
+  pg.data_writer_cpu = static_cast<std::int16_t>(c.ctx.cpu);
   if (!pg.touched) {  // the first frame copied into a page the allocator never handed out before
     pg.touched = true;
     ++fresh_pages_;
@@ -1050,6 +1058,8 @@ void VethSystem::register_stats() {
   s.reader("veth0.napi_polls", "polls", "receive NAPI polls", [this] { return polls_; });
   s.reader("veth0.xdp_drops", "packets", "packets the XDP program dropped", [this] { return xdp_drops_; });
   s.reader("veth0.sender_blocked", "events", "TCP sends that waited for window", [this] { return blocked_; });
+  s.reader("veth0.remote_copies", "frames", "frames copied into pool pages another CPU last read (cpus.remote_copy_ns_per_kib each KiB)",
+           [this] { return remote_copies_; });
   s.reader("veth0.fresh_pages", "pages", "pool pages first written in this run (veth.fresh_page_ns each)",
            [this] { return fresh_pages_; });
   if (tcp_) {

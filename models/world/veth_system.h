@@ -168,6 +168,8 @@ class VethSystem {
   std::uint32_t budget_ = 64;
 
   std::uint64_t sent_ = 0, segments_ = 0, polls_ = 0, xdp_drops_ = 0, blocked_ = 0, fresh_pages_ = 0;
+  std::uint64_t remote_copies_ = 0;
+  double remote_copy_ps_per_byte_ = 0;  // cpus.remote_copy_ns_per_kib
   std::uint64_t unread_bytes_ = 0;    // TCP payload written and not yet read
   std::uint64_t sndq_ = 0;            // TCP: bytes written into the send queue, not yet transmitted
   // TCP's sending side (tcp_output.c, tcp_input.c tcp_ack): payload bytes transmitted and

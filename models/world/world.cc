@@ -98,6 +98,12 @@ void register_world_params(sim::ParamRegistry& r) {
              "rq_clock_skip_update, kernel/sched/core.c): the running task is not charged from the last clock update "
              "(that wake-up, or a later tick or wake-up) to the switch, and the task switched in is charged for it");
 
+  r.add_float("cpus.remote_copy_ns_per_kib", "ns/KiB", 0.0,
+              "extra cost per KiB of a copy into or out of pool page data whose lines another CPU's cache holds: "
+              "the veth model's copy into a page another CPU last read, a socket read of data another CPU wrote "
+              "(cache-to-cache transfers and invalidations, line by line)", 0, 1e9,
+              "0: every copy costs what a local one does (veth.copy_ns_per_kib, stack.reader_copy_ns_per_kib)");
+
   r.add_int("memory.capacity_pages", "pages", 262144, "pages the page allocator can hand out (1 GiB default)", 1, 1ll << 36);
   r.add_float("memory.pfmemalloc_fraction", "", 0.0, "fraction of pages handed out from emergency reserves (never recycled)",
               0, 1);
