@@ -33,6 +33,9 @@ def run(args) -> int:
     if res["rows"]:
         print(f"{'capture':44s} {'figure':22s} {'kernel':>10s} {'model':>10s} {'error':>7s}")
         for r in res["rows"]:
+            if r["model"] is None:  # the model's replay had no such turn
+                print(f"{r['capture']:44s} {r['figure']:22s} {r['kernel']:>10g} {'-':>10s} {'':>7s}")
+                continue
             err = (r["model"] - r["kernel"]) / r["kernel"] if r["kernel"] else 0.0
             print(f"{r['capture']:44s} {r['figure']:22s} {r['kernel']:>10g} {r['model']:>10g} {err:>+7.1%}")
     for n in res["notes"]:

@@ -461,11 +461,9 @@ def _write_cycle_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path)
     return rows
 
 
-def _fresh_page_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> list[dict]:
-    """The sender's extra time per page its pool never held before (schedtrace.fresh_page_cost),
-    each capture with scheduler lines (its own pools) against the model's trace: what the VM
-    charges for memory it has not backed, and what the model charges (veth.fresh_page_ns)."""
-    fpp = frames_per_page(caps[0][1], str(caps[0][0] / "meta.json"))
+def kernel_fresh_page_costs(caps: list[tuple[Path, dict]], fpp: float) -> list[float]:
+    """schedtrace.fresh_page_cost's extra us per page for each capture with scheduler lines that
+    gives one (its own pools; `fpp` frames a page)."""
     kv = []
     for d, meta, src, pid, _ in _sched_captures(caps):
         pools = _get(meta, "our_pools", src, "list", None, null_ok=True) or None
@@ -476,6 +474,15 @@ def _fresh_page_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) 
         k = scan_trace(capture_trace(d), lambda lines: schedtrace.fresh_page_cost(lines, pid, fpp, pools))
         if k is not None:
             kv.append(k["excess_us_per_page"])
+    return kv
+
+
+def _fresh_page_rows(name: str, caps: list[tuple[Path, dict]], sim_trace: Path) -> list[dict]:
+    """The sender's extra time per page its pool never held before (schedtrace.fresh_page_cost),
+    each capture with scheduler lines (its own pools) against the model's trace: what the VM
+    charges for memory it has not backed, and what the model charges (veth.fresh_page_ns)."""
+    fpp = frames_per_page(caps[0][1], str(caps[0][0] / "meta.json"))
+    kv = kernel_fresh_page_costs(caps, fpp)
     if not kv:
         return []
     with sim_trace.open() as f:

@@ -277,6 +277,60 @@ def write_cycles(lines, sender_pid: int, reader_pid: int, segments: int) -> dict
             "read_us": round(statistics.median(read), 1)}
 
 
+def read_shapes(lines, sender_pid: int, reader_pid: int, packets_per_write: int = 1) -> dict:
+    """What the reader's turns cost against what they read, on one CPU. A reader turn counts when
+    it follows a turn of the sender on the same CPU, polled nothing itself (no NAPI poll in its
+    context: no ACK that made the sender transmit) and ended with the reader asleep (`S`):
+
+    - "short_read_us": the median length of those after a sender turn of at most
+      `packets_per_write` packets: a read of one datagram or one write just sent (the turn
+      includes the switch into the reader and its sleep);
+    - "backlog_us_per_packet": the median, over those after a sender turn of at least
+      max(40, 3 * packets_per_write) packets (the sender ran on while the reader waited), of the
+      turn's length per packet the sender turn carried: reading a backlog.
+
+    Counts of each ("short_reads", "backlog_reads"), and the median packets of the sender turns
+    before the backlog reads ("backlog_packets"); a figure is None without any."""
+    on_cpu: dict[int, tuple[int, int]] = {}     # cpu -> (pid, since)
+    polled: dict[int, int] = defaultdict(int)   # cpu -> packets polled in the current turn
+    last_turn: dict[int, tuple[int, int]] = {}  # cpu -> (pid, packets) of the turn before
+    short, backlog, backlog_n = [], [], []
+    big = max(40, 3 * packets_per_write)
+    for line in lines:
+        m = _POLL_OR_SWITCH.match(line)
+        if not m:
+            continue
+        cpu = int(m["cpu"])
+        if m["event"] == "napi_poll":
+            w = _WORK.search(m["body"])
+            if w and cpu in on_cpu and on_cpu[cpu][0] == int(m["pid"]):
+                polled[cpu] += int(w.group(1))
+            continue
+        sw = _SWITCH.search(m["body"])
+        if not sw:
+            continue
+        t = _ts(m["ts"])
+        prev, nxt = int(sw["pp"]), int(sw["np"])
+        if cpu in on_cpu and on_cpu[cpu][0] == prev:
+            before = last_turn.get(cpu)
+            if (prev == reader_pid and sw["ps"] == "S" and polled[cpu] == 0 and before
+                    and before[0] == sender_pid and before[1] > 0):
+                us = (t - on_cpu[cpu][1]) / 1e3
+                if before[1] <= packets_per_write:
+                    short.append(us)
+                elif before[1] >= big:
+                    backlog.append(us / before[1])
+                    backlog_n.append(before[1])
+            last_turn[cpu] = (prev, polled[cpu])
+        else:  # a line is missing: what ran before is unknown
+            last_turn.pop(cpu, None)
+        on_cpu[cpu] = (nxt, t)
+        polled[cpu] = 0
+    med = lambda v: round(statistics.median(v), 3) if v else None
+    return {"short_reads": len(short), "short_read_us": med(short),
+            "backlog_reads": len(backlog), "backlog_us_per_packet": med(backlog), "backlog_packets": med(backlog_n)}
+
+
 def _lag_budget(turns, sender_pid: int, reader_pid: int) -> dict:
     """sender_profile's phases: a run alone (L), the reader's next turn (D), then ping-pong until
     the next run alone, on the CPU the sender ran most turns on."""
