@@ -305,6 +305,13 @@ def _turn_shapes(o: Obs, trace: Path, pids: tuple[int, int]) -> dict:
         return shapes(f)
 
 
+def _model_turn_shapes(o: Obs, vals: dict, work: Path) -> dict:
+    """_turn_shapes of the model's replay of the capture with these values."""
+    t = work / "turns.trace.txt"
+    _run(o.meta, o.capture, vals, trace=t)
+    return _turn_shapes(o, t, (SIM_SENDER_PID, SIM_READER_PID))
+
+
 def _turn_features(o: Obs, coalesce: bool, backlog_packets: float | None) -> list[tuple[str, list[float]]]:
     """How each turn shape depends on [context switch, reader wake-up, read call, per skb, copy per
     KiB] in the model (models/world/stack.cc reader_take; the switch is charged to the task
@@ -489,9 +496,7 @@ def fit(dirs: list[Path], defaults: dict | None = None) -> dict:
             for _ in range(3):
                 feats, resid = [], []
                 for o in same:
-                    t = Path(tmp) / "turns.trace.txt"
-                    _run(o.meta, o.capture, vals, trace=t)
-                    model = _turn_shapes(o, t, (SIM_SENDER_PID, SIM_READER_PID))
+                    model = _model_turn_shapes(o, vals, Path(tmp))
                     for name, f in _turn_features(o, coalesce, model.get("backlog_packets")):
                         if kernel[o.capture].get(name) is None or model.get(name) is None:
                             continue
@@ -514,9 +519,7 @@ def fit(dirs: list[Path], defaults: dict | None = None) -> dict:
             else:
                 notes.append("same-CPU costs kept: too few turn shapes in the fit set's same-CPU captures")
             for o in same:
-                t = Path(tmp) / "turns.trace.txt"
-                _run(o.meta, o.capture, vals, trace=t)
-                model = _turn_shapes(o, t, (SIM_SENDER_PID, SIM_READER_PID))
+                model = _model_turn_shapes(o, vals, Path(tmp))
                 for name, label in (("one", "sender one-datagram turn us"), ("short", "reader short read us"),
                                     ("backlog", "reader backlog us/packet")):
                     if kernel[o.capture].get(name) is not None:
