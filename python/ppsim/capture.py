@@ -66,6 +66,7 @@ SKB_STRUCT_BYTES = 256        # SKB_DATA_ALIGN(sizeof(struct sk_buff)) on x86_64
 # headroom and shared info: 4096 - 256 - 320 - ETH_HLEN.
 VETH_MAX_XDP_MTU = PAGE_SIZE - 256 - 320 - 14
 ETH_HLEN, IPV4_HLEN, UDP_HLEN = 14, 20, 8
+TCP_TS_HLEN = 32  # a TCP header with the timestamps option
 NS_PREFIX = "ppsim-cap-"
 INSTANCE_PREFIX = "ppsim-capture-"
 WORKDIR_PREFIX = "ppsim-capture-"   # + pid + "-" + random: tempfile's private tracefs mount point

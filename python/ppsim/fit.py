@@ -46,18 +46,19 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from ppsim.capture import ETH_HLEN, IPV4_HLEN, TCP_TS_HLEN, UDP_HLEN
 from ppsim.errors import InputError
 from ppsim.replay import DEFAULTS_FILE, connect_gap_us, group_captures, measured_start_us, scenario_from_meta, split_of_groups
-from ppsim.replay import (READER_BUFFER_BYTES as READ_BYTES, SIM_READER_PID, SIM_SENDER_PID, _get, frames_per_page,
-                          kernel_fresh_page_costs)
+from ppsim.replay import (READER_BUFFER_BYTES as READ_BYTES, SIM_READER_PID, SIM_SENDER_PID, _get, _kernel_profiles,
+                          frames_per_page, kernel_fresh_page_costs)
 from ppsim.replay import segments_per_write as _segments
 from ppsim import schedtrace
 from ppsim.trace import capture_trace, scan_trace
 
 SENDER_COSTS = [("veth", "send_ns"), ("veth", "xmit_ns"), ("veth", "poll_ns"), ("veth", "cow_ns"), ("veth", "xdp_ns"),
                 ("stack", "deliver_ns")]
-UDP_HEADERS = 14 + 20 + 8
-TCP_HEADERS = 14 + 20 + 32  # Ethernet, IPv4 and TCP with timestamps: what a segment's skb holds beyond its payload
+UDP_HEADERS = ETH_HLEN + IPV4_HLEN + UDP_HLEN
+TCP_HEADERS = ETH_HLEN + IPV4_HLEN + TCP_TS_HLEN  # what a segment's skb holds beyond its payload
 SEGMENTS_PER_COALESCED_SKB = 18  # tcp_try_coalesce: the tail's head and up to MAX_SKB_FRAGS (17) frags
 LAG_GRID_US = [0, 25, 50, 100, 150, 200, 300, 400, 600]
 # The seeds the lag is judged at, as `ppsim validate --seeds 1,11,21,31` reports: one seed picks a
@@ -268,12 +269,10 @@ def _pids(o: Obs) -> tuple[int, int]:
 
 
 def _kernel_alone_us(o: Obs) -> float | None:
-    """The kernel sender's time per datagram while it runs alone on one CPU (sender_profile)."""
-    if not o.meta.get("sched") or not (o.meta.get("process_ids") or {}).get("sender"):
-        return None
-    a = scan_trace(capture_trace(Path(o.capture)),
-                   lambda lines: schedtrace.sender_profile(lines, _pids(o)[0])["alone"])
-    return a["us_per_packet"] if a else None
+    """The kernel sender's time per datagram while it runs alone on one CPU (sender_profile; a
+    capture without scheduler lines, or thinned, gives none)."""
+    a = _kernel_profiles([(Path(o.capture), o.meta)], lambda lines, pid, _: schedtrace.sender_profile(lines, pid)["alone"])
+    return a[0]["us_per_packet"] if a else None
 
 
 def _model_alone_us(o: Obs, vals: dict, work: Path) -> float | None:

@@ -378,7 +378,9 @@ _TURN_ROWS = (("sender.one_packet_turns", "single", 1), ("sender.one_packet_turn
 def tcp_mss(meta: dict, src: str = "meta.json") -> int:
     """TCP payload per segment: the capture's MTU (replay.mtu, 1500 when absent) less the IPv4 and
     TCP headers with timestamps (52)."""
-    mss = (_get(meta, "replay.mtu", src, "int", None, null_ok=True) or 1500) - 52
+    from ppsim.capture import IPV4_HLEN, TCP_TS_HLEN
+
+    mss = (_get(meta, "replay.mtu", src, "int", None, null_ok=True) or 1500) - IPV4_HLEN - TCP_TS_HLEN
     if mss < 1:
         raise InputError(f"{src}: at $.replay.mtu: expected an MTU above 52 bytes")
     return mss
@@ -394,7 +396,7 @@ def frames_per_page(meta: dict, src: str = "meta.json") -> float:
     TCP: over one write's segments (size / MSS full ones and the rest), so a short last segment
     that shares a page counts as part of one. From the capture's replay section (replay.proto,
     replay.payload_bytes, replay.mtu)."""
-    from ppsim.capture import ETH_HLEN, IPV4_HLEN, UDP_HLEN, veth_frag_layout
+    from ppsim.capture import ETH_HLEN, IPV4_HLEN, TCP_TS_HLEN, UDP_HLEN, veth_frag_layout
 
     payload = _need(meta, "replay.payload_bytes", src, "int")
     if payload < 1:
@@ -404,7 +406,7 @@ def frames_per_page(meta: dict, src: str = "meta.json") -> float:
     mss = tcp_mss(meta, src)
     full, rest = divmod(payload, mss)
     segs = [mss] * full + ([rest] if rest else [])
-    headers = ETH_HLEN + IPV4_HLEN + 32  # TCP with timestamps
+    headers = ETH_HLEN + IPV4_HLEN + TCP_TS_HLEN
     pages = sum(1.0 / veth_frag_layout(seg + headers)["heads_per_page"] for seg in segs)
     return len(segs) / pages
 
